@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs and starts what the test suite needs on a fresh machine (idempotent).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+need=()
+command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq >/dev/null 2>&1 || true
+  apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || echo "warning: could not install ${need[*]}" >&2
+fi
+# PostgreSQL is preinstalled on the project machine; start it if it is down.
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+fi

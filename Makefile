@@ -1,0 +1,32 @@
+# conventions-intake — every command a developer or CI needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck check install clean
+
+run: $(STAMP)  ## start the service on its embedded defaults (SQLite, SMTP receiver on 127.0.0.1:2525)
+	$(BIN)/conventions-intake serve
+
+test: $(STAMP)  ## the whole test suite (what .ci/run runs)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check intake parsers store notifier templates tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,159 @@
+"""The French words of every issue: what is wrong and how to fix it.
+
+Each code has a default severity and a message template. Templates use ``str.format`` fields;
+a field the caller does not give is left as a neutral word rather than raising, so a message is
+always produced. Codes are stable: they appear in JSON output, in the store and in the docs
+(docs/issue-codes.md lists them for users).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from parsers.model import Issue, Severity
+
+
+@dataclass(frozen=True)
+class IssueKind:
+    code: str
+    severity: Severity
+    template: str
+
+
+_KINDS = (
+    # ---- the file itself
+    IssueKind("unreadable_file", "error",
+              "Le fichier « {file} » ne peut pas être lu ({reason}). Enregistrez le tableau au format "
+              "Excel (.xlsx) depuis Excel ou LibreOffice, sans mot de passe, et renvoyez-le."),
+    IssueKind("template_not_recognised", "error",
+              "Le fichier « {file} » ne contient pas le tableau de l'annexe 2 : aucune feuille n'a de ligne "
+              "d'en-têtes avec les colonnes « Indicateur » et « Résultat régional ». Utilisez le modèle "
+              "fourni (ou gardez ces intitulés de colonnes) et renvoyez le fichier."),
+    IssueKind("missing_column", "error",
+              "La colonne « {column} » est introuvable dans la feuille « {sheet} » (ligne d'en-têtes "
+              "{header_row}). Rétablissez cette colonne avec son intitulé et renvoyez le fichier."),
+    IssueKind("missing_indicator", "error",
+              "L'indicateur {indicator} « {label} » est absent du tableau (feuille « {sheet} »). "
+              "Ajoutez sa ligne avec l'intitulé de l'annexe 2, son résultat et ses observations."),
+    IssueKind("unknown_indicator", "warning",
+              "La ligne {row} (« {value} ») ne correspond à aucun indicateur de l'annexe 2 ; elle n'a "
+              "pas été prise en compte. Vérifiez l'intitulé si elle devait correspondre à un indicateur."),
+    IssueKind("ambiguous_indicator", "error",
+              "L'intitulé « {value} » (cellule {cell}) peut désigner plusieurs indicateurs ({candidates}). "
+              "Reprenez l'intitulé exact de l'annexe 2."),
+    IssueKind("duplicate_indicator", "error",
+              "L'indicateur {indicator} « {label} » apparaît plusieurs fois (cellules {cells}). "
+              "Ne gardez qu'une ligne par indicateur."),
+    # ---- values
+    IssueKind("not_a_number", "error",
+              "{indicator} « {label} » : la valeur « {value} » (cellule {cell}) n'est pas un nombre. "
+              "{expected} Mettez les explications dans la colonne « Observations »."),
+    IssueKind("not_an_integer", "error",
+              "{indicator} « {label} » : la valeur {value} (cellule {cell}) doit être un nombre entier "
+              "(c'est un décompte). Indiquez un nombre entier."),
+    IssueKind("out_of_range", "error",
+              "{indicator} « {label} » : la valeur {value} (cellule {cell}) est hors des bornes "
+              "({bounds}). Corrigez la valeur."),
+    IssueKind("formula_without_value", "error",
+              "{indicator} « {label} » : la cellule {cell} contient une formule ({formula}) sans résultat "
+              "enregistré. Ouvrez le fichier dans Excel ou LibreOffice, laissez-le recalculer, "
+              "enregistrez-le puis renvoyez-le (ou saisissez directement la valeur)."),
+    IssueKind("cell_error", "error",
+              "{indicator} « {label} » : la cellule {cell} affiche une erreur de calcul ({value}). "
+              "Corrigez la formule ou saisissez la valeur."),
+    IssueKind("missing_value", "warning",
+              "{indicator} « {label} » : ni résultat ni observation (cellule {cell}). Indiquez le résultat, "
+              "ou « NC » avec une observation expliquant pourquoi la donnée n'est pas disponible."),
+    IssueKind("missing_observation", "warning",
+              "{indicator} « {label} » : la colonne « Observations » est vide (cellule {cell}). La notice "
+              "demande d'y préciser la cible régionale, l'analyse des écarts, le contexte ou les "
+              "difficultés de collecte."),
+    IssueKind("national_indicator", "warning",
+              "{indicator} « {label} » est renseigné au niveau national ; la valeur {value} (cellule "
+              "{cell}) est conservée à titre d'information. Rien à faire de votre côté."),
+    IssueKind("ambiguous_percent", "warning",
+              "{indicator} « {label} » : la valeur {value} (cellule {cell}) a été lue comme {points} %. "
+              "Si ce n'est pas le cas, saisissez le pourcentage en points (par exemple « 25 % » ou 25)."),
+    IssueKind("year_mismatch", "warning",
+              "La colonne de résultats porte sur l'année {found} (cellule {cell}) alors que la campagne "
+              "en cours porte sur {expected}. Vérifiez qu'il s'agit du bon tableau."),
+    # ---- the message
+    IssueKind("region_mismatch", "error",
+              "Le tableau indique la région « {found} » (cellule {cell}) alors que l'expéditeur relève de "
+              "la région « {expected} ». Vérifiez le fichier joint et renvoyez celui de votre région."),
+    IssueKind("region_not_found", "warning",
+              "Le tableau ne mentionne pas de région (par exemple « Région : Bretagne » en tête de "
+              "feuille). Le retour a été rattaché à la région de l'expéditeur, « {expected} »."),
+    IssueKind("unknown_sender", "error",
+              "L'adresse « {value} » n'est rattachée à aucune région. Le message a été mis de côté pour "
+              "un administrateur ; écrivez depuis l'adresse de la préfecture de région déclarée."),
+    IssueKind("no_return_found", "error",
+              "Aucun tableau de bord (fichier Excel) ni analyse qualitative n'a été trouvé dans votre "
+              "message. La pièce jointe a peut-être été oubliée : renvoyez le message avec le tableau "
+              "au format .xlsx et l'analyse qualitative (dans le corps du message ou en pièce jointe)."),
+    IssueKind("unsupported_attachment", "warning",
+              "La pièce jointe « {file} » n'a pas été utilisée ({reason})."),
+    IssueKind("identical_file", "warning",
+              "Le fichier « {file} » est identique à la version déjà enregistrée le {date} ; "
+              "aucune nouvelle version n'a été créée."),
+    # ---- narrative
+    IssueKind("narrative_point_missing", "warning",
+              "L'analyse qualitative ({file}) ne semble pas traiter le point « {point} ». Complétez-la "
+              "si ce point vous concerne."),
+    IssueKind("narrative_empty", "warning",
+              "L'analyse qualitative ({file}) ne contient pas de texte lisible. S'il s'agit d'un scan, "
+              "envoyez plutôt le document texte (.docx, .odt ou .pdf texte)."),
+    IssueKind("narrative_missing", "warning",
+              "L'analyse qualitative n'a pas été reçue. Envoyez-la dans le corps d'un message ou en pièce "
+              "jointe (.docx, .odt, .pdf ou .txt) : votre dossier sera alors complet."),
+    IssueKind("workbook_missing", "warning",
+              "Le tableau de bord (annexe 2, fichier Excel) n'a pas été reçu. Envoyez-le pour compléter "
+              "votre dossier."),
+)
+
+KINDS: dict[str, IssueKind] = {k.code: k for k in _KINDS}
+
+
+class _Lenient(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def make_issue(
+    code: str,
+    *,
+    severity: Severity | None = None,
+    indicator: str | None = None,
+    sheet: str | None = None,
+    cell: str | None = None,
+    value: object = None,
+    file: str | None = None,
+    **context: object,
+) -> Issue:
+    """Build an :class:`Issue` whose French message is filled from the catalogue."""
+    kind = KINDS[code]
+    fields = _Lenient(context)
+    fields.setdefault("indicator", indicator or "")
+    fields.setdefault("sheet", sheet or "")
+    fields.setdefault("cell", cell or "?")
+    fields.setdefault("file", file or "")
+    fields.setdefault("value", "" if value is None else _show(value))
+    message = kind.template.format_map(fields)
+    return Issue(
+        severity=severity or kind.severity,
+        code=code,
+        message=" ".join(message.split()),
+        indicator=indicator,
+        sheet=sheet,
+        cell=cell,
+        value=None if value is None else _show(value),
+        file=file,
+    )
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float):
+        text = f"{value:.6g}"
+        return text.replace(".", ",")
+    return str(value)

@@ -1,0 +1,55 @@
+"""Text folding and fuzzy comparison, shared by label, header and region matching."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from difflib import SequenceMatcher
+
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "’": "'", "‘": "'"})
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+_SPACES = re.compile(r"\s+")
+# Words too common in indicator labels to tell two of them apart.
+STOPWORDS = frozenset(
+    "de des du la le les l d en et a au aux dans par pour sur un une ou qui que ce ces leur leurs".split()
+)
+
+
+def strip_accents(text: str) -> str:
+    text = text.translate(_LIGATURES)
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def fold(text: str) -> str:
+    """Lower case, no accents, punctuation as spaces, single spaces: the form every match uses."""
+    return _SPACES.sub(" ", _NON_WORD.sub(" ", strip_accents(text).lower())).strip()
+
+
+def fold_keep_apostrophes(text: str) -> str:
+    """Like :func:`fold` but keeps apostrophes, for keyword search in prose."""
+    lowered = strip_accents(text).lower()
+    return _SPACES.sub(" ", re.sub(r"[^0-9a-z']+", " ", lowered)).strip()
+
+
+def words(text: str) -> list[str]:
+    return [w for w in fold(text).split() if w not in STOPWORDS]
+
+
+def similarity(a: str, b: str) -> float:
+    """A 0..1 score of how alike two labels are once folded, tolerant to a word changed."""
+    fa, fb = fold(a), fold(b)
+    if not fa or not fb:
+        return 0.0
+    if fa == fb:
+        return 1.0
+    wa, wb = set(words(a)), set(words(b))
+    jaccard = len(wa & wb) / len(wa | wb) if wa | wb else 0.0
+    ratio = SequenceMatcher(None, fa, fb, autojunk=False).ratio()
+    return max(ratio, jaccard)
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Collapse white space (no newline can leak into a log line or a table) and shorten."""
+    flat = _SPACES.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
