@@ -1,0 +1,182 @@
+"""The journey of one message, top to bottom.
+
+1. ``receive``: the raw bytes are stored and committed before anything else, so a channel can
+   acknowledge the message (SMTP 250, IMAP move) knowing nothing can be lost after that.
+2. ``process``: the steps below run in ONE transaction. Either the verdict, the dossier's new
+   versions and the queued reply are all committed together, or none is: a message can never get
+   two replies, and a crash leaves it ``received`` to be processed again.
+3. A step that raises leaves the message ``failed`` with its error; ``reprocess`` runs it again.
+
+Steps (one module each under ``intake/steps``):
+  classify → extract → validate → record → reply
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from intake.journey import Delivery, Journey, Outcome, Result, Services
+from intake.steps.classify import classify
+from intake.steps.extract import extract
+from intake.steps.record import record
+from intake.steps.reply import reply
+from intake.steps.validate import validate
+from parsers.mime import message_id_of
+from parsers.model import Issue
+from parsers.text import one_line
+from store import queries
+from store.models import InboundMessage
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[Journey, Services], None]
+    when: Callable[[Journey], bool]
+
+
+def _undecided(j: Journey) -> bool:
+    return j.outcome is None
+
+
+def _judged(j: Journey) -> bool:
+    return j.outcome in ("accepted", "rejected")
+
+
+def _answerable(j: Journey) -> bool:
+    return j.outcome in ("accepted", "rejected", "quarantined")
+
+
+STEPS: tuple[Step, ...] = (
+    Step("classify", classify, lambda j: True),  # ignored / duplicate / quarantined, or a region
+    Step("extract", extract, _undecided),  # workbooks and narratives read and checked
+    Step("validate", validate, _undecided),  # message-level rules; verdict accepted / rejected
+    Step("record", record, _judged),  # new versions on the region's dossier
+    Step("reply", reply, _answerable),  # French answer queued in the outbox
+)
+
+
+def receive(services: Services, delivery: Delivery) -> int:
+    """Store the raw message durably; returns its id. Nothing else happens here."""
+    with services.sessions.begin() as session:
+        inbound = queries.store_inbound(
+            session,
+            raw=delivery.raw,
+            received_at=delivery.received_at,
+            channel=delivery.channel,
+            envelope_from=delivery.envelope_from,
+            envelope_to=delivery.envelope_to,
+            message_id=message_id_of(delivery.raw),
+        )
+        session.flush()
+        inbound_id = inbound.id
+    services.log.info("stored message #%d (%d bytes, %s)", inbound_id, len(delivery.raw), delivery.channel)
+    return inbound_id
+
+
+def ingest(services: Services, delivery: Delivery) -> Result:
+    return process(services, receive(services, delivery))
+
+
+def process(services: Services, inbound_id: int) -> Result:
+    """Run the steps on a stored message; idempotent for a message already processed."""
+    try:
+        with services.sessions() as session, session.begin():
+            inbound = session.get(InboundMessage, inbound_id)
+            if inbound is None:
+                raise LookupError(f"no stored message #{inbound_id}")
+            if inbound.outcome != "received":
+                return stored_result(inbound)
+            journey = Journey(inbound=inbound, session=session)
+            for step in STEPS:
+                if step.when(journey):
+                    step.run(journey, services)
+            result = _finish(journey)
+        if services.after_commit is not None:
+            services.after_commit()
+    except Exception as exc:
+        return _fail(services, inbound_id, exc)
+    services.log.info("message #%d: %s (%s) region=%s", inbound_id, result.outcome,
+                      one_line(result.reason or "-"), result.region or "-")
+    return result
+
+
+def _finish(journey: Journey) -> Result:
+    inbound = journey.inbound
+    outcome: Outcome = journey.outcome or "failed"
+    inbound.outcome = outcome
+    inbound.outcome_reason = journey.reason or None
+    inbound.region_code = journey.region.code if journey.region else None
+    inbound.campaign_id = journey.campaign.id if journey.campaign else None
+    inbound.processed_at = datetime.now(UTC)
+    inbound.attempts += 1
+    if journey.mail is not None:
+        inbound.from_addr = journey.mail.from_addr
+        inbound.subject = journey.mail.subject[:998]
+    result = Result(
+        inbound_id=inbound.id,
+        message_id=inbound.message_id,
+        outcome=outcome,
+        region=inbound.region_code,
+        campaign=inbound.campaign_id,
+        issues=tuple(journey.all_issues()),
+        dossier=journey.dossier.status if journey.dossier else None,
+        reply=journey.reply,
+        reason=journey.reason,
+    )
+    inbound.verdict = result.as_dict()
+    return result
+
+
+def stored_result(inbound: InboundMessage) -> Result:
+    """The result recorded when the message was processed (for replays and idempotence)."""
+    data = inbound.verdict or {}
+    return Result(
+        inbound_id=inbound.id,
+        message_id=inbound.message_id,
+        outcome=inbound.outcome,  # type: ignore[arg-type]
+        region=inbound.region_code,
+        campaign=inbound.campaign_id,
+        issues=tuple(Issue(**{k: v for k, v in i.items() if k in Issue.__dataclass_fields__})
+                     for i in data.get("issues", [])),
+        dossier=data.get("dossier"),
+        reply=None,
+        reason=inbound.outcome_reason or "",
+    )
+
+
+def _fail(services: Services, inbound_id: int, exc: Exception) -> Result:
+    services.log.exception("message #%d failed: %s", inbound_id, one_line(str(exc)))
+    detail = "".join(traceback.format_exception(exc))[-8000:]
+    with services.sessions.begin() as session:
+        inbound = session.get(InboundMessage, inbound_id)
+        if inbound is not None:
+            inbound.outcome = "failed"
+            inbound.outcome_reason = one_line(f"{type(exc).__name__}: {exc}")
+            inbound.error = detail
+            inbound.attempts += 1
+            inbound.processed_at = datetime.now(UTC)
+        message_id = inbound.message_id if inbound else None
+    return Result(inbound_id, message_id, "failed", None, None, (), None, None,
+                  reason=f"{type(exc).__name__}: {one_line(str(exc))}")
+
+
+def reprocess(services: Services, inbound_id: int) -> Result:
+    """Run a failed (or any unfinished) message through the pipeline again."""
+    with services.sessions.begin() as session:
+        inbound = session.get(InboundMessage, inbound_id)
+        if inbound is None:
+            raise LookupError(f"no stored message #{inbound_id}")
+        if inbound.outcome == "failed":
+            inbound.outcome = "received"
+    return process(services, inbound_id)
+
+
+def recover(services: Services, limit: int = 1000) -> list[Result]:
+    """Process every message stored but never processed (after a crash or a restart)."""
+    with services.sessions() as session:
+        pending = [m.id for m in queries.unfinished_messages(session, limit=limit)]
+    return [process(services, inbound_id) for inbound_id in pending]

@@ -1,0 +1,107 @@
+"""The outbox: every outgoing mail is built once, queued in the store, then delivered.
+
+A queued item's key is unique in the database, so the same reply can never be queued twice.
+With no SMTP relay configured, queued mail is also written as ``.eml`` files under the outbox
+folder so a person can read it (``export_to_folder``, idempotent: one file per item).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.config import Settings
+from intake.journey import ReplyDraft
+from parsers.model import MailMessage
+from store import queries
+from store.models import InboundMessage, OutboxItem
+
+LOOP_HEADER = "X-Conventions-Intake-Loop"
+SENDER_NAME = "Conventions d'objectifs – collecte des bilans"
+
+
+def sender_address(settings: Settings) -> str:
+    return settings.smtp.sender if settings.smtp and settings.smtp.sender else settings.mailbox_address
+
+
+def build_mail(
+    settings: Settings,
+    *,
+    to: Sequence[str],
+    cc: Sequence[str] = (),
+    subject: str,
+    text: str,
+    html: str | None = None,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    attachments: Iterable[tuple[str, bytes, str]] = (),
+    auto_submitted: str = "auto-replied",
+    now: datetime | None = None,
+) -> EmailMessage:
+    """An RFC 5322 message marked as automatic, so that robots do not answer it."""
+    sender = sender_address(settings)
+    msg = EmailMessage()
+    msg["From"] = formataddr((SENDER_NAME, sender))
+    msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now or datetime.now(UTC))
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+    if in_reply_to:
+        msg["In-Reply-To"] = in_reply_to
+        msg["References"] = " ".join([*references, in_reply_to][-10:])
+    msg["Auto-Submitted"] = auto_submitted
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg[LOOP_HEADER] = settings.mailbox_address
+    msg.set_content(text)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    for filename, data, content_type in attachments:
+        maintype, _, subtype = content_type.partition("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return msg
+
+
+def queue_reply(
+    session: Session, *, settings: Settings, inbound: InboundMessage, mail: MailMessage, draft: ReplyDraft
+) -> OutboxItem | None:
+    """Queue the answer to ``inbound``; None when an answer was already queued for it."""
+    msg = build_mail(
+        settings, to=draft.to, cc=draft.cc, subject=draft.subject, text=draft.text, html=draft.html,
+        in_reply_to=mail.message_id, references=mail.references,
+    )
+    return queries.enqueue_outbox(
+        session, key=f"reply:{inbound.id}", kind="reply", message_pk=inbound.id,
+        recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject, raw=msg.as_bytes(),
+        mail_message_id=str(msg["Message-ID"]),
+    )
+
+
+def eml_path(folder: Path, item: OutboxItem) -> Path:
+    return folder / f"{item.id:06d}-{item.kind}.eml"
+
+
+def export_to_folder(session: Session, folder: Path) -> list[Path]:
+    """Write every queued item that has no file yet; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for item in session.scalars(select(OutboxItem).where(OutboxItem.status == "queued").order_by(OutboxItem.id)):
+        path = eml_path(folder, item)
+        if path.exists():
+            continue
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(item.raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        written.append(path)
+    return written
