@@ -1,0 +1,106 @@
+"""Engine, sessions and schema migrations.
+
+SQLite (the default, one file under the data directory) and PostgreSQL (psycopg 3) run the
+same code. On SQLite every transaction starts with ``BEGIN IMMEDIATE``: writers queue on the
+30-second busy timeout instead of failing with "database is locked" when two processes write,
+and SAVEPOINTs (used by the race-safe inserts in :mod:`store.queries`) behave as documented.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+DB_FILENAME = "conventions.sqlite3"
+
+
+def default_db_url(data_dir: Path) -> str:
+    """The embedded default: a SQLite file in the data directory."""
+    return f"sqlite:///{Path(data_dir).resolve() / DB_FILENAME}"
+
+
+def _normalise_url(url: str) -> URL:
+    parsed = make_url(url)
+    # A bare "postgresql://" URL would pick psycopg2, which is not a dependency.
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str) -> Engine:
+    """An engine configured for this service (see the module docstring for SQLite)."""
+    parsed = _normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _make_sqlite_engine(parsed)
+    return create_engine(parsed, pool_pre_ping=True)
+
+
+def _make_sqlite_engine(url: URL) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    if not in_memory:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module (it would not BEGIN before
+        # a SAVEPOINT and would COMMIT on RELEASE); the "begin" hook below starts them.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to ``engine``; objects stay readable after commit."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic configuration built in code (no alembic.ini, no dependence on the cwd).
+
+    With ``url`` the Alembic command line can be driven from Python too, e.g.
+    ``command.revision(alembic_config(url), autogenerate=True, message="...")``.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        rendered = _normalise_url(url).render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the database schema up to ``revision`` (Alembic upgrade, default "head")."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Alembic downgrade to ``revision`` ("base" drops every table); for tests and operators."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
