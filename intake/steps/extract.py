@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
+from parsers.check import check_workbook
+from parsers.narrative import analyse_narrative, extract_text, looks_like_narrative
+
 from intake.config import Campaign
 from intake.journey import Journey, Services
-from parsers.check import check_workbook
 from parsers.messages import make_issue
 from parsers.model import Attachment, NarrativeReport, UnreadableFile
-from parsers.narrative import analyse_narrative, extract_text, looks_like_narrative
 from parsers.sniff import kind_of, sniff
 
 BODY_SOURCE = "corps du message"
@@ -51,10 +52,8 @@ def _read_attachment(journey: Journey, services: Services, attachment: Attachmen
                 "unsupported_attachment", file=name, reason=f"document illisible : {exc.reason}"))
             return
         journey.narratives.append(_with_sha(analyse_narrative(text, name), attachment.data))
-    elif sniffed not in _IGNORED_KINDS or attachment.filename:
-        if not attachment.content_type.startswith("image/"):
-            journey.message_issues.append(make_issue(
-                "unsupported_attachment", file=name, reason="format non pris en charge"))
+    elif not attachment.content_type.startswith("image/") and (sniffed not in _IGNORED_KINDS or attachment.filename):
+        journey.message_issues.append(make_issue("unsupported_attachment", file=name, reason="format non pris en charge"))
 
 
 def _campaign_named(services: Services, year: int | None) -> Campaign | None:

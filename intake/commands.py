@@ -1,0 +1,229 @@
+"""One function per command: read the arguments, call the service, print the result."""
+
+from __future__ import annotations
+
+import argparse
+import smtplib
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+from notifier.template_workbook import build_template
+from parsers.check import check_workbook
+from parsers.narrative import analyse_narrative, extract_text
+
+from intake import pipeline
+from intake.app import build_services, make_logger, resolve_db_url
+from intake.config import Campaign, Settings
+from intake.journey import Delivery, Services
+from intake.output import Printer
+from parsers import catalogue
+from parsers.model import UnreadableFile
+from parsers.sniff import kind_of, sniff
+from store import queries
+
+
+class UsageError(Exception):
+    """A command called with arguments that cannot work (unknown campaign, missing file...)."""
+
+
+def _campaign(settings: Settings, campaign_id: str | None, now: datetime | None = None) -> Campaign:
+    if campaign_id:
+        try:
+            return settings.campaign(campaign_id)
+        except KeyError:
+            known = ", ".join(c.id for c in settings.campaigns)
+            raise UsageError(f"campagne inconnue « {campaign_id} » (campagnes : {known})") from None
+    return settings.campaign_for(now or datetime.now(UTC))
+
+
+def _services(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> Services:
+    return build_services(settings, resolve_db_url(args.db, settings, environ), make_logger())
+
+
+# ---------------------------------------------------------------------- check
+
+
+def check_file(path: Path, data: bytes, settings: Settings, campaign: Campaign, region: str | None) -> dict[str, Any]:
+    """The verdict on one file, as ``check --json`` prints it."""
+    sniffed = sniff(path.name, "application/octet-stream", data)
+    kind = kind_of(sniffed)
+    result: dict[str, Any] = {"file": str(path), "kind": kind, "region": region, "verdict": "accepted",
+                              "values": {}, "observations": {}, "issues": []}
+    if kind == "workbook" or kind == "unknown":
+        wb = check_workbook(data, path.name, year=campaign.year, strict=campaign.strict,
+                            expected_region=region, geography=campaign.geography)
+        result.update({
+            "region": wb.region_code or region,
+            "verdict": wb.verdict,
+            "values": {k: list(e.value) if isinstance(e.value, tuple) else e.value for k, e in wb.entries.items()},
+            "observations": {k: e.observation for k, e in wb.entries.items()},
+            "issues": [i.as_dict() for i in wb.issues],
+        })
+        return result
+    try:
+        report = analyse_narrative(extract_text(data, sniffed), path.name)
+    except UnreadableFile as exc:
+        from parsers.messages import make_issue
+
+        issue = make_issue("unreadable_file", file=path.name, reason=exc.reason)
+        result.update({"verdict": "rejected", "issues": [issue.as_dict()]})
+        return result
+    result.update({
+        "points_covered": list(report.points_covered),
+        "points_missing": list(report.points_missing),
+        "conventions": list(report.conventions),
+        "issues": [i.as_dict() for i in report.issues],
+        "verdict": "rejected" if any(i.severity == "error" for i in report.issues) else "accepted",
+    })
+    return result
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    campaign = _campaign(settings, args.campaign)
+    if args.region and args.region not in catalogue.all_region_codes():
+        raise UsageError(f"code de région inconnu « {args.region} »")
+    out, worst = Printer(), 0
+    for path in args.files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{path} : {exc.strerror}") from exc
+        result = check_file(path, data, settings, campaign, args.region)
+        worst = max(worst, 0 if result["verdict"] == "accepted" else 1)
+        if args.json:
+            out.json(result)
+            continue
+        region = catalogue.region_name(result["region"]) if result["region"] else "région non indiquée"
+        out.line(f"{path} ({result['kind']}, {region}) : {out.word(result['verdict'])}")
+        out.issues(result["issues"])
+    return worst
+
+
+# ---------------------------------------------------------------------- ingest
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    services = _services(args, settings, environ)
+    out, worst = Printer(), 0
+    for path in args.files:
+        try:
+            raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{path} : {exc.strerror}") from exc
+        received = args.received_at or datetime.now(UTC)
+        result = pipeline.ingest(services, Delivery(raw=raw, received_at=received, channel="cli"))
+        worst = max(worst, 0 if result.outcome in ("accepted", "ignored", "duplicate") else 1)
+        if args.json:
+            out.json({"file": str(path), **result.as_dict()})
+            continue
+        region = catalogue.region_name(result.region) if result.region else "-"
+        out.line(f"{path} : message #{result.inbound_id} {out.word(result.outcome)} (région {region}, "
+                 f"dossier {out.word(result.dossier or '-')})")
+        out.issues([i.as_dict() for i in result.issues])
+        if result.reply:
+            out.line(f"  réponse à {', '.join(result.reply.to)} : « {result.reply.subject} »")
+    return worst
+
+
+def cmd_reprocess(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    services = _services(args, settings, environ)
+    ids = list(args.ids)
+    if args.failed:
+        with services.sessions() as session:
+            ids += [m.id for m in queries.failed_messages(session)]
+    results = [pipeline.reprocess(services, i) for i in ids] if ids else pipeline.recover(services)
+    out = Printer()
+    for result in results:
+        if args.json:
+            out.json(result.as_dict())
+        else:
+            out.line(f"message #{result.inbound_id} : {out.word(result.outcome)} {result.reason}")
+    return 1 if any(r.outcome == "failed" for r in results) else 0
+
+
+# ---------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    now = args.now or datetime.now(UTC)
+    campaign = _campaign(settings, args.campaign, now)
+    services = _services(args, settings, environ)
+    rows: list[dict[str, Any]] = []
+    with services.sessions() as session:
+        dossiers = queries.dossiers_by_region(session, campaign.id)
+        for region in settings.campaign_regions(campaign):
+            dossier = dossiers.get(region.code)
+            last = queries.last_received(session, dossier.id) if dossier else None
+            rows.append({
+                "code": region.code,
+                "name": region.name,
+                "dossier": dossier.status if dossier else "missing",
+                "last_received": last.isoformat() if last else None,
+                "open_errors": queries.open_errors(session, dossier.id) if dossier else 0,
+            })
+    out = Printer()
+    if args.json:
+        out.json({"campaign": campaign.id, "deadline": campaign.deadline.isoformat(), "now": now.isoformat(),
+                  "regions": rows})
+        return 0
+    out.line(f"Campagne {campaign.id} (bilan {campaign.year}) – date limite {campaign.deadline:%d/%m/%Y}")
+    out.table(["Code", "Région", "Dossier", "Dernier envoi", "Erreurs"],
+              [[r["code"], r["name"], r["dossier"], (r["last_received"] or "-")[:16].replace("T", " "),
+                str(r["open_errors"])] for r in rows], coloured=2)
+    return 0
+
+
+# ---------------------------------------------------------------------- template
+
+
+def cmd_template(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    campaign = _campaign(settings, args.campaign)
+    name = None
+    if args.region:
+        name = catalogue.region_name(args.region, campaign.geography)
+        if name is None:
+            raise UsageError(f"la région « {args.region} » n'existe pas dans la géographie {campaign.geography}")
+    data = build_template(region_code=args.region, region_name=name, campaign_id=campaign.id, year=campaign.year)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(data)
+    print(f"modèle écrit : {args.output} ({name or 'région à renseigner'}, bilan {campaign.year})")
+    return 0
+
+
+# ---------------------------------------------------------------------- serve / send
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    from intake.serve import run
+
+    services = _services(args, settings, environ)
+    return run(services, receiver=not args.no_receiver)
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    msg = EmailMessage()
+    msg["From"] = args.sender
+    msg["To"] = args.to or settings.mailbox_address
+    msg["Subject"] = args.subject
+    msg["Message-ID"] = make_msgid(domain=args.sender.rpartition("@")[2] or "localhost")
+    msg.set_content(args.body)
+    for path in args.files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{path} : {exc.strerror}") from exc
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=path.name)
+    host, port = args.host or settings.receiver.host, args.port or settings.receiver.port
+    try:
+        with smtplib.SMTP(host, port, timeout=30) as smtp:
+            smtp.send_message(msg)
+    except (OSError, smtplib.SMTPException) as exc:
+        print(f"envoi impossible vers {host}:{port} : {exc}", file=sys.stderr)
+        return 1
+    print(f"message envoyé à {msg['To']} via {host}:{port} ({msg['Message-ID']})")
+    return 0
