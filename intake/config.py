@@ -303,9 +303,9 @@ def _campaigns(raw_list: list[Any], fail: Any) -> list[Campaign]:
             value = _date(raw.get(key))
             if value is None:
                 fail("campaigns", index, key, f"date invalide « {raw.get(key)} » (format AAAA-MM-JJ)")
-                value = date(year + 1, 1, 1)
-            dates[key] = value
-        if dates["opens"] > dates["deadline"]:
+            dates[key] = value or date(year + 1, 1, 1)
+        valid_dates = all(_date(raw.get(k)) is not None for k in ("opens", "deadline"))
+        if valid_dates and dates["opens"] > dates["deadline"]:
             fail("campaigns", index, "deadline", "la date limite précède l'ouverture de la campagne")
         steps: dict[str, tuple[int, ...]] = {}
         for key, default in (("reminders_before", (14, 7, 1)), ("reminders_after", (1, 8, 15, 22))):

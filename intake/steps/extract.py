@@ -53,7 +53,8 @@ def _read_attachment(journey: Journey, services: Services, attachment: Attachmen
             return
         journey.narratives.append(_with_sha(analyse_narrative(text, name), attachment.data))
     elif not attachment.content_type.startswith("image/") and (sniffed not in _IGNORED_KINDS or attachment.filename):
-        journey.message_issues.append(make_issue("unsupported_attachment", file=name, reason="format non pris en charge"))
+        journey.message_issues.append(
+            make_issue("unsupported_attachment", file=name, reason="format non pris en charge"))
 
 
 def _campaign_named(services: Services, year: int | None) -> Campaign | None:
