@@ -1,0 +1,136 @@
+"""Configuration: built-in defaults, the documented example, and refusals that name key and line."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from intake.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "conf.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+BASE = """
+[mailbox]
+address = "conventions@ville.example.org"
+
+[[campaigns]]
+id = "bilan-2013"
+year = 2013
+opens = 2014-03-26
+deadline = 2014-05-15
+"""
+
+
+def test_defaults_start_without_a_file() -> None:
+    settings = load_settings(None)
+    assert settings.mailbox_address == "conventions@ville.example.org"
+    assert [c.id for c in settings.campaigns] == ["bilan-2013"]
+    assert len(settings.regions) == 27
+    assert settings.smtp is None
+    assert settings.receiver.port == 2525
+
+
+def test_example_file_is_valid_and_documented_keys_are_read() -> None:
+    settings = load_settings(ROOT / "config.example.toml")
+    campaign = settings.campaign("bilan-2013")
+    assert (campaign.year, campaign.opens, campaign.deadline, campaign.strict) == (
+        2013, date(2014, 3, 26), date(2014, 5, 15), False)
+    bretagne = settings.region("53")
+    assert bretagne is not None
+    assert bretagne.senders == ("sgar@bretagne.example.org", "@bretagne.example.org")
+    assert bretagne.contacts == ("sgar@bretagne.example.org",)
+    assert settings.coordinators[0].email == "coordination@ville.example.org"
+
+
+def test_sender_matching_by_address_then_domain(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, BASE + """
+[[regions]]
+code = "53"
+senders = ["sgar@bretagne.example.org", "@bretagne.example.org"]
+[[regions]]
+code = "52"
+senders = ["chef@pdl.example.org"]
+"""))
+    assert settings.region_for_sender("SGAR@Bretagne.Example.org").code == "53"  # type: ignore[union-attr]
+    assert settings.region_for_sender("anyone@bretagne.example.org").code == "53"  # type: ignore[union-attr]
+    assert settings.region_for_sender("chef@pdl.example.org").code == "52"  # type: ignore[union-attr]
+    assert settings.region_for_sender("other@pdl.example.org") is None
+    assert settings.region_for_sender("x@sub.bretagne.example.org") is None
+    assert settings.region_for_sender(None) is None
+    # the name defaults to the reference name; contacts default to the full addresses among senders
+    region = settings.region("53")
+    assert region is not None and region.name == "Bretagne"
+    assert region.contacts == ("sgar@bretagne.example.org",)
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "words"),
+    [
+        ('[[regions]]\ncode = "99"\n', 12, "regions[0].code : code de région INSEE inconnu « 99 »"),
+        ('[[regions]]\ncode = "53"\nsenders = ["a@x.example.org"]\n[[regions]]\ncode = "52"\n'
+         'senders = ["a@x.example.org"]\n', 16, "déjà attribué à la région 53"),
+        ('[[regions]]\ncode = "53"\nsenders = ["not an address"]\n', 13, "ni une adresse ni un domaine"),
+        ('[receiver]\nport = 99999\n', 12, "receiver.port"),
+        ('[mailboxx]\naddress = "x@y.org"\n', 11, "section inconnue"),
+    ],
+)
+def test_wrong_config_is_refused_naming_key_and_line(tmp_path: Path, extra: str, line: int, words: str) -> None:
+    path = write(tmp_path, BASE + "\n" + extra)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    message = str(err.value)
+    assert f"{path}, ligne {line}" in message
+    assert words in message
+
+
+def test_bad_date_is_refused_with_its_line(tmp_path: Path) -> None:
+    text = BASE.replace("deadline = 2014-05-15", 'deadline = "2014-02-30"')
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert f"{path}, ligne 9 : campaigns[0].deadline : date invalide « 2014-02-30 »" in str(err.value)
+    assert "précède" not in str(err.value)  # no follow-on error from the invalid date
+
+
+def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "\n[[regions]\ncode = 53\n")
+    with pytest.raises(ConfigError, match="line 11"):
+        load_settings(path)
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE.replace("year = 2013", "year = 2013\nstrikt = true"))
+    with pytest.raises(ConfigError, match=r"ligne 8 : campaigns\[0\]\.strikt : clé inconnue"):
+        load_settings(path)
+
+
+def test_campaign_for_reception_time_and_named_year(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, BASE + """
+[[campaigns]]
+id = "bilan-2014"
+year = 2014
+opens = 2015-03-01
+deadline = 2015-05-15
+"""))
+    assert settings.campaign_for(datetime(2014, 4, 1, tzinfo=UTC)).id == "bilan-2013"
+    assert settings.campaign_for(datetime(2015, 4, 1, tzinfo=UTC)).id == "bilan-2014"
+    assert settings.campaign_for(datetime(2015, 4, 1, tzinfo=UTC), year=2013).id == "bilan-2013"
+    assert settings.campaign_for(datetime(2010, 1, 1, tzinfo=UTC)).id == "bilan-2013"
+    # a campaign on 2015 or later is collected from the 18 regions of 2016
+    assert len(settings.campaign_regions(settings.campaign("bilan-2014"))) == 27
+
+
+def test_smtp_password_from_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + '\n[smtp]\nhost = "relay.example.org"\npassword_env = "PW"\n')
+    assert load_settings(path, environ={"PW": "s3cret"}).smtp.password == "s3cret"  # type: ignore[union-attr]
+    with pytest.raises(ConfigError, match="PW est vide"):
+        load_settings(path, environ={})
