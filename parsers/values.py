@@ -42,7 +42,11 @@ EXPECTED = {
     "count_pair": "Indiquez deux nombres entiers : places créées / places rénovées, par exemple « 12 / 5 ».",
     "text": "Indiquez un texte.",
 }
-BOUNDS = {"percent": "entre 0 et 100 %", "count": "un nombre positif ou nul", "count_pair": "des nombres positifs ou nuls"}
+BOUNDS = {
+    "percent": "entre 0 et 100 %",
+    "count": "un nombre positif ou nul",
+    "count_pair": "des nombres positifs ou nuls",
+}
 
 
 @dataclass(frozen=True)
@@ -195,8 +199,9 @@ def parse_pair(text: str) -> tuple[int, int] | None:
     """``(created, renovated)`` from "12 / 5", "12 créées, 5 rénovées", "5 rénovées et 12 créées"...
 
     Exactly two whole numbers must appear, separated by "/", ";", "+", "et", "," or a dash
-    (counts are never negative, so "12 - 5" and "12-5" are a pair, not a subtraction); words around them are allowed. When words say which number is the renovated
-    one ("rénov..."), they decide the order; otherwise the first number is the places created.
+    (counts are never negative, so "12 - 5" and "12-5" are a pair, not a subtraction); words
+    around them are allowed. When words say which number is the renovated one ("rénov..."),
+    they decide the order; otherwise the first number is the places created.
     """
     flat = _SPACE_RUN.sub(" ", strip_accents(text).lower()).strip()
     # a decimal number anywhere ("12,5 / 3") is not a count

@@ -1,0 +1,1 @@
+"""Builders of realistic test inputs (spreadsheets as bytes), shared by every test module."""
