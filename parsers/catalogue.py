@@ -86,73 +86,97 @@ def region_name(code: str, geography: int | None = None) -> str | None:
     return None
 
 
-# The six points of the qualitative analysis, in the order of the notice. Keywords are
-# folded (lower case, no accents) and matched against folded text by parsers.narrative.
+# The six points of the qualitative analysis, in the order of the notice.
+# Keyword syntax (matched by parsers.narrative): a keyword in UPPER CASE is an acronym matched
+# case-sensitively as a whole word ("CAR" is not the conjunction "car"); any other keyword is
+# folded (lower case, no accents, punctuation as spaces) and matched on folded text at word
+# boundaries, its last word taking any suffix when it has 5 letters or more ("difficulte" matches
+# "difficultes"), else only a plural s/x. Phrases, acronyms and single words of 10 letters or
+# more weigh 2, other single words 1 (see parsers.narrative for the thresholds).
 NARRATIVE_POINTS: tuple[NarrativePoint, ...] = (
     NarrativePoint(
         "P1",
         "Modalités de mise en œuvre au plan local (CAR, collège des chefs de service)",
-        ("modalites de mise en oeuvre", "comite de l'administration regionale", "car ",
-         "college des chefs de service", "college des chefs", "instances collegiales", "college plenier"),
+        ("modalites de mise en oeuvre", "CAR", "comite de l'administration regionale",
+         "college des chefs de service", "college des chefs", "instances collegiales", "college plenier",
+         "gouvernance", "comite de pilotage", "COPIL", "reunion des chefs de service", "pilotage",
+         "referent", "sous-prefet"),
     ),
     NarrativePoint(
         "P2",
         "État des lieux de l'appropriation des conventions et de la mobilisation des services de l'État",
         ("appropriation", "etat des lieux", "mobilisation des services", "services de l'etat mobilises",
-         "mobilisation des differents services"),
+         "mobilisation des differents services", "services deconcentres", "se sont saisis",
+         "se sont approprie", "services mobilises", "mobilisation inegale", "connaissance des conventions"),
     ),
     NarrativePoint(
         "P3",
         "Articulation entre le niveau régional et le niveau départemental",
         ("articulation", "niveau regional et le niveau departemental", "niveau departemental",
-         "echelon departemental", "echelon regional"),
+         "echelon departemental", "echelon regional", "prefets de departement", "prefectures de departement",
+         "directions departementales", "DDCS", "DDCSPP", "entre la region et les departements"),
     ),
     NarrativePoint(
         "P4",
         "Méthodes de suivi développées",
         ("methodes de suivi", "methode de suivi", "dispositif de suivi", "outil de suivi", "outils de suivi",
-         "tableau de bord", "modalites de suivi", "suivi des indicateurs"),
+         "tableau de suivi", "tableaux de suivi", "modalites de suivi", "suivi des indicateurs",
+         "comite de suivi", "reunions de suivi", "suivi annuel", "suivi trimestriel", "suivi semestriel",
+         "remontee des indicateurs", "evaluation"),
     ),
     NarrativePoint(
         "P5",
         "Engagements déjà déclinés localement (actions mises en place, premiers résultats)",
         ("declinaison locale", "declines localement", "actions mises en place", "actions menees",
-         "premiers resultats", "engagements", "actions engagees"),
+         "premiers resultats", "actions engagees", "resultats obtenus", "declinaison",
+         "ont ete mises en place", "a ete mis en place", "ont ete engagees",
+         "realisations", "engagements declines"),
     ),
     NarrativePoint(
         "P6",
         "Difficultés rencontrées dans la mise en œuvre",
-        ("difficultes", "difficulte", "obstacles", "freins", "points de blocage"),
+        ("difficulte", "obstacles", "freins", "points de blocage", "point de blocage",
+         "points de vigilance", "manque de moyens", "faute de", "se heurte", "retard pris"),
     ),
 )
 
 # The twelve conventions signed at the date of the instruction (Annexe 1), in its order.
 CONVENTIONS: tuple[Convention, ...] = (
     Convention("sports-jeunesse", "Sports, jeunesse, éducation populaire et vie associative", "4 avril 2013",
-               ("sport", "jeunesse", "vie associative", "education populaire", "service civique", "cnds")),
+               ("sport", "jeunesse", "vie associative", "education populaire", "service civique", "CNDS",
+                "DRJSCS", "associations de proximite")),
     Convention("sante-affaires-sociales", "Santé et affaires sociales", "19 avril 2013",
-               ("sante", "affaires sociales", "ars", "caf ", "creche", "medecin", "cpam")),
+               ("sante", "affaires sociales", "ARS", "CAF", "creche", "medecin", "CPAM", "acces aux soins",
+                "ateliers sante ville", "contrats locaux de sante", "CMU")),
     Convention("travail-emploi", "Travail, emploi, formation professionnelle et dialogue social", "25 avril 2013",
-               ("emploi", "travail", "pole emploi", "apprentissage", "emplois d'avenir", "cui ")),
+               ("emploi", "pole emploi", "apprentissage", "emplois d'avenir", "CUI", "CIVIS", "DIRECCTE",
+                "missions locales", "contrat unique d'insertion", "NACRE", "emplois francs")),
     Convention("droits-des-femmes", "Droits des femmes", "21 mai 2013",
-               ("droits des femmes", "egalite entre les femmes et les hommes", "marches exploratoires", "fgif")),
+               ("droits des femmes", "egalite entre les femmes et les hommes", "marches exploratoires", "FGIF",
+                "CIDFF", "egalite femmes-hommes")),
     Convention("transports", "Transports, mer et pêche", "7 juin 2013",
-               ("transport", "desserte", "mobilite", "tcsp")),
+               ("transport", "desserte", "mobilite", "TCSP", "plans de deplacements urbains",
+                "autorites organisatrices")),
     Convention("justice", "Justice", "8 juillet 2013",
-               ("justice", "parquet", "bailleurs sociaux", "defenseur des droits", "maison de justice", "recidive")),
+               ("justice", "parquet", "bailleurs sociaux", "defenseur des droits", "maison de justice", "recidive",
+                "aide aux victimes", "acces au droit", "MJD")),
     Convention("defense-anciens-combattants", "Défense et anciens combattants", "15 juillet 2013",
-               ("defense", "anciens combattants", "rljc", "memoriel", "memoire")),
+               ("ministere de la defense", "anciens combattants", "RLJC", "memoriel", "defense et citoyennete",
+                "reservistes", "ONAC")),
     Convention("interieur", "Intérieur", "27 septembre 2013",
-               ("interieur", "police", "gendarmerie", "zsp", "delinquance", "ddsp", "securite")),
+               ("ministere de l'interieur", "police", "gendarmerie", "ZSP", "delinquance", "DDSP",
+                "prevention de la delinquance", "FIPD", "tranquillite publique")),
     Convention("economie-sociale-solidaire", "Économie sociale et solidaire et consommation", "27 septembre 2013",
-               ("economie sociale et solidaire", "ess", "siae", "insertion par l'activite economique", "scop")),
+               ("economie sociale et solidaire", "ESS", "SIAE", "insertion par l'activite economique", "SCOP",
+                "clauses d'insertion", "entrepreneuriat social")),
     Convention("education", "Éducation nationale et réussite éducative", "7 octobre 2013",
-               ("education nationale", "rectorat", "scolarisation", "reussite educative", "decrochage",
-                "plus de maitres que de classes", "ecoles")),
+               ("education nationale", "rectorat", "recteur", "scolarisation", "reussite educative",
+                "decrochage", "plus de maitres que de classes", "education prioritaire", "PRE")),
     Convention("artisanat-commerce-tourisme", "Artisanat, commerce et tourisme", "décembre 2013",
-               ("artisanat", "commerce", "tourisme", "fisac", "cci", "chambres des metiers", "epareca")),
+               ("artisanat", "commerce", "tourisme", "FISAC", "CCI", "chambres des metiers", "EPARECA",
+                "chambre de commerce")),
     Convention("culture-communication", "Culture et communication", "février 2014",
-               ("culture", "education artistique", "artistique", "medias de proximite")),
+               ("culture", "education artistique", "artistique", "medias de proximite", "DRAC")),
 )
 
 
