@@ -203,6 +203,24 @@ def test_versions_supersede_and_keep_history(session: Session) -> None:
     assert history[0].details == {"region": "84", "year": 2025}
 
 
+def test_concurrent_submissions_get_distinct_versions(engine: Engine) -> None:
+    with session_factory(engine).begin() as s:
+        dossier_id = queries.get_or_create_dossier(s, "2025", "84").id
+
+    def submit(s: Session) -> int:
+        message = _inbound(s, raw=b"x", message_id=None)
+        dossier = s.get(Dossier, dossier_id)
+        assert dossier is not None
+        return _submission(s, dossier, message).version
+
+    assert sorted(_race(engine, submit)) == [1, 2]
+    with session_factory(engine)() as s:
+        latest = queries.latest_submission(s, dossier_id, "workbook")
+        assert latest is not None and latest.version == 2
+        first = s.scalars(select(Submission).where(Submission.version == 1)).one()
+        assert first.superseded_by_id == latest.id
+
+
 def test_last_received_and_open_errors_without_submissions(session: Session) -> None:
     dossier = queries.get_or_create_dossier(session, "2025", "84")
     assert queries.last_received(session, dossier.id) is None
