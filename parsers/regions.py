@@ -53,7 +53,10 @@ SUCCESSOR_2016: dict[str, str] = {
 # Aliases shorter than this are only trusted when they are the whole text (match_region).
 _MIN_FREE_TEXT = 3
 _CODE_IN_TEXT = re.compile(r"\bregion\s*(?:n\s*)?(\d{1,2})\b")
-_PREFIX = re.compile(r"^(?:(?:la\s+)?(?:prefecture\s+de\s+)?(?:la\s+)?region\s*(?:de\s+|d\s+|du\s+)?|r\s*(?=\d))")
+_PREFIX = re.compile(
+    r"^(?:(?:la\s+)?(?:prefecture\s+de\s+)?(?:la\s+)?region\s*(?:(?:n|no|numero)\s*(?=\d)|de\s+|d\s+|du\s+)?"
+    r"|r\s*(?=\d))"
+)
 
 
 def _aliases(region: Region) -> set[str]:
