@@ -351,6 +351,31 @@ def _filename(part: Message, state: _Walk) -> str | None:
     return text or None
 
 
+def _param(part: Message, name: str) -> str:
+    try:
+        value = part.get_param(name)
+    except Exception:
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def unflow(text: str, delsp: bool = False) -> str:
+    """RFC 3676 format=flowed: join soft-broken lines (ending with a space), unstuff."""
+    out: list[str] = []
+    current = ""
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if line.startswith(" "):
+            line = line[1:]  # space-stuffing
+        if line.endswith(" ") and line.rstrip() != "--":
+            current += line[:-1] if delsp else line
+            continue
+        out.append(current + line)
+        current = ""
+    if current:
+        out.append(current)
+    return "\n".join(out)
+
+
 def _disposition(part: Message) -> str:
     try:
         return (part.get_content_disposition() or "").lower()
@@ -441,7 +466,11 @@ def _walk(part: Message, state: _Walk, depth: int, forwarded: bool) -> str:
     disposition = _disposition(part)
     if filename is None and disposition != "attachment" and ctype in _BODY_TYPES:
         text = _part_text(part, state)
-        return html_to_text(text) if ctype == "text/html" else tidy_text(text)
+        if ctype == "text/html":
+            return html_to_text(text)
+        if _param(part, "format").lower() == "flowed":
+            text = unflow(text, delsp=_param(part, "delsp").lower() == "yes")
+        return tidy_text(text)
     state.attachments.append(Attachment(filename, ctype, _payload_bytes(part, state), forwarded))
     return ""
 
