@@ -100,7 +100,8 @@ def _decode_word(charset: str, encoding: str, payload: str) -> bytes | None:
         if encoding.lower() == "q":
             return binascii.a2b_qp(payload.encode("ascii", "replace"), header=True)
         padded = payload + "=" * (-len(payload) % 4)
-        return base64.b64decode(padded.encode("ascii", "replace"), validate=False)
+        data = base64.b64decode(padded.encode("ascii", "replace"), validate=False)
+        return data if data or not payload.strip("=") else None
     except (binascii.Error, ValueError):
         return None
 
@@ -328,12 +329,27 @@ def _ctype(part: Message) -> str:
         return "application/octet-stream"
 
 
+def _raw_param(part: Message, header: str, param: str) -> str | None:
+    """A plain ``param=value`` read from the raw header, for values the email package rejects
+    (unquoted encoded words, Windows paths whose backslashes it takes for escapes)."""
+    for name, value in _raw_headers(part):
+        if name.lower() == header:
+            found = re.search(rf'(?<![\w*-]){param}\s*=\s*(?:"([^"]*)"|([^;]+))', _FOLD.sub(" ", value),
+                              re.IGNORECASE)
+            if found:
+                return (found.group(1) if found.group(1) is not None else found.group(2)).strip()
+    return None
+
+
 def _filename(part: Message, state: _Walk) -> str | None:
     name: object = None
     try:
         name = part.get_filename()
     except Exception:
         state.defects.append("bad_filename")
+    raw = _raw_param(part, "content-disposition", "filename") or _raw_param(part, "content-type", "name")
+    if raw and (not name or "\\" in raw):
+        name = raw
     if not name:
         try:
             name = part.get_param("name")
