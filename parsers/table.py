@@ -173,24 +173,30 @@ def _tokens(normed: str) -> set[str]:
     return {w for w in normed.split() if w not in STOPWORDS}
 
 
-def label_score(label: str, reference: str) -> float:
+def label_score(label: str, reference: str, floor: float = 0.0) -> float:
     """0..1: how surely ``label`` is the indicator labelled ``reference``.
 
     Mean of the character similarity and the word overlap (Dice) once folded ("Nb" = "Nombre");
-    a truncated label (a prefix of 20+ characters) scores at least 0.8.
+    a truncated label (a prefix of 20+ characters) scores at least 0.8. When the score cannot
+    reach ``floor``, a cheap upper bound below ``floor`` is returned instead.
     """
     fl, fr = _norm(label), _norm(reference)
     if not fl or not fr:
         return 0.0
     if fl == fr:
         return 1.0
+    prefix = 0.8 + 0.2 * len(fl) / len(fr) if len(fl) >= 20 and fr.startswith(fl) else 0.0
     mine, theirs = _tokens(fl), _tokens(fr)
     dice = 2 * len(mine & theirs) / (len(mine) + len(theirs)) if mine or theirs else 0.0
-    seq = SequenceMatcher(None, fl, fr, autojunk=False).ratio()
-    score = 0.5 * seq + 0.5 * dice
-    if len(fl) >= 20 and fr.startswith(fl):
-        score = max(score, 0.8 + 0.2 * len(fl) / len(fr))
-    return min(score, 0.999)
+    bound = 0.5 + 0.5 * dice
+    if bound < floor and prefix < floor:
+        return bound
+    matcher = SequenceMatcher(None, fl, fr, autojunk=False)
+    bound = 0.5 * matcher.quick_ratio() + 0.5 * dice
+    if bound < floor and prefix < floor:
+        return bound
+    score = 0.5 * matcher.ratio() + 0.5 * dice
+    return min(max(score, prefix), 0.999)
 
 
 def _support(label: str, a: Indicator, b: Indicator) -> float:
@@ -210,7 +216,9 @@ def _support(label: str, a: Indicator, b: Indicator) -> float:
 
 
 def rank(label: str, catalogue: tuple[Indicator, ...]) -> list[tuple[float, Indicator]]:
-    return sorted(((label_score(label, ind.label), ind) for ind in catalogue), key=lambda p: -p[0])
+    """Every indicator with its score, best first (scores below ACCEPT may be upper bounds)."""
+    scores = [(label_score(label, ind.label, ACCEPT), ind) for ind in catalogue]
+    return sorted(scores, key=lambda p: -p[0])
 
 
 def decide(label: str, catalogue: tuple[Indicator, ...]) -> tuple[Indicator | None, float, tuple[Indicator, ...]]:
@@ -220,7 +228,13 @@ def decide(label: str, catalogue: tuple[Indicator, ...]) -> tuple[Indicator | No
     the words telling it from another contender are absent from the label (I02/I03 "non",
     I20/I21 "femmes"). One survivor wins; several make the label ambiguous.
     """
-    ranked = rank(label, catalogue)
+    return decide_ranked(label, rank(label, catalogue))
+
+
+def decide_ranked(
+    label: str, ranked: list[tuple[float, Indicator]]
+) -> tuple[Indicator | None, float, tuple[Indicator, ...]]:
+    """:func:`decide` from an already computed :func:`rank`."""
     if not ranked or ranked[0][0] < ACCEPT:
         return None, ranked[0][0] if ranked else 0.0, ()
     scores = {ind.id: score for score, ind in ranked}
@@ -257,10 +271,10 @@ def match_rows(sheet: Sheet, columns: Columns, catalogue: tuple[Indicator, ...])
         if not label or _skippable(sheet, row, columns, label):
             continue
         ref = cell_ref(row, columns.label)
-        found, score, close = decide(label, catalogue)
+        ranked = rank(label, catalogue)
+        found, score, close = decide_ranked(label, ranked)
         if found is not None:
-            ranked = [(s, i) for s, i in rank(label, catalogue) if s >= ACCEPT]
-            decided.append((RowMatch(row, label, ref, found.id, score), ranked))
+            decided.append((RowMatch(row, label, ref, found.id, score), [(s, i) for s, i in ranked if s >= ACCEPT]))
         elif close:
             pending.append(RowMatch(row, label, ref, None, score, tuple(i.id for i in close)))
         else:
