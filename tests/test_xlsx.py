@@ -12,8 +12,13 @@ import openpyxl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from odf.opendocument import OpenDocumentSpreadsheet
+from odf.style import Style, TableProperties
+from odf.table import CoveredTableCell, Table, TableCell, TableRow
+from odf.text import P
 
 from parsers.model import UnreadableFile
+from parsers.workbook import read_workbook
 from parsers.xlsx import (
     ReadLimits,
     excel_serial_to_datetime,
@@ -407,3 +412,112 @@ def test_small_workbook_reads_fast() -> None:
         read_xlsx(data)
     per_read = (time.perf_counter() - start) / 20
     assert per_read < 0.05  # generous bound for loaded CI machines; typically about 3-5 ms here
+
+
+# --------------------------------------------------------------------------- the read_workbook facade
+
+
+def _ods_text(text: str, **kwargs: object) -> TableCell:
+    cell = TableCell(valuetype="string", **kwargs)
+    cell.addElement(P(text=text))
+    return cell
+
+
+def make_ods() -> bytes:
+    """An .ods whose first used cell is C3, with a hidden second sheet."""
+    doc = OpenDocumentSpreadsheet()
+    hidden = Style(name="taHidden", family="table")
+    hidden.addElement(TableProperties(display=False))
+    doc.automaticstyles.addElement(hidden)
+    table = Table(name="Tableau de bord")
+    row = TableRow(numberrowsrepeated=2)
+    row.addElement(TableCell())
+    table.addElement(row)
+    row = TableRow()
+    row.addElement(TableCell(numbercolumnsrepeated=2))
+    row.addElement(_ods_text("Région : Bretagne", numbercolumnsspanned=2))
+    row.addElement(CoveredTableCell())
+    table.addElement(row)
+    row = TableRow()
+    row.addElement(TableCell(numbercolumnsrepeated=2))
+    row.addElement(TableCell(valuetype="percentage", value="0.25"))
+    row.addElement(TableCell(valuetype="float", value="12"))
+    row.addElement(TableCell(valuetype="date", datevalue="2014-05-15"))
+    row.addElement(TableCell(valuetype="boolean", booleanvalue="true"))
+    table.addElement(row)
+    for r in range(5, 31):
+        row = TableRow()
+        row.addElement(TableCell(valuetype="float", value=str(r)))
+        table.addElement(row)
+    doc.spreadsheet.addElement(table)
+    other = Table(name="Caché", stylename=hidden)
+    row = TableRow()
+    row.addElement(_ods_text("x"))
+    other.addElement(row)
+    doc.spreadsheet.addElement(other)
+    bio = io.BytesIO()
+    doc.write(bio)
+    return bio.getvalue()
+
+
+def test_facade_reads_ods_with_spreadsheet_coordinates() -> None:
+    wb = read_workbook(make_ods(), "bilan.ods")
+    assert wb.format == "ods"
+    assert [(s.name, s.hidden) for s in wb.sheets] == [("Tableau de bord", False), ("Caché", True)]
+    values = {c.ref: c.value for c in wb.sheets[0].cells.values() if c.row < 5}
+    assert values == {"C3": "Région : Bretagne", "C4": 0.25, "D4": 12.0, "E4": datetime(2014, 5, 15), "F4": True}
+    assert all(c.number_format == "General" and c.formula is None for c in wb.sheets[0].cells.values())
+    limited = read_workbook(make_ods(), None, content_type="application/octet-stream", limits=ReadLimits(max_rows=10))
+    assert limited.sheets[0].max_row == 10
+    assert len(read_workbook(make_ods(), "b.ods", limits=ReadLimits(max_cells=3)).sheets[0].cells) == 3
+
+
+def test_facade_dispatch_and_refusals() -> None:
+    xlsx = one_sheet('<row r="1"><c r="A1"><v>1</v></c></row>')
+    assert read_workbook(xlsx, "tableau.bin", content_type="application/octet-stream").format == "xlsx"
+    ole = "EncryptedPackage".encode("utf-16-le") + b"\x00\x00"
+    ole = ole.ljust(64, b"\x00") + (34).to_bytes(2, "little") + b"\x02"
+    encrypted = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1".ljust(512, b"\x00") + ole.ljust(128, b"\x00")
+    for data, name, reason in [
+        (encrypted, "tableau.xlsx", "encrypted"),
+        (b"%PDF-1.4 analyse", "analyse.pdf", "not_a_spreadsheet"),
+        (b"Bonjour", "tableau.txt", "not_a_spreadsheet"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "vieux.xls", "corrupt"),
+        (make_ods()[:300], "bilan.ods", "corrupt"),
+    ]:
+        with pytest.raises(UnreadableFile) as info:
+            read_workbook(data, name)
+        assert info.value.reason == reason, name
+
+
+def test_facade_refuses_ods_bomb_before_calamine() -> None:
+    bio = io.BytesIO()
+    with zipfile.ZipFile(bio, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", compress_type=zipfile.ZIP_STORED)
+        zf.writestr("content.xml", b"<a>" + b" " * (8 * 1024 * 1024) + b"</a>")
+    with pytest.raises(UnreadableFile) as info:
+        read_workbook(bio.getvalue(), "bombe.ods")
+    assert info.value.reason == "too_large"
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared robustness corpus absent ({CORPUS})")
+def test_facade_over_the_whole_corpus() -> None:
+    outcomes: dict[str, str] = {}
+    for path in sorted(CORPUS.iterdir()):
+        if path.suffix.lower() not in (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"):
+            continue
+        try:
+            wb = read_workbook(path.read_bytes(), path.name)
+            outcomes[path.name] = wb.format
+        except UnreadableFile as exc:
+            outcomes[path.name] = exc.reason
+    for name in ("pass_protected.ods", "pass_protected.xlsx", "pass_protected.xlsb", "issue_385.xls"):
+        assert outcomes[name] == "encrypted", name
+    assert outcomes["merged_range.xls"] == "xls" and outcomes["any_sheets.ods"] == "ods"
+    assert outcomes["issue_594_dos.ods"] in {"corrupt", "too_large"}
+    merged = read_workbook((CORPUS / "merged_range.xls").read_bytes(), "merged_range.xls").sheets[0]
+    assert merged.cells[(1, 1)].value == "A1" and merged.cells[(4, 8)].value == "H4"
+    assert (1, 3, 2, 4) in merged.merged
+    # calamine keeps leading empty rows and columns: the first used cell of this sheet is B3
+    offset = read_workbook((CORPUS / "issue_271.xls").read_bytes(), "issue_271.xls").sheets[0]
+    assert offset.cells[(3, 2)].value == "name" and offset.cells[(5, 2)].value == "this error"
