@@ -254,6 +254,7 @@ class _HtmlText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.skip = 0
+        self.cells = 0  # cells seen in the current table row
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self._SKIP:
@@ -264,10 +265,13 @@ class _HtmlText(HTMLParser):
             self.parts.append("\n\n")
         elif tag in self._BLOCK or tag == "hr":
             self.parts.append("\n")
+            if tag == "tr":
+                self.cells = 0
         elif tag == "li":
             self.parts.append("\n- ")
         elif tag in ("td", "th"):
-            self.parts.append(" \t")
+            self.parts.append(" | " if self.cells else " ")
+            self.cells += 1
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("br", "hr"):
