@@ -41,11 +41,13 @@ DOCUMENT_HEADERS = {
 }
 # In the PDF the table breaks across pages after these indicators (title and header repeated).
 DOCUMENT_PAGE_BREAKS = ("I09", "I15", "I19", "I25", "I28")
+CELL_ERRORS = ("#DIV/0!", "#N/A", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#NULL!")
 
 
 @dataclass(frozen=True)
 class Formula:
-    """A formula cell; ``cached`` is written as its last computed value (None: no cached value)."""
+    """A formula cell; ``cached`` is written as its last computed value (None: no cached value;
+    an error literal such as "#DIV/0!" is written as an error result)."""
 
     text: str  # "=SUM(1,2)"
     cached: float | int | str | None = None
@@ -264,6 +266,8 @@ def add_cached_values(data: bytes, sheet_number: int, cached: Mapping[str, Formu
     for ref, formula in cached.items():
         pattern = re.compile(rf'<c r="{ref}"([^>]*)><f>(.*?)</f><v\s*(?:/>|></v>)')
         kind = ' t="str"' if isinstance(formula.cached, str) else ""
+        if isinstance(formula.cached, str) and formula.cached in CELL_ERRORS:
+            kind = ' t="e"'
         value = str(formula.cached).replace("&", "&amp;").replace("<", "&lt;")
         replacement = rf'<c r="{ref}"\1{kind}><f>\2</f><v>{_escape_group(value)}</v>'
         xml, count = pattern.subn(replacement, xml)
