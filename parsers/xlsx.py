@@ -235,6 +235,19 @@ def excel_serial_to_datetime(serial: float, date1904: bool) -> datetime | None:
     return epoch + timedelta(milliseconds=millis)
 
 
+_DIGITS = "0123456789"
+
+
+def _column_number(letters: str) -> int:
+    """"AB" -> 28; 0 unless one to four ASCII letters."""
+    if not 0 < len(letters) <= 4 or not letters.isascii() or not letters.isalpha():
+        return 0
+    col = 0
+    for ch in letters.upper():
+        col = col * 26 + ord(ch) - 64
+    return col
+
+
 def split_ref(ref: str) -> tuple[int, int]:
     """("B3") -> (3, 2); (0, 0) when the reference is malformed."""
     match = _REF.fullmatch(ref)
@@ -375,6 +388,7 @@ class _Reader:
         streaming = info.file_size > _TREE_MAX
         cells = sheet.cells
         masters: dict[str, str] = {}
+        columns: dict[str, int] = {}
         row = 0
         full = False
         with self.zf.open(info) as fh:
@@ -397,13 +411,25 @@ class _Reader:
                     if _local(c.tag) != "c":
                         continue
                     ref = c.get("r")
-                    r, col = split_ref(ref) if ref else (0, col + 1)
+                    r = 0
+                    if ref:  # "B3": letters from a small cache, then the row number
+                        letters = ref.rstrip(_DIGITS)
+                        ref_col = columns.get(letters, -1)
+                        if ref_col < 0:
+                            ref_col = _column_number(letters)
+                            if len(columns) < 4096:
+                                columns[letters] = ref_col
+                        digits = ref[len(letters):]
+                        if ref_col and 0 < len(digits) <= 8:
+                            r, col = int(digits), ref_col
+                    if not r:  # no (usable) reference: the cell follows the previous one
+                        col += 1
                     if r and r != row:  # a cell reference disagreeing with its row: trust the cell
                         row = r
                     if row > lim.max_rows:
                         full = True
                         break
-                    if col > lim.max_cols or not row:
+                    if col > lim.max_cols or not row or not col:
                         continue
                     cell = _cell(c, row, col, shared, formats, date1904, masters)
                     if cell is not None:

@@ -217,6 +217,9 @@ def test_cells_without_references_are_placed_in_sequence() -> None:
             '<row><c r="C2"><v>3</v></c><c><v>4</v></c></row>')
     cells = read_xlsx(one_sheet(rows)).sheets[0].cells
     assert {k: c.value for k, c in cells.items()} == {(1, 1): "a", (1, 2): 1.0, (2, 3): 3.0, (2, 4): 4.0}
+    odd = '<row r="1"><c r="A1"><v>1</v></c><c r="?"><v>2</v></c><c r="AAAAA1"><v>3</v></c><c r="Z"><v>4</v></c></row>'
+    cells = read_xlsx(one_sheet(odd)).sheets[0].cells
+    assert {k: c.value for k, c in cells.items()} == {(1, 1): 1.0, (1, 2): 2.0, (1, 3): 3.0, (1, 4): 4.0}
 
 
 def test_macros_ignored_and_format_xlsm() -> None:

@@ -1,0 +1,235 @@
+"""The Annexe 2 workbook sent to regions: the table of 32 indicators, ready to fill in.
+
+Layout (``build_template``), which ``parsers/table.py`` relies on:
+
+Sheet 1, ``"Tableau de bord"`` (visible, protected without password):
+
+* A1: ``TABLEAU DE SUIVI DES CONVENTIONS INTERMINISTERIELLES`` (merged A1:I1);
+* A2: ``"Région : <name>"``, or ``"Région : "`` with B2 left empty and unlocked as a fill-in
+  when the template is not addressed to one region;
+* row 4 (``HEADER_ROW``): the document's columns, A to I: Convention | Objectif stratégique |
+  Objectif opérationnel | BOP | Indicateur | Valeur cible nationale | Résultat régional <year> |
+  Observations | Mode de renseignement;
+* rows 5 to 36 (``FIRST_ROW`` + n): one row per indicator, I01 to I32 in document order. On
+  locally filled rows, G (result) and H (observations) are the only unlocked cells; G carries a
+  data validation matching the unit (percent: decimal 0-100 in points; count: whole number >= 0;
+  count pair I16: free text such as ``12 / 5``, cell formatted as text). Validations warn rather
+  than block, so that ``NC`` (not available) can still be typed. National rows are greyed and
+  locked.
+
+Sheet 2, ``"Notice"`` (visible): short French instructions.
+
+Sheet 3, ``"_meta"`` (``veryHidden``, protected), read by the table parser to match rows exactly:
+
+======  ==================================  =====================================
+row     column A                            column B (C, D)
+======  ==================================  =====================================
+1       ``conventions-intake-template``     template version (``"1"``)
+2       ``region``                          region code, or empty
+3       ``campaign``                        campaign id
+4       ``year``                            year under review (number)
+5       ``sheet``                           ``Tableau de bord``
+6       (empty)
+7...    indicator id (``I01``)              B: row number on the main sheet (number),
+                                            C: result column letter (``G``),
+                                            D: observation column letter (``H``)
+======  ==================================  =====================================
+"""
+
+from __future__ import annotations
+
+import io
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
+
+from parsers.catalogue import indicators
+from parsers.model import Indicator
+
+TEMPLATE_MARKER = "conventions-intake-template"
+MAIN_SHEET = "Tableau de bord"
+NOTICE_SHEET = "Notice"
+META_SHEET = "_meta"
+TITLE = "TABLEAU DE SUIVI DES CONVENTIONS INTERMINISTERIELLES"
+HEADER_ROW = 4
+FIRST_ROW = HEADER_ROW + 1
+META_FIRST_ROW = 7
+RESULT_COL = 7  # G
+OBSERVATION_COL = 8  # H
+
+
+def headers(year: int) -> tuple[str, ...]:
+    return (
+        "Convention", "Objectif stratégique", "Objectif opérationnel", "BOP", "Indicateur",
+        "Valeur cible nationale", f"Résultat régional {year}", "Observations", "Mode de renseignement",
+    )
+
+
+_WIDTHS = (18, 30, 40, 10, 45, 18, 16, 45, 20)
+_THIN = Side(style="thin", color="808080")
+_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+_WRAP = Alignment(wrap_text=True, vertical="top")
+_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+_INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")
+_NATIONAL_FILL = PatternFill("solid", fgColor="D9D9D9")
+_NATIONAL_FONT = Font(color="595959")
+_UNLOCKED = Protection(locked=False)
+
+NOTICE_LINES = (
+    "Bilan des conventions interministérielles — mode d'emploi du tableau de bord",
+    "",
+    "1. Renseignez uniquement les cellules sur fond jaune de la feuille « Tableau de bord » : la colonne "
+    "« Résultat régional » et la colonne « Observations » des indicateurs à renseigner localement.",
+    "2. Les lignes grisées sont renseignées au niveau national : vous n'avez rien à y saisir.",
+    "3. Pourcentages : indiquez la valeur en points, de 0 à 100 (par exemple 25 pour 25 %). Décomptes : "
+    "un nombre entier. Places de crèches : « créées / rénovées », par exemple 12 / 5.",
+    "4. Si une donnée n'est pas disponible, écrivez NC dans la colonne « Résultat régional » et expliquez "
+    "pourquoi dans la colonne « Observations ».",
+    "5. La colonne « Observations » est à renseigner pour chaque indicateur : précision de la cible "
+    "régionale, analyse des écarts entre la cible et les résultats, éléments de contexte, difficultés "
+    "rencontrées dans la collecte des données.",
+    "6. Ne modifiez pas l'ordre des lignes ni les intitulés des colonnes, et ne renommez pas les feuilles.",
+    "7. Renvoyez le fichier au format Excel (.xlsx), sans mot de passe, par courriel, accompagné de "
+    "l'analyse qualitative, avant la date limite indiquée dans le message de la campagne.",
+)
+
+
+def build_template(
+    *,
+    region_code: str | None,
+    region_name: str | None,
+    campaign_id: str,
+    year: int,
+    version: str = "1",
+) -> bytes:
+    """The .xlsx bytes of the Annexe 2 table for one campaign (and one region, if given)."""
+    wb = Workbook()
+    main = wb.active
+    main.title = MAIN_SHEET
+    rows = _fill_main(main, region_name, year)
+    _fill_notice(wb.create_sheet(NOTICE_SHEET))
+    _fill_meta(wb.create_sheet(META_SHEET), region_code, campaign_id, year, version, rows)
+    wb.active = 0
+    wb.properties.title = f"Tableau de bord des conventions interministérielles {year}"
+    wb.properties.creator = "conventions-intake"
+    bio = io.BytesIO()
+    wb.save(bio)
+    return bio.getvalue()
+
+
+def _fill_main(ws: Worksheet, region_name: str | None, year: int) -> dict[str, int]:
+    ws["A1"] = TITLE
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(_WIDTHS))
+    ws["A2"] = f"Région : {region_name}" if region_name else "Région : "
+    ws["A2"].font = Font(bold=True, size=12)
+    if not region_name:
+        ws["B2"].protection = _UNLOCKED
+        ws["B2"].fill = _INPUT_FILL
+        ws["B2"].border = _BORDER
+    for col, (title, width) in enumerate(zip(headers(year), _WIDTHS, strict=True), start=1):
+        cell = ws.cell(row=HEADER_ROW, column=col, value=title)
+        cell.font = Font(bold=True)
+        cell.fill = _HEADER_FILL
+        cell.alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
+        cell.border = _BORDER
+        ws.column_dimensions[get_column_letter(col)].width = width
+    validations = _validations()
+    rows: dict[str, int] = {}
+    for row, ind in enumerate(indicators(), start=FIRST_ROW):
+        rows[ind.id] = row
+        texts = (ind.convention, ind.strategic_objective, ind.operational_objective, ind.bop, ind.label,
+                 ind.national_target, None, None, ind.mode)
+        for col, text in enumerate(texts, start=1):
+            cell = ws.cell(row=row, column=col, value=text or None)
+            cell.alignment = _WRAP
+            cell.border = _BORDER
+            if not ind.is_local:
+                cell.fill = _NATIONAL_FILL
+                cell.font = _NATIONAL_FONT
+        if ind.is_local:
+            _local_inputs(ws, row, ind, validations)
+    for dv in validations.values():
+        ws.add_data_validation(dv)
+    ws.freeze_panes = ws.cell(row=FIRST_ROW, column=1)
+    ws.protection.sheet = True
+    ws.protection.formatColumns = False  # let people widen columns and rows to read
+    ws.protection.formatRows = False
+    return rows
+
+
+def _local_inputs(ws: Worksheet, row: int, ind: Indicator, validations: dict[str, DataValidation]) -> None:
+    result = ws.cell(row=row, column=RESULT_COL)
+    observation = ws.cell(row=row, column=OBSERVATION_COL)
+    for cell in (result, observation):
+        cell.protection = _UNLOCKED
+        cell.fill = _INPUT_FILL
+    if ind.unit == "count_pair":
+        result.number_format = "@"  # "12/5" must stay text, not become a date
+    if ind.unit in validations:
+        validations[ind.unit].add(result.coordinate)
+    validations["observation"].add(observation.coordinate)
+
+
+def _validations() -> dict[str, DataValidation]:
+    nc = " Si la donnée n'est pas disponible, saisissez NC et expliquez pourquoi dans « Observations »."
+    percent = DataValidation(
+        type="decimal", operator="between", formula1="0", formula2="100", allow_blank=True,
+        showInputMessage=True, promptTitle="Pourcentage", prompt="Pourcentage en points, de 0 à 100",
+        showErrorMessage=True, errorStyle="warning", errorTitle="Valeur inattendue",
+        error="Saisissez un pourcentage en points, de 0 à 100 (25 pour 25 %)." + nc,
+    )
+    count = DataValidation(
+        type="whole", operator="greaterThanOrEqual", formula1="0", allow_blank=True,
+        showInputMessage=True, promptTitle="Nombre", prompt="Nombre entier, 0 ou plus",
+        showErrorMessage=True, errorStyle="warning", errorTitle="Valeur inattendue",
+        error="Saisissez un nombre entier, 0 ou plus." + nc,
+    )
+    pair = DataValidation(
+        allow_blank=True, showInputMessage=True, promptTitle="Places de crèches",
+        prompt="Places créées / places rénovées, par exemple « 12 / 5 »",
+    )
+    observation = DataValidation(
+        allow_blank=True, showInputMessage=True, promptTitle="Observations",
+        prompt="Cible régionale, analyse des écarts, contexte, difficultés de collecte",
+    )
+    return {"percent": percent, "count": count, "count_pair": pair, "observation": observation}
+
+
+def _fill_notice(ws: Worksheet) -> None:
+    ws.column_dimensions["A"].width = 110
+    for row, line in enumerate(NOTICE_LINES, start=1):
+        cell = ws.cell(row=row, column=1, value=line or None)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+    ws["A1"].font = Font(bold=True, size=12)
+    ws.protection.sheet = True
+
+
+def _fill_meta(
+    ws: Worksheet, region_code: str | None, campaign_id: str, year: int, version: str, rows: dict[str, int]
+) -> None:
+    header: tuple[tuple[str, str | int | None], ...] = (
+        (TEMPLATE_MARKER, version),
+        ("region", region_code or None),
+        ("campaign", campaign_id),
+        ("year", year),
+        ("sheet", MAIN_SHEET),
+    )
+    for row, (key, value) in enumerate(header, start=1):
+        ws.cell(row=row, column=1, value=key)
+        cell = ws.cell(row=row, column=2, value=value)
+        if isinstance(value, str):
+            cell.number_format = "@"  # region "01" stays text
+    result_letter = get_column_letter(RESULT_COL)
+    observation_letter = get_column_letter(OBSERVATION_COL)
+    for offset, (ind_id, main_row) in enumerate(rows.items()):
+        row = META_FIRST_ROW + offset
+        ws.cell(row=row, column=1, value=ind_id)
+        ws.cell(row=row, column=2, value=main_row)
+        ws.cell(row=row, column=3, value=result_letter)
+        ws.cell(row=row, column=4, value=observation_letter)
+    ws.sheet_state = "veryHidden"
+    ws.protection.sheet = True

@@ -1,0 +1,142 @@
+"""notifier.template_workbook: the Annexe 2 template, read back by our reader and by openpyxl."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import openpyxl
+import pytest
+
+from notifier.template_workbook import (
+    FIRST_ROW,
+    HEADER_ROW,
+    META_FIRST_ROW,
+    build_template,
+    headers,
+)
+from parsers.catalogue import indicators
+from parsers.model import Workbook
+from parsers.xlsx import read_xlsx
+
+EXPECTED_HEADERS = [
+    "Convention", "Objectif stratégique", "Objectif opérationnel", "BOP", "Indicateur",
+    "Valeur cible nationale", "Résultat régional 2013", "Observations", "Mode de renseignement",
+]
+
+
+@pytest.fixture(scope="module")
+def bretagne() -> bytes:
+    return build_template(region_code="53", region_name="Bretagne", campaign_id="bilan-2013", year=2013)
+
+
+@pytest.fixture(scope="module")
+def read_back(bretagne: bytes) -> Workbook:
+    return read_xlsx(bretagne)
+
+
+def test_sheets_and_visibility(read_back: Workbook) -> None:
+    assert [(s.name, s.hidden) for s in read_back.sheets] == [
+        ("Tableau de bord", False), ("Notice", False), ("_meta", True)]
+
+
+def test_main_sheet_layout(read_back: Workbook) -> None:
+    main = read_back.sheets[0]
+    assert main.cells[(1, 1)].value == "TABLEAU DE SUIVI DES CONVENTIONS INTERMINISTERIELLES"
+    assert main.cells[(2, 1)].value == "Région : Bretagne"
+    assert [main.cells[(HEADER_ROW, c)].value for c in range(1, 10)] == EXPECTED_HEADERS
+    assert list(headers(2013)) == EXPECTED_HEADERS
+    for row, ind in enumerate(indicators(), start=FIRST_ROW):
+        assert main.cells[(row, 5)].value == ind.label
+        assert main.cells[(row, 1)].value == ind.convention
+        mode = main.get(row, 9)
+        assert (mode.value if mode else "") == ind.mode
+        assert main.get(row, 7) is None and main.get(row, 8) is None  # nothing pre-filled
+    assert main.max_row == FIRST_ROW + 31
+
+
+def test_meta_sheet_maps_every_indicator_to_its_row(read_back: Workbook) -> None:
+    meta = read_back.sheet("_meta")
+    assert meta is not None
+    main = read_back.sheets[0]
+
+    def val(r: int, c: int) -> object:
+        cell = meta.get(r, c)
+        return None if cell is None else cell.value
+
+    assert [(val(r, 1), val(r, 2)) for r in range(1, 6)] == [
+        ("conventions-intake-template", "1"), ("region", "53"), ("campaign", "bilan-2013"),
+        ("year", 2013.0), ("sheet", "Tableau de bord")]
+    assert val(6, 1) is None
+    ids = [ind.id for ind in indicators()]
+    for offset, ind_id in enumerate(ids):
+        r = META_FIRST_ROW + offset
+        assert val(r, 1) == ind_id and val(r, 3) == "G" and val(r, 4) == "H"
+        row = val(r, 2)
+        assert isinstance(row, float)
+        label = main.cells[(int(row), 5)].value
+        assert label == next(i.label for i in indicators() if i.id == ind_id)
+    assert val(META_FIRST_ROW + len(ids), 1) is None
+
+
+def test_no_region_leaves_a_fill_in() -> None:
+    data = build_template(region_code=None, region_name=None, campaign_id="c", year=2014, version="2")
+    wb = read_xlsx(data)
+    assert wb.sheets[0].cells[(2, 1)].value == "Région : "
+    assert wb.sheets[0].cells[(HEADER_ROW, 7)].value == "Résultat régional 2014"
+    meta = wb.sheet("_meta")
+    assert meta is not None and meta.get(2, 2) is None and meta.cells[(1, 2)].value == "2"
+    ws = openpyxl.load_workbook(io.BytesIO(data))["Tableau de bord"]
+    assert ws["B2"].protection.locked is False
+
+
+def test_protection_and_validation(bretagne: bytes) -> None:
+    book = openpyxl.load_workbook(io.BytesIO(bretagne))
+    ws = book["Tableau de bord"]
+    assert ws.protection.sheet and not ws.protection.password
+    assert book["_meta"].sheet_state == "veryHidden"
+    assert ws.freeze_panes == f"A{FIRST_ROW}"
+    validations = {str(dv.sqref): dv for dv in ws.data_validations.dataValidation}
+    by_cell = {}
+    for sqref, dv in validations.items():
+        for ref in sqref.split():
+            by_cell[ref] = dv
+    locals_seen = 0
+    for row, ind in enumerate(indicators(), start=FIRST_ROW):
+        result, observation = ws.cell(row=row, column=7), ws.cell(row=row, column=8)
+        if ind.is_local:
+            locals_seen += 1
+            assert result.protection.locked is False and observation.protection.locked is False
+            dv = by_cell[result.coordinate]
+            if ind.unit == "percent":
+                assert (dv.type, dv.formula1, dv.formula2) == ("decimal", "0", "100")
+                assert dv.prompt == "Pourcentage en points, de 0 à 100"
+            elif ind.unit == "count":
+                assert (dv.type, dv.operator, dv.formula1) == ("whole", "greaterThanOrEqual", "0")
+            else:
+                assert ind.unit == "count_pair" and dv.type is None and "12 / 5" in (dv.prompt or "")
+                assert result.number_format == "@"
+            assert observation.coordinate in by_cell
+        else:
+            for col in range(1, 10):
+                cell = ws.cell(row=row, column=col)
+                assert cell.protection.locked is not False
+                assert cell.fill.fgColor.rgb.endswith("D9D9D9")
+            assert result.coordinate not in by_cell
+    assert locals_seen == 16
+    assert ws.cell(row=HEADER_ROW, column=5).protection.locked is not False
+
+
+def test_notice_is_in_french_and_mentions_nc(read_back: Workbook) -> None:
+    notice = read_back.sheet("Notice")
+    assert notice is not None
+    text = " ".join(str(c.value) for c in notice.cells.values())
+    assert "NC" in text and "Observations" in text and "date limite" in text
+
+
+def test_template_reads_fast(bretagne: bytes) -> None:
+    read_xlsx(bretagne)
+    start = time.perf_counter()
+    for _ in range(20):
+        read_xlsx(bretagne)
+    assert (time.perf_counter() - start) / 20 < 0.05  # typically 5 ms on a slow 2-core runner
