@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import unicodedata
 import zipfile
 from functools import lru_cache
 
@@ -30,10 +31,11 @@ from parsers.catalogue import CONVENTIONS, NARRATIVE_POINTS
 from parsers.messages import make_issue
 from parsers.mime import decode_bytes, html_to_text, tidy_text
 from parsers.model import Issue, NarrativeReport, UnreadableFile
-from parsers.text import fold, strip_accents
+from parsers.text import fold
 
 MAX_PDF_PAGES = 200
-MAX_TEXT_CHARS = 2_000_000  # longer text is cut before analysis
+MAX_TEXT_CHARS = 2_000_000  # extracted text is cut there
+MAX_ANALYSED_CHARS = 300_000  # about 100 pages: only the beginning of a longer text is scored
 MAX_UNZIPPED = 200 * 1024 * 1024  # docx/odt whose members expand beyond this are refused
 COVERED_SCORE = 2
 BODY_MIN_WORDS = 80
@@ -290,6 +292,21 @@ def _rtf(data: bytes) -> str:
 
 # --------------------------------------------------------------------------- analysis
 
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "’": "'", "‘": "'"})
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+_NON_WORD_LINES = re.compile(r"[^0-9a-z\n]+")
+
+
+def strip_accents(text: str) -> str:
+    """Like parsers.text.strip_accents (same result on French text), fast on long texts."""
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.translate(_LIGATURES)))
+
+
+def fold_lines(text: str) -> str:
+    """parsers.text.fold applied to every line, newlines kept, fast on long texts."""
+    folded = _NON_WORD_LINES.sub(" ", strip_accents(text).lower())
+    return "\n".join(" ".join(line.split()) for line in folded.split("\n"))
+
 
 @lru_cache(maxsize=1024)
 def _pattern(keyword: str) -> tuple[re.Pattern[str], bool, int]:
@@ -310,7 +327,7 @@ class _Texts:
     """The two forms keywords are matched against: folded, and accent-stripped with case."""
 
     def __init__(self, text: str) -> None:
-        self.folded = fold(text)
+        self.folded = " ".join(fold_lines(text).split())
         lines = (ln for ln in text.splitlines() if not _mostly_upper(ln))
         self.cased = strip_accents("\n".join(lines))
 
@@ -348,25 +365,33 @@ def heading_lines(text: str) -> list[str]:
 
 
 def _heading_points(text: str) -> set[str]:
+    headings = heading_lines(text)
+    if not headings:
+        return set()
+    folded = fold_lines("\n".join(headings))
+    cased = "\n".join(strip_accents(h) for h in headings if not _mostly_upper(h))
     found: set[str] = set()
-    for heading in heading_lines(text):
-        texts = _Texts(heading)
-        for point_id, cues in HEADING_CUES.items():
-            if any(_pattern(cue)[0].search(texts.cased if _pattern(cue)[1] else texts.folded) for cue in cues):
+    for point_id, cues in HEADING_CUES.items():
+        for cue in cues:
+            pattern, acronym, _ = _pattern(cue)
+            if pattern.search(cased if acronym else folded):
                 found.add(point_id)
+                break
     return found
 
 
-def points_covered(text: str) -> tuple[str, ...]:
+def points_covered(text: str, texts: _Texts | None = None) -> tuple[str, ...]:
     """Ids of the narrative points the text covers, in the notice's order."""
-    texts = _Texts(text)
+    text = text[:MAX_ANALYSED_CHARS]
+    texts = texts or _Texts(text)
     by_heading = _heading_points(text)
     return tuple(p.id for p in NARRATIVE_POINTS
                  if p.id in by_heading or keyword_score(texts, p.keywords) >= COVERED_SCORE)
 
 
-def conventions_discussed(text: str) -> tuple[str, ...]:
-    texts = _Texts(text)
+def conventions_discussed(text: str, texts: _Texts | None = None) -> tuple[str, ...]:
+    """Ids of the conventions the text discusses, in the order of Annexe 1."""
+    texts = texts or _Texts(text[:MAX_ANALYSED_CHARS])
     return tuple(c.id for c in CONVENTIONS if keyword_score(texts, c.keywords) >= COVERED_SCORE)
 
 
@@ -379,16 +404,18 @@ def analyse_narrative(text: str, source: str) -> NarrativeReport:
     text = text[:MAX_TEXT_CHARS]
     digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
     all_ids = tuple(p.id for p in NARRATIVE_POINTS)
-    if len(fold(text).split()) < 3:
+    if len(re.findall(r"\w+", text[:1000])) < 3:
         issue = make_issue("narrative_empty", file=source)
         return NarrativeReport(source, text, (), all_ids, (), (issue,), digest)
-    covered = points_covered(text)
+    texts = _Texts(text[:MAX_ANALYSED_CHARS])
+    covered = points_covered(text, texts)
     missing = tuple(pid for pid in all_ids if pid not in covered)
     issues: list[Issue] = [
         make_issue("narrative_point_missing", file=source, point=p.title)
         for p in NARRATIVE_POINTS if p.id in missing
     ]
-    return NarrativeReport(source, text, covered, missing, conventions_discussed(text), tuple(issues), digest)
+    conventions = conventions_discussed(text, texts)
+    return NarrativeReport(source, text, covered, missing, conventions, tuple(issues), digest)
 
 
 # --------------------------------------------------------------------------- e-mail bodies
@@ -425,8 +452,8 @@ def own_text(body: str) -> str:
 
 def looks_like_narrative(body: str) -> bool:
     """Is this e-mail body itself the qualitative analysis (not a cover note)?"""
-    text = own_text(body[:MAX_TEXT_CHARS])
-    n_words = len(fold(text).split())
+    text = own_text(body[:MAX_ANALYSED_CHARS])
+    n_words = len(fold_lines(text).split())
     if n_words < BODY_MIN_WORDS:
         return False
     for heading in heading_lines(text):
