@@ -309,11 +309,11 @@ def _campaigns(raw_list: list[Any], fail: Any) -> list[Campaign]:
             fail("campaigns", index, "deadline", "la date limite précède l'ouverture de la campagne")
         steps: dict[str, tuple[int, ...]] = {}
         for key, default in (("reminders_before", (14, 7, 1)), ("reminders_after", (1, 8, 15, 22))):
-            value = raw.get(key, list(default))
-            if not isinstance(value, list) or not all(isinstance(v, int) and v >= 0 for v in value):
+            days = raw.get(key, list(default))
+            if not isinstance(days, list) or not all(isinstance(v, int) and v >= 0 for v in days):
                 fail("campaigns", index, key, "liste de nombres de jours attendue, par exemple [14, 7, 1]")
-                value = list(default)
-            steps[key] = tuple(sorted(set(value), reverse=key == "reminders_before"))
+                days = list(default)
+            steps[key] = tuple(sorted(set(days), reverse=key == "reminders_before"))
         strict = raw.get("strict", False)
         if not isinstance(strict, bool):
             fail("campaigns", index, "strict", "true ou false attendu")

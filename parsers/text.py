@@ -11,7 +11,7 @@ _NON_WORD = re.compile(r"[^0-9a-z]+")
 _SPACES = re.compile(r"\s+")
 # Words too common in indicator labels to tell two of them apart.
 STOPWORDS = frozenset(
-    "de des du la le les l d en et a au aux dans par pour sur un une ou qui que ce ces leur leurs".split()
+    ["de", "des", "du", "la", "le", "les", "l", "d", "en", "et", "a", "au", "aux", "dans", "par", "pour", "sur", "un", "une", "ou", "qui", "que", "ce", "ces", "leur", "leurs"]
 )
 
 

@@ -1,0 +1,273 @@
+"""Whole messages through the pipeline, on SQLite and PostgreSQL: verdicts, dossiers, replies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from intake import pipeline
+from intake.journey import Journey, Services
+from intake.pipeline import STEPS, Step
+from store.models import InboundMessage, Submission
+from tests.factories.documents import docx_bytes, narrative_blocks, narrative_text, odt_bytes, pdf_bytes
+from tests.factories.emails import bounce, build_email, forward, out_of_office_reply
+from tests.factories.workbooks import hand_made_layout
+from tests.pipeline_support import (
+    GOOD_VALUES,
+    LATE,
+    codes,
+    count,
+    good_workbook,
+    ingest,
+    make_services,
+    outbox,
+    parsed,
+    submissions,
+)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+SENDER = "Préfecture de la région Bretagne – SGAR <sgar-politique-ville@bretagne.pref.gouv.fr>"
+
+
+@pytest.fixture
+def services(tmp_path: Path, db_url: str) -> Services:
+    return make_services(tmp_path, db_url)
+
+
+def full_return(style: str = "outlook", **kwargs: object) -> bytes:
+    attachments = [("Bilan 2013 - Bretagne.xlsx", good_workbook(), XLSX),
+                   ("Analyse qualitative.docx", docx_bytes(narrative_blocks()), DOCX)]
+    return build_email(attachments=attachments, style=style, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("style", ["outlook", "thunderbird", "webmail"])
+def test_complete_return_is_accepted_and_acknowledged(services: Services, style: str) -> None:
+    raw = full_return(style)
+    result = ingest(services, raw)
+    assert result.outcome == "accepted", result.issues
+    assert result.region == "53" and result.campaign == "bilan-2013"
+    assert result.dossier == "complete"
+    assert not [i for i in result.issues if i.severity == "error"]
+    assert result.reply is not None
+    assert result.reply.to == ("sgar-politique-ville@bretagne.pref.gouv.fr",)
+    assert result.reply.cc == ("sgar@bretagne.pref.gouv.fr",)
+    assert "Votre retour est enregistré." in result.reply.text
+    assert "16 indicateur(s) local(aux) renseigné(s) sur 16" in result.reply.text
+    assert "État de votre dossier : complet." in result.reply.text
+
+    [item] = outbox(services)
+    sent = parsed(item.raw)
+    original = parsed(raw)
+    assert sent["In-Reply-To"] == original["Message-ID"]
+    assert original["Message-ID"] in sent["References"]
+    assert sent["Auto-Submitted"] == "auto-replied"
+    assert sent["X-Auto-Response-Suppress"] == "All"
+    assert sent.get_body(("html",)) is not None
+    # with no relay configured the reply is written where a person can read it
+    assert len(list(services.settings.outbox_dir.glob("*.eml"))) == 1
+
+    [workbook, narrative] = submissions(services)
+    assert (workbook.kind, workbook.version, workbook.verdict) == ("workbook", 1, "accepted")
+    assert workbook.values["I16"] == [12, 5] and workbook.values["I08"] == 30.0
+    assert narrative.kind == "narrative" and set(narrative.details["points_covered"]) == {
+        "P1", "P2", "P3", "P4", "P5", "P6"}
+
+
+def test_raw_message_is_kept_byte_for_byte(services: Services) -> None:
+    raw = full_return()
+    result = ingest(services, raw)
+    with services.sessions() as session:
+        stored = session.get(InboundMessage, result.inbound_id)
+        assert stored is not None and stored.raw == raw and stored.outcome == "accepted"
+        assert stored.received_at.year == 2014
+
+
+def test_workbook_without_narrative_leaves_the_dossier_incomplete(services: Services) -> None:
+    raw = build_email(attachments=[("bilan.xlsx", good_workbook(), XLSX)])
+    result = ingest(services, raw)
+    assert result.outcome == "accepted"
+    assert result.dossier == "incomplete"
+    assert result.reply is not None and "Il manque encore : l'analyse qualitative." in result.reply.text
+
+
+def test_rejected_workbook_lists_each_issue_with_its_cell(services: Services) -> None:
+    raw = build_email(attachments=[("bilan.xlsx", good_workbook(values={"I09": "quatre", "I12": -2}), XLSX)])
+    result = ingest(services, raw)
+    assert result.outcome == "rejected"
+    assert result.dossier == "rejected"
+    errors = {(i.code, i.indicator) for i in result.issues if i.severity == "error"}
+    assert errors == {("not_a_number", "I09"), ("out_of_range", "I12")}
+    bad = next(i for i in result.issues if i.code == "not_a_number")
+    assert result.reply is not None
+    text = result.reply.text
+    assert "VOTRE RETOUR DOIT ÊTRE CORRIGÉ : 2 points bloquants" in text
+    assert f"cellule {bad.cell}" in text and "« quatre »" in text
+
+
+def test_resubmission_supersedes_and_completes_the_dossier(services: Services) -> None:
+    first = ingest(services, build_email(attachments=[("bilan.xlsx", good_workbook(values={"I09": "x"}), XLSX)]))
+    assert first.dossier == "rejected"
+    second = ingest(services, full_return(subject="RE: Bilan 2013 corrigé"))
+    assert second.outcome == "accepted" and second.dossier == "complete"
+    history = [s for s in submissions(services) if s.kind == "workbook"]
+    assert [(s.version, s.verdict) for s in history] == [(1, "rejected"), (2, "accepted")]
+    assert history[0].superseded_by_id == history[1].id and history[1].superseded_by_id is None
+
+
+def test_same_message_twice_gets_one_reply(services: Services) -> None:
+    raw = full_return()
+    assert ingest(services, raw).outcome == "accepted"
+    again = ingest(services, raw)
+    assert again.outcome == "duplicate" and again.reply is None
+    assert len(outbox(services)) == 1
+    assert count(services, InboundMessage) == 2  # both deliveries are kept
+
+
+def test_same_bytes_without_message_id_are_a_duplicate(services: Services) -> None:
+    raw = build_email(attachments=[("bilan.xlsx", good_workbook(), XLSX)], message_id=None)
+    assert ingest(services, raw).outcome == "accepted"
+    assert ingest(services, raw).outcome == "duplicate"
+    assert len(outbox(services)) == 1
+
+
+def test_new_message_with_an_identical_file_is_answered_without_a_new_version(services: Services) -> None:
+    workbook = good_workbook()
+    ingest(services, build_email(attachments=[("bilan.xlsx", workbook, XLSX)]))
+    result = ingest(services, build_email(attachments=[("bilan (2).xlsx", workbook, XLSX)], subject="Renvoi"))
+    assert result.outcome == "accepted"
+    assert ("identical_file", None) in codes(result)
+    assert result.reply is not None and "identique à la version déjà enregistrée" in result.reply.text
+    assert [s.version for s in submissions(services)] == [1]
+    assert len(outbox(services)) == 2
+
+
+@pytest.mark.parametrize("make", [
+    lambda: out_of_office_reply(),
+    lambda: out_of_office_reply(variant="rfc3834"),
+    lambda: bounce(build_email(), auto_submitted=False),
+    lambda: build_email(extra_headers=[("Auto-Submitted", "auto-generated")]),
+    lambda: build_email(extra_headers=[("Precedence", "bulk")]),
+    lambda: build_email(extra_headers=[("List-Id", "<annonces.ville.gouv.fr>")]),
+])
+def test_automated_mail_is_stored_and_never_answered(services: Services, make: object) -> None:
+    result = ingest(services, make())  # type: ignore[operator]
+    assert result.outcome == "ignored"
+    assert result.reply is None and outbox(services) == []
+    assert count(services, InboundMessage) == 1
+
+
+def test_our_own_reply_coming_back_is_ignored(services: Services) -> None:
+    ingest(services, full_return())
+    [item] = outbox(services)
+    assert ingest(services, item.raw).outcome == "ignored"
+    assert len(outbox(services)) == 1
+
+
+def test_unknown_sender_is_quarantined_and_told(services: Services) -> None:
+    raw = build_email(sender="Jean Dupont <jean.dupont@gmail.example.com>",
+                      attachments=[("bilan.xlsx", good_workbook(), XLSX)])
+    result = ingest(services, raw)
+    assert result.outcome == "quarantined"
+    assert ("unknown_sender", None) in codes(result)
+    assert result.reply is not None and result.reply.to == ("jean.dupont@gmail.example.com",)
+    assert "n'est rattachée à aucune région" in result.reply.text
+    assert submissions(services) == []
+
+
+def test_forgotten_attachment_is_rejected_with_no_return_found(services: Services) -> None:
+    result = ingest(services, build_email(body="Bonjour,\n\nVeuillez trouver ci-joint notre bilan.\n\nCordialement"))
+    assert result.outcome == "rejected"
+    assert codes(result) == {("no_return_found", None)}
+    assert result.reply is not None and "pièce jointe a peut-être été oubliée" in result.reply.text
+    assert result.dossier == "missing"
+
+
+def test_narrative_in_the_body_counts(services: Services) -> None:
+    body = "Bonjour,\n\nVoici notre analyse qualitative.\n\n" + narrative_text()
+    result = ingest(services, build_email(body=body, attachments=[("bilan.xlsx", good_workbook(), XLSX)]))
+    assert result.outcome == "accepted" and result.dossier == "complete"
+    kinds = sorted(s.kind for s in submissions(services))
+    assert kinds == ["narrative", "workbook"]
+
+
+@pytest.mark.parametrize(("name", "make", "ctype"), [
+    ("analyse.odt", lambda: odt_bytes(narrative_blocks()), "application/vnd.oasis.opendocument.text"),
+    ("analyse.pdf", lambda: pdf_bytes(narrative_blocks()), "application/pdf"),
+])
+def test_narrative_attachment_formats(services: Services, name: str, make: object, ctype: str) -> None:
+    result = ingest(services, build_email(attachments=[(name, make(), ctype)]))  # type: ignore[operator]
+    assert result.outcome == "accepted"
+    assert result.dossier == "incomplete"  # the workbook is still missing
+    [narrative] = submissions(services)
+    assert narrative.filename == name and len(narrative.details["points_covered"]) == 6
+
+
+def test_region_mismatch_is_an_error(services: Services) -> None:
+    raw = build_email(attachments=[("bilan.xlsx", good_workbook(region="Rhône-Alpes",
+                                                                layout=hand_made_layout()), XLSX)])
+    result = ingest(services, raw)
+    assert result.outcome == "rejected"
+    assert ("region_mismatch", None) in codes(result)
+
+
+def test_forwarded_return_is_read_inside(services: Services) -> None:
+    inner = build_email(sender="agent@bretagne.pref.gouv.fr", attachments=[("bilan.xlsx", good_workbook(), XLSX)])
+    raw = forward(inner, sender="sgar@bretagne.pref.gouv.fr")
+    result = ingest(services, raw)
+    assert result.outcome == "accepted"
+    assert [s.kind for s in submissions(services)] == ["workbook"]
+
+
+def test_late_return_is_marked_received_late(services: Services) -> None:
+    result = ingest(services, full_return(), at=LATE)
+    assert result.outcome == "accepted"
+    assert all(s.late for s in submissions(services))
+    assert result.reply is not None and "reçu en retard" in result.reply.text
+
+
+def test_a_failing_step_leaves_the_message_failed_and_reprocess_recovers_it(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(journey: Journey, services: Services) -> None:
+        raise RuntimeError("disk full\nFAKE LOG LINE")
+
+    monkeypatch.setattr(pipeline, "STEPS", (*STEPS[:2], Step("explode", explode, lambda j: True), *STEPS[2:]))
+    result = ingest(services, full_return())
+    assert result.outcome == "failed" and "disk full" in result.reason
+    assert outbox(services) == [] and submissions(services) == []
+    with services.sessions() as session:
+        stored = session.get(InboundMessage, result.inbound_id)
+        assert stored is not None and stored.outcome == "failed" and "RuntimeError" in (stored.error or "")
+
+    # the next message is not blocked by the broken one
+    monkeypatch.setattr(pipeline, "STEPS", STEPS)
+    other = ingest(services, build_email(attachments=[("bilan.xlsx", good_workbook(), XLSX)]))
+    assert other.outcome == "accepted"
+
+    again = pipeline.reprocess(services, result.inbound_id)
+    assert again.outcome == "accepted"
+    assert len(outbox(services)) == 2
+    # processing it once more does not answer twice
+    assert pipeline.process(services, result.inbound_id).outcome == "accepted"
+    assert len(outbox(services)) == 2
+
+
+def test_recover_processes_messages_stored_but_never_processed(services: Services) -> None:
+    from intake.journey import Delivery
+    from tests.pipeline_support import IN_TIME
+
+    inbound_id = pipeline.receive(services, Delivery(raw=full_return(), received_at=IN_TIME, channel="smtp"))
+    [result] = pipeline.recover(services)
+    assert result.inbound_id == inbound_id and result.outcome == "accepted"
+    assert pipeline.recover(services) == []
+
+
+def test_values_are_recorded_for_every_local_indicator(services: Services) -> None:
+    ingest(services, build_email(attachments=[("bilan.xlsx", good_workbook(), XLSX)]))
+    with services.sessions() as session:
+        workbook = session.query(Submission).one()
+        assert set(GOOD_VALUES) <= set(workbook.values)
+        assert workbook.values["I07"] == 25.0 and workbook.values["I09"] == 4
+        assert workbook.observations["I07"].startswith("Source")

@@ -1,0 +1,123 @@
+"""The embedded SMTP receiver, as a real aiosmtpd server on loopback with smtplib as the client."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from intake.app import build_services, make_logger
+from intake.config import ReceiverConfig, Settings, load_settings
+from intake.journey import Services
+from intake.serve import run
+from store.models import InboundMessage, OutboxItem
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+class Running:
+    def __init__(self, services: Services, port: int, outbox: Path) -> None:
+        self.services, self.port, self.outbox = services, port, outbox
+
+    def send(self, msg: EmailMessage, to: str | None = None) -> dict[str, tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+            return client.send_message(msg, to_addrs=[to or self.services.settings.mailbox_address])
+
+    def count(self, model: type) -> int:
+        with self.services.sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    port = free_port()
+    base: Settings = load_settings(None)
+    settings = replace(base, receiver=ReceiverConfig(host="127.0.0.1", port=port, max_message_bytes=200_000),
+                       data_dir=tmp_path, outbox_dir=tmp_path / "outbox")
+    services = build_services(settings, f"sqlite:///{tmp_path / 'db.sqlite3'}", make_logger())
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(services,), kwargs={"stop": stop}, daemon=True)
+    thread.start()
+
+    def listening() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_for(listening)
+    yield Running(services, port, settings.outbox_dir)
+    stop.set()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def simple_mail(sender: str = "sgar@bretagne.example.org", body: str = "Bonjour", size: int = 0) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = "conventions@ville.example.org"
+    msg["Subject"] = "Bilan 2013"
+    msg["Message-ID"] = f"<{time.monotonic_ns()}@bretagne.example.org>"
+    msg.set_content(body + ("x" * size))
+    return msg
+
+
+def test_accepts_mail_for_the_mailbox_stores_it_and_writes_the_reply(running: Running) -> None:
+    refused = running.send(simple_mail())
+    assert refused == {}
+    assert running.count(InboundMessage) == 1
+    wait_for(lambda: running.count(OutboxItem) == 1)
+    wait_for(lambda: len(list(running.outbox.glob("*.eml"))) == 1)
+    reply = next(running.outbox.glob("*.eml")).read_bytes()
+    assert b"Auto-Submitted: auto-replied" in reply
+    assert b"sgar@bretagne.example.org" in reply
+
+
+def test_refuses_other_recipients_never_an_open_relay(running: Running) -> None:
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as err:
+        running.send(simple_mail(), to="someone@elsewhere.example.com")
+    code, _ = err.value.recipients["someone@elsewhere.example.com"]
+    assert code == 550
+    assert running.count(InboundMessage) == 0
+
+
+def test_enforces_and_announces_size(running: Running) -> None:
+    with smtplib.SMTP("127.0.0.1", running.port, timeout=10) as client:
+        client.ehlo()
+        assert client.has_extn("size")
+        assert int(client.esmtp_features["size"]) == 200_000
+    with pytest.raises((smtplib.SMTPDataError, smtplib.SMTPSenderRefused)) as err:
+        running.send(simple_mail(size=300_000))
+    assert err.value.smtp_code == 552
+    assert running.count(InboundMessage) == 0
+
+
+def test_answers_451_when_the_message_cannot_be_stored(running: Running) -> None:
+    with running.services.sessions.begin() as session:
+        session.execute(text("DROP TABLE message_identities"))
+        session.execute(text("ALTER TABLE inbound_messages RENAME TO inbound_messages_away"))
+    with pytest.raises(smtplib.SMTPDataError) as err:
+        running.send(simple_mail())
+    assert err.value.smtp_code == 451
