@@ -10,9 +10,10 @@ _LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß"
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _SPACES = re.compile(r"\s+")
 # Words too common in indicator labels to tell two of them apart.
-STOPWORDS = frozenset(
-    ["de", "des", "du", "la", "le", "les", "l", "d", "en", "et", "a", "au", "aux", "dans", "par", "pour", "sur", "un", "une", "ou", "qui", "que", "ce", "ces", "leur", "leurs"]
-)
+STOPWORDS = frozenset((
+    "de", "des", "du", "la", "le", "les", "l", "d", "en", "et", "a", "au", "aux", "dans", "par", "pour",
+    "sur", "un", "une", "ou", "qui", "que", "ce", "ces", "leur", "leurs",
+))
 
 
 def strip_accents(text: str) -> str:
