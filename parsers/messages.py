@@ -104,12 +104,6 @@ _KINDS = (
     IssueKind("narrative_empty", "warning",
               "L'analyse qualitative ({file}) ne contient pas de texte lisible. S'il s'agit d'un scan, "
               "envoyez plutôt le document texte (.docx, .odt ou .pdf texte)."),
-    IssueKind("narrative_missing", "warning",
-              "L'analyse qualitative n'a pas été reçue. Envoyez-la dans le corps d'un message ou en pièce "
-              "jointe (.docx, .odt, .pdf ou .txt) : votre dossier sera alors complet."),
-    IssueKind("workbook_missing", "warning",
-              "Le tableau de bord (annexe 2, fichier Excel) n'a pas été reçu. Envoyez-le pour compléter "
-              "votre dossier."),
 )
 
 KINDS: dict[str, IssueKind] = {k.code: k for k in _KINDS}
