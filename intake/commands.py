@@ -12,17 +12,16 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
-from notifier.template_workbook import build_template
-from parsers.check import check_workbook
-from parsers.narrative import analyse_narrative, extract_text
-
 from intake import pipeline
 from intake.app import build_services, make_logger, resolve_db_url
 from intake.config import Campaign, Settings
 from intake.journey import Delivery, Services
 from intake.output import Printer
+from notifier.template_workbook import build_template
 from parsers import catalogue
+from parsers.check import check_workbook
 from parsers.model import UnreadableFile
+from parsers.narrative import analyse_narrative, extract_text
 from parsers.sniff import kind_of, sniff
 from store import queries
 

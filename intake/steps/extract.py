@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from parsers.check import check_workbook
-from parsers.narrative import analyse_narrative, extract_text, looks_like_narrative
-
 from intake.config import Campaign
 from intake.journey import Journey, Services
+from parsers.check import check_workbook
 from parsers.messages import make_issue
 from parsers.model import Attachment, NarrativeReport, UnreadableFile
+from parsers.narrative import analyse_narrative, extract_text, looks_like_narrative, own_text
 from parsers.sniff import kind_of, sniff
 
 BODY_SOURCE = "corps du message"
@@ -25,8 +24,8 @@ def extract(journey: Journey, services: Services) -> None:
         _read_attachment(journey, services, attachment)
     body = journey.mail.body_text
     if body.strip() and looks_like_narrative(body):
-        report = analyse_narrative(body, BODY_SOURCE)
-        journey.narratives.append(_with_sha(report, body.encode("utf-8")))
+        own = own_text(body)  # without the quoted thread and the signature
+        journey.narratives.append(_with_sha(analyse_narrative(own, BODY_SOURCE), own.encode("utf-8")))
 
 
 def _read_attachment(journey: Journey, services: Services, attachment: Attachment) -> None:
