@@ -76,12 +76,39 @@ class ReceiverConfig:
 
 @dataclass(frozen=True)
 class SmtpConfig:
+    """The relay that delivers outgoing mail (``[smtp]``)."""
+
     host: str
     port: int = 25
     security: str = "none"  # "none" | "starttls" | "ssl"
     username: str = ""
     password: str = ""
     sender: str = ""  # the "from" key
+    timeout_seconds: float = 30.0
+    retry_initial_seconds: float = 60.0  # first retry after a temporary failure; doubles each time
+    retry_max_seconds: float = 3600.0
+    max_attempts: int = 12  # then the item is marked failed and the admins are told
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    """The mailbox the IMAP watcher reads (``[imap]``)."""
+
+    host: str
+    port: int = 143
+    security: str = "none"  # "none" | "starttls" | "ssl"
+    username: str = ""
+    password: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = "Traités"
+    idle_seconds: float = 60.0  # IDLE is re-issued this often (well before the 29-minute limit)
+    poll_seconds: float = 30.0  # polling interval when the server has no IDLE
+    timeout_seconds: float = 30.0  # socket timeout: a dead connection is noticed
+
+
+@dataclass(frozen=True)
+class Limits:
+    replies_per_sender_per_hour: int = 10  # automatic replies to one address, so no robot storm
 
 
 @dataclass(frozen=True)
@@ -92,6 +119,9 @@ class Settings:
     coordinators: tuple[Coordinator, ...] = ()
     receiver: ReceiverConfig = field(default_factory=ReceiverConfig)
     smtp: SmtpConfig | None = None
+    imap: ImapConfig | None = None
+    limits: Limits = field(default_factory=Limits)
+    alert_emails: tuple[str, ...] = ()  # admins told of failures; default: the coordinators
     data_dir: Path = Path("var")
     outbox_dir: Path = Path("var/outbox")
     source: str = "<défauts intégrés>"
@@ -138,7 +168,12 @@ _SECTIONS: dict[str, set[str]] = {
     "service": {"data_dir", "outbox_dir"},
     "mailbox": {"address"},
     "receiver": {"host", "port", "max_message_bytes"},
-    "smtp": {"host", "port", "security", "username", "password", "password_env", "from"},
+    "smtp": {"host", "port", "security", "username", "password", "password_env", "from", "timeout_seconds",
+             "retry_initial_seconds", "retry_max_seconds", "max_attempts"},
+    "imap": {"host", "port", "security", "username", "password", "password_env", "folder", "processed_folder",
+             "idle_seconds", "poll_seconds", "timeout_seconds"},
+    "limits": {"replies_per_sender_per_hour"},
+    "alerts": {"emails"},
     "campaigns": {"id", "year", "opens", "deadline", "strict", "reminders_before", "reminders_after",
                   "escalate_after"},
     "regions": {"code", "name", "senders", "contacts"},
@@ -244,6 +279,17 @@ def _build(data: dict[str, Any], loc: _Locator, environ: Mapping[str, str]) -> S
         max_message_bytes=_int(receiver_raw, "max_message_bytes", 26_214_400, fail, "receiver", 1024, 2**31),
     )
     smtp = _smtp(data.get("smtp"), environ, fail, mailbox)
+    imap = _imap(data.get("imap"), environ, fail)
+    limits_raw = data.get("limits", {})
+    limits = Limits(
+        replies_per_sender_per_hour=_int(limits_raw, "replies_per_sender_per_hour", 10, fail, "limits", 0, 10_000),
+    )
+    alert_emails = [str(a).strip().lower() for a in data.get("alerts", {}).get("emails", [])]
+    for address in alert_emails:
+        if not _EMAIL.match(address):
+            fail("alerts", 0, "emails", f"adresse invalide « {address} »")
+    if not alert_emails:
+        alert_emails = [c.email for c in coordinators]
 
     if errors:
         raise ConfigError("Configuration refusée :\n  - " + "\n  - ".join(errors))
@@ -255,6 +301,9 @@ def _build(data: dict[str, Any], loc: _Locator, environ: Mapping[str, str]) -> S
         coordinators=tuple(coordinators),
         receiver=receiver,
         smtp=smtp,
+        imap=imap,
+        limits=limits,
+        alert_emails=tuple(alert_emails),
         data_dir=data_dir,
         outbox_dir=Path(str(service.get("outbox_dir", data_dir / "outbox"))),
         source=loc.source,
@@ -359,20 +408,34 @@ def _regions(raw_list: list[Any], fail: Any) -> list[RegionConfig]:
     return regions
 
 
-def _smtp(raw: Any, environ: Mapping[str, str], fail: Any, mailbox: str) -> SmtpConfig | None:
-    if not raw:
-        return None
+def _float(table: Mapping[str, Any], key: str, default: float, fail: Any, section: str, low: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+        fail(section, 0, key, f"nombre attendu (au moins {low}), trouvé « {value} »")
+        return default
+    return float(value)
+
+
+def _server(raw: Mapping[str, Any], environ: Mapping[str, str], fail: Any, section: str) -> tuple[str, str, str]:
+    """host, security and password of a [smtp] or [imap] section."""
     security = str(raw.get("security", "none"))
     if security not in ("none", "starttls", "ssl"):
-        fail("smtp", 0, "security", f"« {security} » : valeurs possibles none, starttls, ssl")
+        fail(section, 0, "security", f"« {security} » : valeurs possibles none, starttls, ssl")
     password = str(raw.get("password", ""))
     if "password_env" in raw:
         password = environ.get(str(raw["password_env"]), "")
         if not password:
-            fail("smtp", 0, "password_env", f"la variable d'environnement {raw['password_env']} est vide")
+            fail(section, 0, "password_env", f"la variable d'environnement {raw['password_env']} est vide")
     host = str(raw.get("host", "")).strip()
     if not host:
-        fail("smtp", 0, "host", "hôte du relais manquant")
+        fail(section, 0, "host", "nom d'hôte manquant")
+    return host, security, password
+
+
+def _smtp(raw: Any, environ: Mapping[str, str], fail: Any, mailbox: str) -> SmtpConfig | None:
+    if not raw:
+        return None
+    host, security, password = _server(raw, environ, fail, "smtp")
     return SmtpConfig(
         host=host,
         port=_int(raw, "port", 25, fail, "smtp", 1, 65535),
@@ -380,4 +443,27 @@ def _smtp(raw: Any, environ: Mapping[str, str], fail: Any, mailbox: str) -> Smtp
         username=str(raw.get("username", "")),
         password=password,
         sender=str(raw.get("from", mailbox)).strip().lower() or mailbox,
+        timeout_seconds=_float(raw, "timeout_seconds", 30.0, fail, "smtp", 0.1),
+        retry_initial_seconds=_float(raw, "retry_initial_seconds", 60.0, fail, "smtp", 0.01),
+        retry_max_seconds=_float(raw, "retry_max_seconds", 3600.0, fail, "smtp", 0.01),
+        max_attempts=_int(raw, "max_attempts", 12, fail, "smtp", 1, 1000),
+    )
+
+
+def _imap(raw: Any, environ: Mapping[str, str], fail: Any) -> ImapConfig | None:
+    if not raw:
+        return None
+    host, security, password = _server(raw, environ, fail, "imap")
+    default_port = 993 if security == "ssl" else 143
+    return ImapConfig(
+        host=host,
+        port=_int(raw, "port", default_port, fail, "imap", 1, 65535),
+        security=security,
+        username=str(raw.get("username", "")),
+        password=password,
+        folder=str(raw.get("folder", "INBOX")),
+        processed_folder=str(raw.get("processed_folder", "Traités")),
+        idle_seconds=_float(raw, "idle_seconds", 60.0, fail, "imap", 0.1),
+        poll_seconds=_float(raw, "poll_seconds", 30.0, fail, "imap", 0.1),
+        timeout_seconds=_float(raw, "timeout_seconds", 30.0, fail, "imap", 0.1),
     )

@@ -58,7 +58,10 @@ class InboundMessage(Base):
     """One e-mail exactly as received (raw bytes kept byte-for-byte), and what became of it."""
 
     __tablename__ = "inbound_messages"
-    __table_args__ = (Index("ix_inbound_messages_outcome_received_at", "outcome", "received_at"),)
+    __table_args__ = (
+        Index("ix_inbound_messages_outcome_received_at", "outcome", "received_at"),
+        Index("ix_inbound_messages_imap", "imap_folder", "imap_uidvalidity", "imap_uid"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Message-ID, or "sha256:<hex>" of the raw bytes when the message has none.
@@ -149,7 +152,11 @@ class OutboxItem(Base):
     """A complete outgoing e-mail, built once; its unique key stops the same mail being queued twice."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbox_mail_message_id", "mail_message_id"),
+        Index("ix_outbox_recipients_key", "recipients_key", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # e.g. "reply:<inbound id>", "reminder:<campaign>:<region>:<step>"
@@ -161,8 +168,14 @@ class OutboxItem(Base):
     subject: Mapped[str] = mapped_column(String(SUBJECT_MAX))
     raw: Mapped[bytes] = mapped_column(LargeBinary)  # the complete RFC 5322 message
     mail_message_id: Mapped[str] = mapped_column(String(998))
-    # "queued" | "sending" | "sent" | "failed"
+    # "queued" | "sending" | "sent" | "failed" | "bounced" | "held"
     status: Mapped[str] = mapped_column(String(16), default="queued", server_default="queued")
+    # A sender claims an item by setting status "sending" and a lease; an expired lease means the
+    # sender died mid-delivery and another may take the item again.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    # The first "To" address, lower-cased: automatic replies to one address are capped per hour.
+    recipients_key: Mapped[str | None] = mapped_column(String(320))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -277,6 +277,7 @@ def enqueue_outbox(
         mail_message_id=mail_message_id,
         status="queued",
         attempts=0,
+        recipients_key=recipients[0].strip().lower()[:320] if recipients else None,
     )
     try:
         with session.begin_nested():
@@ -284,6 +285,17 @@ def enqueue_outbox(
     except IntegrityError:
         return None
     return item
+
+
+def replies_since(session: Session, address: str, since: datetime) -> int:
+    """How many automatic replies were queued to ``address`` since ``since`` (storm cap)."""
+    return int(session.scalar(
+        select(func.count()).select_from(OutboxItem).where(
+            OutboxItem.recipients_key == address.strip().lower(),
+            OutboxItem.kind == "reply",
+            OutboxItem.created_at >= since,
+        )
+    ) or 0)
 
 
 def due_outbox(session: Session, now: datetime, limit: int = 50) -> list[OutboxItem]:

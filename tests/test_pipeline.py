@@ -282,3 +282,17 @@ def test_values_are_recorded_for_every_local_indicator(services: Services) -> No
         assert set(GOOD_VALUES) <= set(workbook.values)
         assert workbook.values["I07"] == 25.0 and workbook.values["I09"] == 4
         assert workbook.observations["I07"].startswith("Source")
+
+
+def test_automatic_replies_to_one_address_are_capped(tmp_path: Path, db_url: str) -> None:
+    services = make_services(tmp_path, db_url)
+    from dataclasses import replace
+
+    from intake.config import Limits
+
+    services = replace(services, settings=replace(services.settings, limits=Limits(replies_per_sender_per_hour=3)))
+    results = [ingest(services, build_email(subject=f"Essai {n}")) for n in range(5)]
+    assert [r.outcome for r in results] == ["rejected"] * 5  # each still gets its verdict
+    assert [r.reply is not None for r in results] == [True, True, True, False, False]
+    assert "reply withheld" in results[3].reason
+    assert len(outbox(services)) == 3

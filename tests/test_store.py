@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
 from store import queries
-from store.db import default_db_url, downgrade, make_engine, migrate, session_factory
+from store.db import alembic_config, default_db_url, downgrade, make_engine, migrate, session_factory
 from store.models import Base, Dossier, InboundMessage, MessageIdentity, OutboxItem, Submission
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -399,7 +400,8 @@ def test_schema_comparison_sees_differences(engine: Engine) -> None:
 def test_migrate_is_idempotent_and_reversible(engine: Engine) -> None:
     migrate(engine)  # already at head: nothing to do
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
     downgrade(engine, "base")
     try:
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
