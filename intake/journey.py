@@ -26,6 +26,9 @@ class Delivery:
     channel: str  # "smtp" | "imap" | "cli"
     envelope_from: str | None = None
     envelope_to: tuple[str, ...] = ()
+    imap_folder: str | None = None  # where the IMAP watcher found it, to move it once processed
+    imap_uidvalidity: int | None = None
+    imap_uid: int | None = None
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ def receive(services: Services, delivery: Delivery) -> int:
             envelope_to=delivery.envelope_to,
             message_id=message_id_of(delivery.raw),
         )
+        inbound.imap_folder = delivery.imap_folder
+        inbound.imap_uidvalidity = delivery.imap_uidvalidity
+        inbound.imap_uid = delivery.imap_uid
         session.flush()
         inbound_id = inbound.id
     services.log.info("stored message #%d (%d bytes, %s)", inbound_id, len(delivery.raw), delivery.channel)
