@@ -370,3 +370,10 @@ def open_errors(session: Session, dossier_id: int) -> int:
     if workbook is None:
         return 0
     return sum(1 for issue in workbook.issues if issue.get("severity") == "error")
+
+
+def outbox_by_message_ids(session: Session, message_ids: Sequence[str]) -> list[OutboxItem]:
+    """Our outgoing mails among ``message_ids`` (to match a delivery report to what bounced)."""
+    if not message_ids:
+        return []
+    return list(session.scalars(select(OutboxItem).where(OutboxItem.mail_message_id.in_(list(message_ids)))))

@@ -296,3 +296,35 @@ def test_automatic_replies_to_one_address_are_capped(tmp_path: Path, db_url: str
     assert [r.reply is not None for r in results] == [True, True, True, False, False]
     assert "reply withheld" in results[3].reason
     assert len(outbox(services)) == 3
+
+
+def test_bounce_of_our_reply_is_recorded_against_the_address_and_not_answered(services: Services) -> None:
+    from sqlalchemy import select
+
+    from store.models import DossierEvent
+
+    ingest(services, full_return())
+    [reply_item] = outbox(services)
+    report = bounce(reply_item.raw, recipient="sgar-politique-ville@bretagne.pref.gouv.fr")
+    result = ingest(services, report)
+    assert result.outcome == "ignored" and result.reply is None
+    assert f"bounce of outbox #{reply_item.id}" in result.reason
+    [item] = outbox(services)
+    assert item.status == "bounced"
+    assert "sgar-politique-ville@bretagne.pref.gouv.fr" in (item.last_error or "")
+    with services.sessions() as session:
+        events = list(session.scalars(select(DossierEvent).where(DossierEvent.kind == "bounce")))
+    assert len(events) == 1
+    assert events[0].detail["addresses"] == ["sgar-politique-ville@bretagne.pref.gouv.fr"]
+
+
+def test_out_of_office_answer_to_our_reply_is_not_a_bounce_and_gets_no_answer(services: Services) -> None:
+    ingest(services, full_return())
+    [reply_item] = outbox(services)
+    ooo = build_email(subject="Réponse automatique : Bilan 2013", body="Je suis absent jusqu'au 12 mai.",
+                      extra_headers=[("In-Reply-To", reply_item.mail_message_id),
+                                     ("Auto-Submitted", "auto-replied")])
+    result = ingest(services, ooo)
+    assert result.outcome == "ignored" and result.reply is None
+    [item] = outbox(services)
+    assert item.status == "queued" and item.last_error is None

@@ -1,0 +1,255 @@
+"""A real Dovecot IMAP server for the tests, on a free loopback port with its own configuration.
+
+``dovecot`` is a fixture (IDLE advertised); ``dovecot_no_idle`` is the same server whose
+capability list leaves IDLE out, for the polling fallback. Each test gets its own server, its own
+passwd-file user (``conventions`` / ``secret``) and its own Maildir in a temporary directory
+readable by ``nobody`` (the mail user). When Dovecot is not installed the tests using it fail
+under CI (``CI=true``: ``.ci/services.sh`` installs ``dovecot-imapd``) and are skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+
+NO_IDLE_CAPABILITY = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE SORT UIDPLUS MOVE NAMESPACE CHILDREN"
+
+_CONFIG = """\
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{root}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={root}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  chroot =
+}}
+service anvil {{
+  chroot =
+}}
+protocol imap {{
+  mail_max_userip_connections = 50
+{capability}}}
+"""
+
+
+def dovecot_binary() -> str | None:
+    found = shutil.which("dovecot")
+    if found:
+        return found
+    return "/usr/sbin/dovecot" if os.access("/usr/sbin/dovecot", os.X_OK) else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Dovecot:
+    """One Dovecot server process (foreground, ``-F``) and helpers to look into its mailbox."""
+
+    user = "conventions"
+    password = "secret"
+    host = "127.0.0.1"
+
+    def __init__(self, binary: str, *, idle: bool = True) -> None:
+        self.binary = binary
+        self.idle = idle
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="dovecot-"))
+        self.root.chmod(0o755)
+        self.process: subprocess.Popen[bytes] | None = None
+        self._write_files()
+
+    # ------------------------------------------------------------------ set-up
+
+    def _write_files(self) -> None:
+        for name in ("run", "state", "mail", "home"):
+            (self.root / name).mkdir(mode=0o755)
+        nobody = pwd.getpwnam("nobody")
+        for name in ("mail", "home"):
+            os.chown(self.root / name, nobody.pw_uid, nobody.pw_gid)
+        (self.root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n", encoding="utf-8")
+        capability = "" if self.idle else f"  imap_capability = {NO_IDLE_CAPABILITY}\n"
+        self.config = self.root / "dovecot.conf"
+        self.config.write_text(_CONFIG.format(root=self.root, port=self.port, capability=capability),
+                               encoding="utf-8")
+
+    @property
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, timeout: float = 15.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        self.process = subprocess.Popen([self.binary, "-F", "-c", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise RuntimeError(f"dovecot exited ({self.process.returncode}): {err}\n{self.log}")
+            if self._accepts_login():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"dovecot did not accept connections on port {self.port}\n{self.log}")
+
+    def _accepts_login(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
+                return sock.recv(64).startswith(b"* OK")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server (every client connection is dropped)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        if self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+        deadline = time.monotonic() + 10
+        while self._accepts_login() and time.monotonic() < deadline:  # children may linger a moment
+            time.sleep(0.05)
+
+    def restart(self) -> None:
+        """Stop then start the same server: same port, same Maildir."""
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # ------------------------------------------------------------------ mailbox helpers
+
+    def client(self) -> IMAPClient:
+        client = IMAPClient(self.host, self.port, ssl=False, timeout=10)
+        client.login(self.user, self.password)
+        return client
+
+    def append(self, raw: bytes, folder: str = "INBOX") -> int:
+        """Append a message (as a mail delivery would); returns its UID."""
+        with self.client() as client:
+            if not client.folder_exists(folder):
+                client.create_folder(folder)
+            response = client.append(folder, raw)
+        # "[APPENDUID <uidvalidity> <uid>] Append completed."
+        text = response.decode() if isinstance(response, bytes) else str(response)
+        return int(text.split("]")[0].split()[-1])
+
+    def uids(self, folder: str = "INBOX") -> list[int]:
+        """UIDs of the messages not flagged deleted in ``folder`` ([] when it does not exist)."""
+        with self.client() as client:
+            if not client.folder_exists(folder):
+                return []
+            client.select_folder(folder, readonly=True)
+            return sorted(int(uid) for uid in client.search(["NOT", "DELETED"]))
+
+    def fetch(self, folder: str = "INBOX") -> dict[int, bytes]:
+        """UID → raw bytes of every message of ``folder``."""
+        with self.client() as client:
+            if not client.folder_exists(folder):
+                return {}
+            client.select_folder(folder, readonly=True)
+            uids = client.search(["NOT", "DELETED"])
+            if not uids:
+                return {}
+            data = client.fetch(uids, ["BODY.PEEK[]"])
+            return {int(uid): bytes(item[b"BODY[]"]) for uid, item in data.items()}
+
+    def uidvalidity(self, folder: str = "INBOX") -> int:
+        with self.client() as client:
+            return int(client.folder_status(folder, ["UIDVALIDITY"])[b"UIDVALIDITY"])
+
+    def reset_uidvalidity(self, folder: str = "INBOX") -> None:
+        """Restart with the folder's UID list and indexes wiped: the messages stay, their UIDs
+        are renumbered under a new UIDVALIDITY (as after a restore or a mailbox rebuild)."""
+        self.stop()
+        base = self.root / "mail" / self.user
+        path = base if folder == "INBOX" else base / ("." + _utf7(folder))
+        for item in path.iterdir():
+            if item.name.startswith("dovecot.index") or item.name == "dovecot-uidlist":
+                item.unlink()
+        self.start()
+
+
+def _utf7(folder: str) -> str:
+    from imapclient.imap_utf7 import encode
+
+    return encode(folder).decode("ascii")
+
+
+def _require_dovecot() -> str:
+    binary = dovecot_binary()
+    if binary is None:
+        reason = "Dovecot is not installed (Debian package dovecot-imapd; .ci/services.sh installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: CI=true, the IMAP tests must run", pytrace=False)
+        pytest.skip(reason)
+    return binary
+
+
+def _serve(idle: bool) -> Iterator[Dovecot]:
+    server = Dovecot(_require_dovecot(), idle=idle)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    """A running Dovecot that advertises IDLE."""
+    yield from _serve(idle=True)
+
+
+@pytest.fixture
+def dovecot_no_idle() -> Iterator[Dovecot]:
+    """A running Dovecot whose capabilities leave IDLE out (the watcher must poll)."""
+    yield from _serve(idle=False)
+
+
+__all__ = ["Dovecot", "IMAPClientError", "dovecot", "dovecot_no_idle", "free_port"]
