@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 from intake.config import Settings, load_settings
@@ -15,21 +17,38 @@ from parsers.text import one_line
 from store.db import default_db_url, make_engine, migrate, session_factory
 
 
-class OneLineFormatter(logging.Formatter):
-    """Structured-ish log lines; newlines in values can never forge another line."""
+class StructuredFormatter(logging.Formatter):
+    """One log record, one line: logfmt (``key=value``) or JSON. No value can forge another line."""
+
+    def __init__(self, as_json: bool = False) -> None:
+        super().__init__()
+        self.as_json = as_json
 
     def format(self, record: logging.LogRecord) -> str:
-        record.msg = one_line(str(record.msg), 2000)
-        text = super().format(record)
-        head, _, tail = text.partition("\n")
-        return head if not tail else head + " | " + one_line(tail, 4000)
+        fields = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "thread": record.threadName,
+            "msg": one_line(record.getMessage(), 2000),
+        }
+        if record.exc_info:
+            fields["error"] = one_line(self.formatException(record.exc_info), 4000)
+        if self.as_json:
+            return json.dumps(fields, ensure_ascii=False)
+        return " ".join(f"{k}={self._quote(v)}" for k, v in fields.items())
+
+    @staticmethod
+    def _quote(value: str) -> str:
+        if value and all(c.isalnum() or c in "-_.:/+@#" for c in value):
+            return value
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def make_logger(verbose: bool = False) -> logging.Logger:
     log = logging.getLogger("conventions_intake")
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(StructuredFormatter(os.environ.get("CONVENTIONS_LOG_FORMAT", "text") == "json"))
         log.addHandler(handler)
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
     log.propagate = False

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="lancer le service (récepteur SMTP intégré)")
     p.add_argument("--no-receiver", action="store_true", help="ne pas lancer le récepteur SMTP intégré")
 
+    p = sub.add_parser("health", help="état du service en cours (canaux, file d'attente, dernière erreur)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-age", type=float, default=30.0, help="âge maximal du rapport, en secondes")
+
     p = sub.add_parser("reprocess", help="retraiter des messages en échec ou non traités")
     p.add_argument("ids", nargs="*", type=int, metavar="MESSAGE_ID")
     p.add_argument("--failed", action="store_true", help="tous les messages en échec")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import smtplib
 import sys
 from collections.abc import Mapping
@@ -202,6 +203,38 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, environ: Mapping[str
 
     services = _services(args, settings, environ)
     return run(services, receiver=not args.no_receiver)
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    """Reads the health file ``serve`` refreshes; exit 0 only if it is fresh and every channel is up."""
+    from intake.serve import health_path
+
+    path = health_path(settings.data_dir)
+    out = Printer()
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        if args.json:
+            out.json({"healthy": False, "reason": "service not running (no health file)", "path": str(path)})
+        else:
+            out.line(f"service arrêté ou jamais démarré ({path} introuvable)")
+        return 1
+    age = (datetime.now(UTC) - datetime.fromisoformat(report["updated_at"])).total_seconds()
+    down = [name for name, ch in report["channels"].items() if not ch.get("up", ch.get("connected", False))]
+    healthy = age <= args.max_age and not down
+    if args.json:
+        out.json({"healthy": healthy, "age_seconds": round(age, 1), "down": down, **report})
+        return 0 if healthy else 1
+    out.line(f"service {'en bonne santé' if healthy else 'EN DIFFICULTÉ'} (pid {report['pid']}, "
+             f"rapport d'il y a {age:.0f} s)")
+    for name, channel in report["channels"].items():
+        state = "actif" if name not in down else "INACTIF"
+        details = ", ".join(f"{k}={v}" for k, v in channel.items() if k not in ("up", "connected"))
+        out.line(f"  {name:<9} {state}  {details}")
+    out.line(f"  en attente : {report['backlog']}")
+    out.line(f"  messages traités depuis le démarrage : {report['processed']}")
+    out.line(f"  dernière erreur : {report['last_error'] or 'aucune'}")
+    return 0 if healthy else 1
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:

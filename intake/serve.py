@@ -1,34 +1,67 @@
-"""``serve``: the long-running service — the embedded SMTP receiver feeding the pipeline.
+"""``serve``: one long-running asyncio process running every configured channel.
 
-Like Mailman's LMTP runner, the receiver answers ``250`` only once the raw message is committed
-to the store; if storing fails it answers ``451`` so the sending server tries again later. The
-pipeline then runs in a worker thread, one message at a time, in arrival order. On start, every
-message stored but never processed (a crash, a kill) is processed first.
+- the embedded SMTP receiver (aiosmtpd, on this event loop): like Mailman's LMTP runner it answers
+  ``250`` only once the raw message is committed to the store, ``451`` if storing fails, ``550``
+  for any recipient but the national mailbox, ``552`` above the size limit;
+- the pipeline worker: messages are processed one at a time, in arrival order, in a worker
+  thread (the database layer is synchronous); on start, every message stored but never processed
+  (a crash, a kill) is processed first;
+- the IMAP watcher (``[imap]``), in its own thread: IDLE or polling, catch-up, move when done;
+- the outbox sender (``[smtp]``), in its own thread, woken after every commit so a reply leaves
+  within milliseconds; without a relay, queued mail is written to the outbox folder instead;
+- a health file (``<data_dir>/health.json``, read by ``conventions-intake health``) refreshed every
+  few seconds, and a status line in the log every minute.
+
+SIGTERM / SIGINT: no new mail is accepted, the message in hand is finished, threads are joined.
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
+import json
+import os
 import signal
+import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from intake import pipeline
 from intake.journey import Delivery, Services
+from notifier.outbox import export_to_folder
 from store import queries
 
-_STOP = -1
+HEALTH_EVERY = 5.0
+STATUS_LINE_EVERY = 60.0
+
+
+@dataclass
+class Health:
+    """What ``health.json`` says; updated by the channels, written by the health task."""
+
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_error: str | None = None
+    processed: int = 0
+
+    def as_dict(self, backlog: dict[str, int]) -> dict[str, Any]:
+        return {"pid": os.getpid(), "started_at": self.started_at, "updated_at": datetime.now(UTC).isoformat(),
+                "channels": self.channels, "backlog": backlog, "processed": self.processed,
+                "last_error": self.last_error}
 
 
 class IntakeHandler:
-    """aiosmtpd handler: accepts mail for the national mailbox only, stores it, then acknowledges."""
+    """aiosmtpd handler: accepts mail for the national mailbox only, stores it, then acknowledges.
 
-    def __init__(self, services: Services, enqueue: Any) -> None:
+    SMTP replies are ASCII (the protocol's), in English like every mail server's.
+    """
+
+    def __init__(self, services: Services, enqueue: Callable[[int], None]) -> None:
         self.services = services
         self.enqueue = enqueue
         self.mailbox = services.settings.mailbox_address.lower()
@@ -36,7 +69,7 @@ class IntakeHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         if address.strip().lower() != self.mailbox:
-            return f"550 5.1.1 <{address}>: destinataire inconnu, ce serveur ne relaie pas le courrier"
+            return f"550 5.1.1 <{address}>: recipient unknown here, relaying denied"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -55,54 +88,193 @@ class IntakeHandler:
             inbound_id = await asyncio.to_thread(pipeline.receive, self.services, delivery)
         except Exception:
             self.services.log.exception("could not store an incoming message; answering 451")
-            return "451 4.3.0 Stockage momentanément impossible, réessayez plus tard"
+            return "451 4.3.0 Temporary storage failure, please try again later"
         self.enqueue(inbound_id)
-        return f"250 2.0.0 Message reçu (n° {inbound_id})"
+        return f"250 2.0.0 Message accepted as #{inbound_id}"
 
 
-def _work(services: Services, work: queue.Queue[int]) -> None:
-    while True:
-        inbound_id = work.get()
-        if inbound_id == _STOP:
+class Service:
+    """The running service: its channels, threads and tasks."""
+
+    def __init__(self, services: Services, *, receiver: bool = True) -> None:
+        self.health = Health()
+        self.outbox_wake = threading.Event()
+        self.thread_stop = threading.Event()
+        self.with_receiver = receiver
+        self.threads: list[threading.Thread] = []
+        self.queue: asyncio.Queue[int | None] = asyncio.Queue()
+        base = services.settings
+        outbox_dir = base.outbox_dir
+
+        def after_commit() -> None:
+            if base.smtp is None:
+                with services.sessions() as session:
+                    export_to_folder(session, outbox_dir)
+            self.outbox_wake.set()
+
+        self.services = replace(services, after_commit=after_commit)
+        self.watcher: Any = None
+
+    # ------------------------------------------------------------------ channels
+
+    async def _worker(self) -> None:
+        while True:
+            inbound_id = await self.queue.get()
+            if inbound_id is None:
+                return
+            result = await asyncio.to_thread(pipeline.process, self.services, inbound_id)
+            self.health.processed += 1
+            if result.outcome == "failed":
+                self.health.last_error = f"message #{inbound_id}: {result.reason}"
+
+    async def _start_receiver(self) -> asyncio.Server:
+        cfg = self.services.settings.receiver
+        loop = asyncio.get_running_loop()
+        handler = IntakeHandler(self.services, self.queue.put_nowait)
+        server = await loop.create_server(
+            lambda: SMTP(handler, data_size_limit=cfg.max_message_bytes, ident="conventions-intake",
+                         hostname=socket.getfqdn()),
+            host=cfg.host, port=cfg.port, reuse_address=True)
+        self.health.channels["smtp"] = {"up": True, "listen": f"{cfg.host}:{cfg.port}"}
+        self.services.log.info("SMTP receiver listening on %s:%d for <%s>", cfg.host, cfg.port,
+                               self.services.settings.mailbox_address)
+        return server
+
+    def _start_thread(self, name: str, target: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except Exception as exc:  # the components catch their own errors; this is the last net
+                self.services.log.exception("%s stopped on an unexpected error", name)
+                self.health.last_error = f"{name}: {exc}"
+                self.health.channels.setdefault(name, {})["up"] = False
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _start_imap(self) -> None:
+        settings = self.services.settings
+        if settings.imap is None:
             return
-        pipeline.process(services, inbound_id)  # never raises: failures are recorded on the message
+        from intake.imap import ImapWatcher
+
+        self.watcher = ImapWatcher(services=self.services, config=settings.imap, log=self.services.log,
+                                   on_processed=lambda _result: self.outbox_wake.set())
+        self._start_thread("imap", lambda: self.watcher.run(self.thread_stop))
+
+    def _start_sender(self) -> None:
+        settings = self.services.settings
+        if settings.smtp is None:
+            return
+        from notifier.alerts import alert_callable
+        from notifier.sender import OutboxSender
+
+        sender = OutboxSender(sessions=self.services.sessions, smtp=settings.smtp, log=self.services.log,
+                              instance=f"{socket.gethostname()}:{os.getpid()}",
+                              alert=alert_callable(settings))
+        self.health.channels["outbox"] = {"up": True, "relay": f"{settings.smtp.host}:{settings.smtp.port}"}
+        self._start_thread("outbox", lambda: sender.run(self.thread_stop, self.outbox_wake))
+
+    # ------------------------------------------------------------------ health
+
+    def backlog(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        try:
+            with self.services.sessions() as session:
+                counts = queries.backlog_counts(session)
+        except Exception as exc:  # the database is down: say so, keep serving what can be served
+            self.health.last_error = f"database: {type(exc).__name__}: {exc}"[:500]
+            self.health.channels["database"] = {"up": False}
+        else:
+            self.health.channels["database"] = {"up": True}
+        counts["in_queue"] = self.queue.qsize()
+        return counts
+
+    def write_health(self) -> dict[str, Any]:
+        if self.watcher is not None:
+            self.health.channels["imap"] = self.watcher.health()
+        report = self.health.as_dict(self.backlog())
+        path = health_path(self.services.settings.data_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, ensure_ascii=False, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+        return report
+
+    async def _health_task(self) -> None:
+        since_line = STATUS_LINE_EVERY
+        while True:
+            report = await asyncio.to_thread(self.write_health)
+            if since_line >= STATUS_LINE_EVERY:
+                since_line = 0.0
+                up = ",".join(f"{k}={'up' if v.get('up', v.get('connected')) else 'down'}"
+                              for k, v in report["channels"].items()) or "none"
+                self.services.log.info("status channels=%s backlog=%s processed=%d last_error=%s", up,
+                                       report["backlog"], report["processed"], report["last_error"] or "-")
+            await asyncio.sleep(HEALTH_EVERY)
+            since_line += HEALTH_EVERY
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @staticmethod
+    async def _watch(stop: threading.Event, stopping: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        stopping.set()
+
+    async def run(self, stop: threading.Event | None) -> None:
+        log, settings = self.services.log, self.services.settings
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stopping.set)
+        watch_stop = asyncio.create_task(self._watch(stop, stopping)) if stop is not None else None
+
+        with self.services.sessions() as session:
+            pending = [m.id for m in queries.unfinished_messages(session, limit=100_000)]
+        if pending:
+            log.info("recovering %d message(s) stored but not processed", len(pending))
+        for inbound_id in pending:
+            self.queue.put_nowait(inbound_id)
+        worker = asyncio.create_task(self._worker())
+        await asyncio.to_thread(self.services.after_commit or (lambda: None))  # write pending .eml files
+        server = await self._start_receiver() if self.with_receiver else None
+        self._start_imap()
+        self._start_sender()
+        health = asyncio.create_task(self._health_task())
+        where = f"relay {settings.smtp.host}:{settings.smtp.port}" if settings.smtp else f"folder {settings.outbox_dir}"
+        log.info("ready: campaigns=%s, replies to %s", ",".join(c.id for c in settings.campaigns), where)
+
+        await stopping.wait()
+        log.info("stopping: no new mail accepted, finishing the message in hand")
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+            self.health.channels["smtp"]["up"] = False
+        self.thread_stop.set()
+        self.outbox_wake.set()
+        await self.queue.put(None)
+        await worker
+        for thread in self.threads:
+            await asyncio.to_thread(thread.join, 60)
+        health.cancel()
+        if watch_stop is not None:
+            watch_stop.cancel()
+        await asyncio.to_thread(self.write_health)
+        log.info("stopped")
+
+
+def health_path(data_dir: Path) -> Path:
+    return data_dir / "health.json"
 
 
 def run(services: Services, *, receiver: bool = True, stop: threading.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); finishes the message in hand before leaving."""
-    stop = stop or threading.Event()
-    log, settings = services.log, services.settings
-    work: queue.Queue[int] = queue.Queue()
-    with services.sessions() as session:
-        for message in queries.unfinished_messages(session, limit=100_000):
-            work.put(message.id)
-    if not work.empty():
-        log.info("recovering %d message(s) stored but not processed", work.qsize())
-    worker = threading.Thread(target=_work, args=(services, work), name="pipeline", daemon=True)
-    worker.start()
-    if services.after_commit is not None:
-        services.after_commit()
 
-    controller = None
-    if receiver:
-        cfg = settings.receiver
-        controller = Controller(
-            IntakeHandler(services, work.put), hostname=cfg.host, port=cfg.port,
-            data_size_limit=cfg.max_message_bytes, ident="conventions-intake",
-        )
-        controller.start()
-        log.info("SMTP receiver listening on %s:%d for <%s>", cfg.host, cfg.port, settings.mailbox_address)
-    where = "relay " + settings.smtp.host if settings.smtp else f"folder {settings.outbox_dir}"
-    log.info("ready: campaigns=%s, replies to %s", ",".join(c.id for c in settings.campaigns), where)
+    async def main() -> None:
+        await Service(services, receiver=receiver).run(stop)
 
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    log.info("stopping: no new mail accepted, finishing the message in hand")
-    if controller is not None:
-        controller.stop()
-    work.put(_STOP)
-    worker.join(timeout=120)
-    log.info("stopped")
+    asyncio.run(main())
     return 0

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -377,3 +377,132 @@ def outbox_by_message_ids(session: Session, message_ids: Sequence[str]) -> list[
     if not message_ids:
         return []
     return list(session.scalars(select(OutboxItem).where(OutboxItem.mail_message_id.in_(list(message_ids)))))
+
+
+def backlog_counts(session: Session) -> dict[str, int]:
+    """What is waiting: messages stored but not processed, failed ones, mail not yet delivered."""
+    inbound = dict(session.execute(
+        select(InboundMessage.outcome, func.count()).where(InboundMessage.outcome.in_(("received", "failed")))
+        .group_by(InboundMessage.outcome)).all())
+    outbox = dict(session.execute(
+        select(OutboxItem.status, func.count()).where(OutboxItem.status.in_(("queued", "sending", "failed")))
+        .group_by(OutboxItem.status)).all())
+    return {
+        "unprocessed": int(inbound.get("received", 0)),
+        "failed": int(inbound.get("failed", 0)),
+        "outbox_queued": int(outbox.get("queued", 0)) + int(outbox.get("sending", 0)),
+        "outbox_failed": int(outbox.get("failed", 0)),
+    }
+
+
+# ---------------------------------------------------------------------- outbox delivery
+
+
+def claimable_outbox(session: Session, now: datetime, limit: int = 50) -> list[int]:
+    """Ids of the items a sender may claim now, oldest first: queued and due (or never tried),
+    or left in "sending" by a sender whose lease has expired (it died mid-delivery)."""
+    return list(
+        session.scalars(
+            select(OutboxItem.id)
+            .where(
+                (
+                    (OutboxItem.status == "queued")
+                    & (OutboxItem.next_attempt_at.is_(None) | (OutboxItem.next_attempt_at <= now))
+                )
+                | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < now))
+            )
+            .order_by(OutboxItem.id)
+            .limit(limit)
+        )
+    )
+
+
+def claim_outbox(session: Session, item_id: int, *, now: datetime, lease_until: datetime, instance: str) -> bool:
+    """Claim one item for delivery with a single conditional UPDATE; True when this caller won.
+
+    The WHERE clause is re-checked by the database against the row as committed by any
+    concurrent claimer (PostgreSQL re-evaluates it after waiting for the other transaction;
+    SQLite transactions are exclusive), so exactly one of two racing senders gets rowcount 1.
+    The claim counts as an attempt: an item whose senders keep dying is not retried for ever.
+    """
+    result = session.execute(
+        update(OutboxItem)
+        .where(
+            OutboxItem.id == item_id,
+            (OutboxItem.status == "queued") | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < now)),
+        )
+        .values(status="sending", lease_until=lease_until, claimed_by=instance[:128],
+                attempts=OutboxItem.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def finish_outbox(session: Session, item_id: int, *, instance: str, values: Mapping[str, Any]) -> bool:
+    """Record the outcome of a delivery attempt, only if ``instance`` still holds the claim."""
+    result = session.execute(
+        update(OutboxItem)
+        .where(OutboxItem.id == item_id, OutboxItem.status == "sending", OutboxItem.claimed_by == instance[:128])
+        .values(**dict(values))
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def next_outbox_event(session: Session) -> datetime | None:
+    """When the sender has something to do next: the earliest retry of a queued item or lease
+    expiry of a claimed one (None when nothing waits). A queued item never tried is due now:
+    its creation time is returned."""
+    never_tried = session.scalar(
+        select(func.min(OutboxItem.created_at)).where(
+            OutboxItem.status == "queued", OutboxItem.next_attempt_at.is_(None)
+        )
+    )
+    retry = session.scalar(select(func.min(OutboxItem.next_attempt_at)).where(OutboxItem.status == "queued"))
+    lease = session.scalar(select(func.min(OutboxItem.lease_until)).where(OutboxItem.status == "sending"))
+    moments = [moment for moment in (never_tried, retry, lease) if moment is not None]
+    return min(moments) if moments else None
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def imap_message(session: Session, folder: str, uidvalidity: int, uid: int) -> InboundMessage | None:
+    """The stored message the IMAP watcher found at (folder, UIDVALIDITY, UID), first one first."""
+    return session.scalar(
+        select(InboundMessage)
+        .where(
+            InboundMessage.imap_folder == folder,
+            InboundMessage.imap_uidvalidity == uidvalidity,
+            InboundMessage.imap_uid == uid,
+        )
+        .order_by(InboundMessage.id)
+        .limit(1)
+    )
+
+
+def record_imap_failure(
+    session: Session,
+    *,
+    raw: bytes,
+    received_at: datetime,
+    folder: str,
+    uidvalidity: int,
+    uid: int,
+    reason: str,
+    error: str,
+) -> InboundMessage:
+    """A message the IMAP watcher could not read: stored as "failed" with whatever bytes it had,
+    so that an administrator sees it and the watcher stops retrying it."""
+    message = store_inbound(session, raw=raw, received_at=received_at, channel="imap")
+    message.imap_folder = folder
+    message.imap_uidvalidity = uidvalidity
+    message.imap_uid = uid
+    message.outcome = "failed"
+    message.outcome_reason = reason
+    message.error = error
+    message.attempts = 1
+    message.processed_at = utcnow()
+    session.flush()
+    return message

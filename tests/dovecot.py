@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
 
 NO_IDLE_CAPABILITY = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE SORT UIDPLUS MOVE NAMESPACE CHILDREN"
 
@@ -218,7 +217,7 @@ class Dovecot:
 def _utf7(folder: str) -> str:
     from imapclient.imap_utf7 import encode
 
-    return encode(folder).decode("ascii")
+    return bytes(encode(folder)).decode("ascii")
 
 
 def _require_dovecot() -> str:
@@ -252,4 +251,4 @@ def dovecot_no_idle() -> Iterator[Dovecot]:
     yield from _serve(idle=False)
 
 
-__all__ = ["Dovecot", "IMAPClientError", "dovecot", "dovecot_no_idle", "free_port"]
+__all__ = ["Dovecot", "dovecot", "dovecot_no_idle", "free_port"]

@@ -121,3 +121,29 @@ def test_answers_451_when_the_message_cannot_be_stored(running: Running) -> None
     with pytest.raises(smtplib.SMTPDataError) as err:
         running.send(simple_mail())
     assert err.value.smtp_code == 451
+
+
+def test_health_reports_channels_and_backlog(running: Running, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from intake.cli import main
+
+    health_file = running.services.settings.data_dir / "health.json"
+    wait_for(health_file.exists)
+    config = tmp_path / "health.toml"
+    config.write_text(f'[service]\ndata_dir = "{running.services.settings.data_dir.as_posix()}"\n', encoding="utf-8")
+    assert main(["--config", str(config), "health", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["healthy"] is True
+    assert report["channels"]["smtp"] == {"up": True, "listen": f"127.0.0.1:{running.port}"}
+    assert set(report["backlog"]) >= {"unprocessed", "failed", "outbox_queued", "in_queue"}
+
+
+def test_health_without_a_running_service_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from intake.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'[service]\ndata_dir = "{tmp_path.as_posix()}"\n', encoding="utf-8")
+    assert main(["--config", str(config), "health"]) == 1
+    assert "service arrêté" in capsys.readouterr().out
