@@ -1,0 +1,454 @@
+"""The outbox sender: delivers queued mail to the ``[smtp]`` relay, retries, reports failures.
+
+``serve`` runs :meth:`OutboxSender.run` in a thread; the pipeline sets the ``wake`` event after
+each commit, so a reply goes out within milliseconds instead of at the next poll.
+
+Delivery guarantee
+------------------
+Each item is **claimed** before any SMTP traffic, by one conditional UPDATE committed on its own
+(``status='sending'``, ``lease_until``, ``claimed_by``): of two senders on one database (two
+threads, two processes, two hosts) exactly one wins the claim, so an item is never handed to the
+relay by two senders. It is marked ``sent`` in a new transaction after the relay's final ``250``
+to the end of DATA. Hence:
+
+* the only window in which a crash makes an item go out twice is between that ``250`` and the
+  commit of ``sent`` (milliseconds; the commit is retried a few times if the database hiccups);
+* the same holds, as in every SMTP client (RFC 1047), when the connection drops after the relay
+  accepted the message but before its ``250`` reached us: we count it as a temporary failure;
+* a claimed item whose sender died is taken again once its lease (``lease_seconds``, keep it
+  well above the SMTP timeout) has expired; a claim counts as an attempt, so an item that keeps
+  killing its sender ends ``failed`` after ``max_attempts`` like any other;
+* nothing is ever dropped silently: an item ends ``sent`` or ``failed`` (and the admins get an
+  alert, except for alerts themselves, to avoid loops).
+
+Temporary failures (relay unreachable, timeout, disconnection, 4xx) put the item back in the
+queue with an exponential delay ``min(retry_initial_seconds * 2**(attempts-1), retry_max_seconds)``;
+permanent ones (5xx, every recipient refused, ``max_attempts`` reached) mark it ``failed``. When
+the relay itself cannot be reached (connection, EHLO, STARTTLS or AUTH), the batch stops and the
+sender waits with the same backoff before connecting again, instead of hammering it item by item.
+
+The message bytes are the stored ``raw`` exactly, never rebuilt; only bare line endings are
+turned into CRLF, as SMTP requires (RFC 5321, 2.3.8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from intake.config import SmtpConfig
+from store import queries
+from store.models import OutboxItem
+
+AlertFn = Callable[[Session, str, str], None]
+
+MAX_IDLE_SECONDS = 30.0  # the run loop looks at the outbox at least this often
+ERROR_BACKOFF_SECONDS = 1.0  # after an unexpected error in the run loop
+STOP_POLL_SECONDS = 0.2  # how quickly a set ``stop`` is noticed while idle
+MIN_WAIT_SECONDS = 0.02  # never spin, even when the clock says something is due
+FINISH_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0)
+
+_EOL = re.compile(rb"\r\n|\n|\r(?!\n)")
+KIND_LABELS = {
+    "reply": "réponse à un envoi de région",
+    "reminder": "relance",
+    "digest": "synthèse",
+    "alert": "alerte",
+}
+
+
+def wire_bytes(raw: bytes) -> bytes:
+    """The stored message with CRLF line endings (SMTP's); every other byte unchanged."""
+    return _EOL.sub(b"\r\n", raw)
+
+
+def default_instance() -> str:
+    """``hostname:pid``, the ``claimed_by`` of this process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What the sender needs of an item it has claimed (read in the claim's transaction)."""
+
+    id: int
+    key: str
+    kind: str
+    subject: str
+    recipients: tuple[str, ...]
+    cc: tuple[str, ...]
+    raw: bytes
+    attempts: int  # including this one
+
+    @classmethod
+    def of(cls, item: OutboxItem) -> Claimed:
+        return cls(item.id, item.key, item.kind, item.subject, tuple(item.recipients), tuple(item.cc),
+                   bytes(item.raw), item.attempts)
+
+    def envelope_recipients(self) -> list[str]:
+        """To and Cc, trimmed, each once (compared without case)."""
+        seen: set[str] = set()
+        result: list[str] = []
+        for address in (*self.recipients, *self.cc):
+            address = address.strip()
+            if address and address.lower() not in seen:
+                seen.add(address.lower())
+                result.append(address)
+        return result
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one delivery attempt."""
+
+    status: Literal["sent", "temporary", "permanent"]
+    error: str = ""
+    refused: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # partial refusal, when sent
+    relay_down: bool = False  # the relay could not be reached: stop the batch, back off
+
+
+class RelayUnavailable(Exception):
+    """The relay could not be reached or refused the session (connect, EHLO, STARTTLS, AUTH)."""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def describe(exc: BaseException) -> str:
+    """A short account of an SMTP or network error, for ``last_error`` and alerts."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{address} : {code} {_text(msg)}" for address, (code, msg) in exc.recipients.items())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"délai dépassé ({exc or 'timeout'})"
+    return f"{type(exc).__name__} : {exc}"
+
+
+def classify(exc: BaseException) -> Outcome:
+    """Temporary or permanent, for an error raised during the SMTP transaction of one item."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        if codes and all(500 <= code < 600 for code in codes):
+            return Outcome("permanent", f"tous les destinataires refusés : {describe(exc)}")
+        return Outcome("temporary", f"destinataires refusés temporairement : {describe(exc)}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        if 500 <= exc.smtp_code < 600:
+            return Outcome("permanent", f"refus définitif du relais : {describe(exc)}")
+        return Outcome("temporary", f"refus temporaire du relais : {describe(exc)}")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return Outcome("permanent", f"le relais ne prend pas en charge ce message : {exc}")
+    if isinstance(exc, OSError):  # disconnection, timeout, reset (SMTPException is an OSError)
+        return Outcome("temporary", f"connexion interrompue : {describe(exc)}")
+    if isinstance(exc, ValueError):  # e.g. CR/LF or non-encodable characters in an address
+        return Outcome("permanent", f"adresse ou message inacceptable : {describe(exc)}")
+    return Outcome("temporary", f"erreur inattendue : {describe(exc)}")
+
+
+class _Connection:
+    """One SMTP session, opened lazily and reused for the items of a batch."""
+
+    def __init__(self, opener: Callable[[], smtplib.SMTP]) -> None:
+        self._opener = opener
+        self._client: smtplib.SMTP | None = None
+
+    def get(self) -> smtplib.SMTP:
+        if self._client is not None:
+            try:
+                code, _ = self._client.noop()
+                if code == 250:
+                    return self._client
+            except (OSError, smtplib.SMTPException):
+                pass
+            self.discard()
+        self._client = self._opener()
+        return self._client
+
+    def discard(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            finally:
+                self._client = None
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._client.quit()
+            self.discard()
+
+
+class OutboxSender:
+    """Delivers the outbox to the relay; safe to run in several threads or processes at once."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        smtp: SmtpConfig,
+        log: logging.Logger,
+        instance: str,
+        alert: AlertFn | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        lease_seconds: float = 300.0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.smtp = smtp
+        self.log = log
+        self.instance = instance[:128]
+        self.alert = alert
+        self.clock = clock
+        self.lease_seconds = lease_seconds
+        self.ssl_context = ssl_context
+        self.local_hostname = local_hostname or socket.getfqdn()  # once: it may query the DNS
+        self._relay_failures = 0
+        self._relay_retry_at: datetime | None = None
+        if lease_seconds < 4 * smtp.timeout_seconds:
+            log.warning("outbox lease (%.0f s) is short for an SMTP timeout of %.0f s: a slow delivery "
+                        "could be taken over by another sender", lease_seconds, smtp.timeout_seconds)
+
+    # ------------------------------------------------------------------ public
+
+    def send_due(self, limit: int = 50, *, stop: threading.Event | None = None) -> int:
+        """Deliver up to ``limit`` due items; returns how many this sender claimed and finished."""
+        now = self.clock()
+        if self._relay_retry_at is not None and now < self._relay_retry_at:
+            return 0
+        with self.sessions() as session:
+            candidates = queries.claimable_outbox(session, now, limit)
+        handled = 0
+        connection = _Connection(self._open)
+        try:
+            for item_id in candidates:
+                if stop is not None and stop.is_set():
+                    break
+                claimed = self._claim(item_id)
+                if claimed is None:
+                    continue  # another sender was faster
+                handled += 1
+                outcome = self._attempt(claimed, connection)
+                self._finish(claimed, outcome)
+                if outcome.relay_down:
+                    break
+        finally:
+            connection.close()
+        return handled
+
+    def next_wakeup(self) -> float | None:
+        """Seconds until the earliest scheduled retry or lease expiry; None when nothing waits."""
+        with self.sessions() as session:
+            moment = queries.next_outbox_event(session)
+        if moment is None:
+            return None
+        if self._relay_retry_at is not None:
+            moment = max(moment, self._relay_retry_at)
+        return max(0.0, (moment - self.clock()).total_seconds())
+
+    def run(self, stop: threading.Event, wake: threading.Event) -> None:
+        """Deliver until ``stop`` is set; sleep until the next retry or until ``wake`` is set."""
+        self.log.info("outbox sender %s started (relay %s:%d)", self.instance, self.smtp.host, self.smtp.port)
+        while not stop.is_set():
+            try:
+                while not stop.is_set() and self.send_due(stop=stop) > 0:
+                    pass
+                delay = self.next_wakeup()
+                timeout = MAX_IDLE_SECONDS if delay is None else min(max(delay, MIN_WAIT_SECONDS), MAX_IDLE_SECONDS)
+            except Exception:
+                self.log.exception("outbox sender: unexpected error; retrying in %.0f s", ERROR_BACKOFF_SECONDS)
+                timeout = ERROR_BACKOFF_SECONDS
+            self._wait(stop, wake, timeout)
+            wake.clear()
+        self.log.info("outbox sender %s stopped", self.instance)
+
+    # ------------------------------------------------------------------ steps
+
+    @staticmethod
+    def _wait(stop: threading.Event, wake: threading.Event, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or wake.wait(min(remaining, STOP_POLL_SECONDS)):
+                return
+
+    def _claim(self, item_id: int) -> Claimed | None:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            won = queries.claim_outbox(
+                session, item_id, now=now, lease_until=now + timedelta(seconds=self.lease_seconds),
+                instance=self.instance,
+            )
+            if not won:
+                return None
+            item = session.get(OutboxItem, item_id)
+            if item is None:  # pragma: no cover - the row was just updated in this transaction
+                return None
+            return Claimed.of(item)
+
+    def _attempt(self, claimed: Claimed, connection: _Connection) -> Outcome:
+        if claimed.attempts > self.smtp.max_attempts:
+            return Outcome("permanent", f"abandon : {claimed.attempts - 1} tentatives déjà faites, "
+                                        "dont au moins une interrompue (arrêt brutal de l'expéditeur)")
+        recipients = claimed.envelope_recipients()
+        if not recipients:
+            return Outcome("permanent", "aucun destinataire")
+        try:
+            client = connection.get()
+        except RelayUnavailable as exc:
+            return Outcome("temporary", str(exc), relay_down=True)
+        self._relay_failures, self._relay_retry_at = 0, None
+        data = wire_bytes(claimed.raw)
+        options: list[str] = []
+        if not data.isascii() and client.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if not all(address.isascii() for address in (*recipients, self.smtp.sender)):
+            if not client.has_extn("smtputf8"):
+                return Outcome("permanent", "adresse non ASCII et le relais ne prend pas en charge SMTPUTF8")
+            options.append("SMTPUTF8")
+        try:
+            refused = client.sendmail(self.smtp.sender, recipients, data, options)
+        except Exception as exc:  # classified: nothing escapes, the item is always finished
+            connection.discard()
+            outcome = classify(exc)
+            if outcome.error.startswith("erreur inattendue"):
+                self.log.exception("outbox item %d: unexpected error while sending", claimed.id)
+            return outcome
+        return Outcome("sent", refused={a: (c, _text(m)) for a, (c, m) in refused.items()})
+
+    def _open(self) -> smtplib.SMTP:
+        cfg = self.smtp
+        where = f"{cfg.host}:{cfg.port}"
+        try:
+            client: smtplib.SMTP
+            if cfg.security == "ssl":
+                client = smtplib.SMTP_SSL(cfg.host, cfg.port, local_hostname=self.local_hostname,
+                                          timeout=cfg.timeout_seconds, context=self._context())
+            else:
+                client = smtplib.SMTP(cfg.host, cfg.port, local_hostname=self.local_hostname,
+                                      timeout=cfg.timeout_seconds)
+        except (OSError, ValueError) as exc:
+            raise RelayUnavailable(f"connexion au relais {where} impossible : {describe(exc)}") from exc
+        try:
+            client.ehlo_or_helo_if_needed()
+            if cfg.security == "starttls":
+                client.starttls(context=self._context())
+                client.ehlo_or_helo_if_needed()
+            if cfg.username:
+                client.login(cfg.username, cfg.password)
+        except (OSError, ValueError, RuntimeError) as exc:
+            client.close()
+            raise RelayUnavailable(f"session refusée par le relais {where} : {describe(exc)}") from exc
+        return client
+
+    def _context(self) -> ssl.SSLContext:
+        return self.ssl_context or ssl.create_default_context()
+
+    def _finish(self, claimed: Claimed, outcome: Outcome) -> None:
+        now = self.clock()
+        if outcome.relay_down:
+            self._relay_failures += 1
+            self._relay_retry_at = now + timedelta(seconds=self._delay(self._relay_failures))
+        if outcome.status == "temporary" and claimed.attempts >= self.smtp.max_attempts:
+            outcome = Outcome("permanent", f"{outcome.error} (abandon après {claimed.attempts} tentatives)")
+        values: dict[str, Any] = {"lease_until": None}
+        if outcome.status == "sent":
+            values |= {"status": "sent", "sent_at": now, "next_attempt_at": None,
+                       "last_error": _refused_note(outcome.refused) or None}
+        elif outcome.status == "temporary":
+            values |= {"status": "queued", "last_error": outcome.error,
+                       "next_attempt_at": now + timedelta(seconds=self._delay(claimed.attempts))}
+        else:
+            values |= {"status": "failed", "last_error": outcome.error, "next_attempt_at": None}
+        for delay in FINISH_RETRY_DELAYS:
+            time.sleep(delay)
+            try:
+                self._record(claimed, outcome, values)
+                break
+            except SQLAlchemyError:
+                self.log.exception("outbox item %d: could not record the outcome %r", claimed.id, outcome.status)
+        else:
+            raise RuntimeError(f"outbox item {claimed.id}: outcome not recorded; it stays claimed until its "
+                               "lease expires, then is delivered again")
+        self._log_outcome(claimed, outcome, values)
+
+    def _record(self, claimed: Claimed, outcome: Outcome, values: Mapping[str, Any]) -> None:
+        with self.sessions.begin() as session:
+            if not queries.finish_outbox(session, claimed.id, instance=self.instance, values=values):
+                self.log.warning("outbox item %d: claim lost (lease expired?), outcome %r not recorded",
+                                 claimed.id, outcome.status)
+                return
+            if self.alert is None or claimed.kind == "alert":
+                return
+            if outcome.status == "permanent":
+                self._alert(session, claimed, f"Courriel non remis : {claimed.subject}",
+                            "n'a pas pu être remis", outcome.error)
+            elif outcome.status == "sent" and outcome.refused:
+                self._alert(session, claimed, f"Courriel remis en partie : {claimed.subject}",
+                            "a été remis, mais refusé pour certains destinataires",
+                            _refused_note(outcome.refused))
+
+    def _alert(self, session: Session, claimed: Claimed, subject: str, what: str, why: str) -> None:
+        assert self.alert is not None
+        text = "\n".join([
+            "Bonjour,",
+            "",
+            f"Le courriel suivant {what} :",
+            "",
+            f"  Nature : {KIND_LABELS.get(claimed.kind, claimed.kind)}",
+            f"  Objet : {claimed.subject}",
+            f"  Destinataires : {', '.join(claimed.recipients) or '(aucun)'}",
+            *([f"  Copie : {', '.join(claimed.cc)}"] if claimed.cc else []),
+            f"  Tentatives : {claimed.attempts}",
+            f"  Référence dans la file d'envoi : n° {claimed.id} ({claimed.key})",
+            "",
+            f"Motif : {why}",
+            "",
+            "Vérifiez l'adresse des destinataires ou la configuration du relais ([smtp]). Le message "
+            "reste conservé dans la file d'envoi.",
+        ])
+        try:
+            with session.begin_nested():
+                self.alert(session, subject[:200], text)
+        except Exception:  # an alert must never undo the outcome it reports
+            self.log.exception("outbox item %d: could not queue the alert", claimed.id)
+
+    def _delay(self, attempts: int) -> float:
+        exponent = min(max(attempts - 1, 0), 60)
+        return float(min(self.smtp.retry_initial_seconds * 2**exponent, self.smtp.retry_max_seconds))
+
+    def _log_outcome(self, claimed: Claimed, outcome: Outcome, values: Mapping[str, Any]) -> None:
+        if outcome.status == "sent":
+            self.log.info("outbox item %d (%s) sent to %s%s", claimed.id, claimed.kind,
+                          ", ".join(claimed.envelope_recipients()),
+                          f"; refused: {_refused_note(outcome.refused)}" if outcome.refused else "")
+        elif outcome.status == "temporary":
+            self.log.warning("outbox item %d (%s): attempt %d failed, next at %s: %s", claimed.id, claimed.kind,
+                             claimed.attempts, values["next_attempt_at"].isoformat(), outcome.error)
+        else:
+            self.log.error("outbox item %d (%s) failed for good: %s", claimed.id, claimed.kind, outcome.error)
+
+
+def _refused_note(refused: Mapping[str, tuple[int, str]]) -> str:
+    if not refused:
+        return ""
+    return "refusé pour " + "; ".join(f"{address} : {code} {msg}" for address, (code, msg) in refused.items())

@@ -1,0 +1,174 @@
+"""A real SMTP relay for tests: aiosmtpd on a free loopback port that records what it receives.
+
+Use it in a test module with ``from tests.relay import relay  # noqa: F401`` (the fixture), then::
+
+    def test_x(relay: Relay) -> None:
+        relay.fail_next(2, "451 4.3.0 Essayez plus tard")   # the next two messages get 451 at DATA
+        relay.refuse("nobody@example.org", "550 5.1.1 Inconnu")  # this recipient is refused at RCPT
+        relay.stop(); ...; relay.start()                     # down for a while, back on the same port
+        relay.wait_for(1)                                    # blocks until one message was accepted
+
+Every accepted message is kept as a :class:`Received` (envelope and bytes as received, with the
+dot-stuffing of the SMTP transport undone). ``Relay(credentials=(user, password))`` demands AUTH
+(PLAIN/LOGIN, allowed without TLS on loopback).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email import message_from_bytes
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+    mail_options: tuple[str, ...]
+
+    @property
+    def message_id(self) -> str:
+        return str(message_from_bytes(self.data).get("Message-ID", ""))
+
+
+class _Handler:
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        with self.relay.lock:
+            answer = self.relay.refused.get(address.lower())
+        if answer:
+            return answer
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self.relay.lock:
+            if self.relay.failures:
+                return self.relay.failures.pop(0)
+            raw = envelope.original_content or b""
+            self.relay.messages.append(Received(
+                mail_from=str(envelope.mail_from), rcpt_tos=tuple(envelope.rcpt_tos),
+                data=raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape"),
+                mail_options=tuple(envelope.mail_options),
+            ))
+            self.relay.changed.notify_all()
+        return "250 2.0.0 OK: queued"
+
+
+class Relay:
+    """An aiosmtpd relay on 127.0.0.1 that can fail on demand and be stopped and restarted."""
+
+    def __init__(self, port: int | None = None, *, credentials: tuple[str, str] | None = None) -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.credentials = credentials
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.messages: list[Received] = []
+        self.failures: list[str] = []  # answers for the next messages at DATA, in order
+        self.refused: dict[str, str] = {}  # recipient (lower case) -> answer at RCPT
+        self.logins: list[str] = []
+        self._controller: Controller | None = None
+
+    # ------------------------------------------------------------------ control
+
+    def start(self) -> None:
+        if self._controller is not None:
+            return
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": True}
+        if self.credentials is not None:
+            kwargs |= {"auth_require_tls": False, "auth_required": True, "authenticator": self._authenticate}
+        controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
+        deadline = time.monotonic() + 10
+        while True:  # the port may linger briefly after a stop
+            try:
+                controller.start()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self._controller = controller
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    def fail_next(self, count: int, answer: str = "451 4.3.0 Relais momentanément indisponible") -> None:
+        """Answer ``answer`` (e.g. a 451 or 550 line) at DATA to the next ``count`` messages."""
+        with self.lock:
+            self.failures.extend([answer] * count)
+
+    def refuse(self, address: str, answer: str = "550 5.1.1 Destinataire inconnu") -> None:
+        """Answer ``answer`` to RCPT TO for this recipient, until :meth:`accept` is called."""
+        with self.lock:
+            self.refused[address.lower()] = answer
+
+    def accept(self, address: str) -> None:
+        with self.lock:
+            self.refused.pop(address.lower(), None)
+
+    # ------------------------------------------------------------------ inspection
+
+    def received(self) -> list[Received]:
+        with self.lock:
+            return list(self.messages)
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        """Block until at least ``count`` messages were accepted; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while len(self.messages) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"relay got {len(self.messages)} message(s), expected {count}")
+                self.changed.wait(remaining)
+            return list(self.messages)
+
+    def message_id_counts(self) -> Counter[str]:
+        return Counter(message.message_id for message in self.received())
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and self.credentials is not None
+            and (auth_data.login.decode(), auth_data.password.decode()) == self.credentials
+        )
+        if ok:
+            with self.lock:
+                self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
+
+@pytest.fixture
+def relay() -> Iterator[Relay]:
+    """A running relay on a free loopback port, stopped after the test."""
+    server = Relay()
+    server.start()
+    yield server
+    server.stop()
