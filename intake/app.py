@@ -28,7 +28,7 @@ class StructuredFormatter(logging.Formatter):
         fields = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            "thread": record.threadName,
+            "thread": record.threadName or "-",
             "msg": one_line(record.getMessage(), 2000),
         }
         if record.exc_info:

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from intake import commands
@@ -27,6 +27,13 @@ def parse_when(text: str) -> datetime:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"date invalide « {text} » (ex. 2014-05-15T10:30)") from exc
     return value if value.tzinfo else value.replace(tzinfo=PARIS)
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"date invalide « {text} » (AAAA-MM-JJ)") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--campaign")
     p.add_argument("--now", type=parse_when)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("exempt", help="exempter une région d'une campagne (ou lever l'exemption)")
+    p.add_argument("region", help="nom ou code INSEE de la région")
+    p.add_argument("--campaign")
+    p.add_argument("--undo", action="store_true", help="lever l'exemption")
+    p.add_argument("--by", default="cli", help="qui accorde (historique du dossier)")
+
+    p = sub.add_parser("extend", help="prolonger la date limite d'une région")
+    p.add_argument("region", help="nom ou code INSEE de la région")
+    p.add_argument("--until", type=parse_day, help="nouvelle date limite AAAA-MM-JJ (absente : annuler)")
+    p.add_argument("--campaign")
+    p.add_argument("--by", default="cli", help="qui accorde (historique du dossier)")
 
     p = sub.add_parser("template", help="écrire le modèle de tableau de bord (annexe 2) d'une région")
     p.add_argument("--region")

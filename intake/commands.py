@@ -15,14 +15,16 @@ from typing import Any
 
 from intake import pipeline
 from intake.app import build_services, make_logger, resolve_db_url
-from intake.config import Campaign, Settings
+from intake.config import PARIS, Campaign, Settings
 from intake.journey import Delivery, Services
 from intake.output import Printer
+from notifier.calendar import campaign_states
 from notifier.template_workbook import build_template
 from parsers import catalogue
 from parsers.check import check_workbook
 from parsers.model import UnreadableFile
 from parsers.narrative import analyse_narrative, extract_text
+from parsers.regions import match_region
 from parsers.sniff import kind_of, sniff
 from store import queries
 
@@ -153,29 +155,61 @@ def cmd_status(args: argparse.Namespace, settings: Settings, environ: Mapping[st
     now = args.now or datetime.now(UTC)
     campaign = _campaign(settings, args.campaign, now)
     services = _services(args, settings, environ)
-    rows: list[dict[str, Any]] = []
     with services.sessions() as session:
-        dossiers = queries.dossiers_by_region(session, campaign.id)
-        for region in settings.campaign_regions(campaign):
-            dossier = dossiers.get(region.code)
-            last = queries.last_received(session, dossier.id) if dossier else None
-            rows.append({
-                "code": region.code,
-                "name": region.name,
-                "dossier": dossier.status if dossier else "missing",
-                "last_received": last.isoformat() if last else None,
-                "open_errors": queries.open_errors(session, dossier.id) if dossier else 0,
-            })
+        states = campaign_states(session, settings, campaign, now)
     out = Printer()
     if args.json:
         out.json({"campaign": campaign.id, "deadline": campaign.deadline.isoformat(), "now": now.isoformat(),
-                  "regions": rows})
+                  "regions": [s.as_dict() for s in states]})
         return 0
-    out.line(f"Campagne {campaign.id} (bilan {campaign.year}) – date limite {campaign.deadline:%d/%m/%Y}")
-    out.table(["Code", "Région", "Dossier", "Dernier envoi", "Erreurs"],
-              [[r["code"], r["name"], r["dossier"], (r["last_received"] or "-")[:16].replace("T", " "),
-                str(r["open_errors"])] for r in rows], coloured=2)
+    out.line(f"Campagne {campaign.id} (bilan {campaign.year}) – date limite {campaign.deadline:%d/%m/%Y}"
+             f" – situation au {now.astimezone(PARIS):%d/%m/%Y %H:%M}")
+    rows = []
+    for st in states:
+        notes = [w for w, on in (("exemptée", st.exempt), (f"prolongée au {st.deadline:%d/%m/%Y}", st.extended),
+                                 (f"en retard de {st.days_late} j", st.late), ("reçu en retard", st.received_late))
+                 if on]
+        last = st.last_received.astimezone(PARIS).strftime("%d/%m/%Y %H:%M") if st.last_received else "-"
+        rows.append([st.code, st.name, st.dossier, last, str(st.open_errors), ", ".join(notes)])
+    out.table(["Code", "Région", "Dossier", "Dernier envoi", "Erreurs", "Remarques"], rows, coloured=2)
     return 0
+
+
+def cmd_exempt(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    campaign = _campaign(settings, args.campaign)
+    region = _region_code(args.region, campaign)
+    services = _services(args, settings, environ)
+    with services.sessions.begin() as session:
+        dossier = queries.get_or_create_dossier(session, campaign.id, region)
+        dossier.exempt = not args.undo
+        queries.record_event(session, dossier, "exempt" if not args.undo else "exempt_lifted",
+                             {"campaign": campaign.id}, actor=args.by)
+    verb = "n'est plus exemptée" if args.undo else "est exemptée"
+    print(f"{catalogue.region_name(region, campaign.geography)} {verb} pour la campagne {campaign.id}")
+    return 0
+
+
+def cmd_extend(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    campaign = _campaign(settings, args.campaign)
+    region = _region_code(args.region, campaign)
+    services = _services(args, settings, environ)
+    with services.sessions.begin() as session:
+        dossier = queries.get_or_create_dossier(session, campaign.id, region)
+        dossier.deadline_override = args.until
+        queries.record_event(session, dossier, "extension",
+                             {"campaign": campaign.id, "until": args.until.isoformat() if args.until else None},
+                             actor=args.by)
+    name = catalogue.region_name(region, campaign.geography)
+    change = "ramenée à celle de la campagne" if args.until is None else f"prolongée au {args.until:%d/%m/%Y}"
+    print(f"{name} : date limite {change}")
+    return 0
+
+
+def _region_code(text: str, campaign: Campaign) -> str:
+    region = match_region(text, campaign.geography)
+    if region is None:
+        raise UsageError(f"région inconnue « {text} » pour la campagne {campaign.id}")
+    return region.code
 
 
 # ---------------------------------------------------------------------- template

@@ -167,12 +167,12 @@ class Service:
         settings = self.services.settings
         if settings.smtp is None:
             return
-        from notifier.alerts import alert_callable
+        from notifier.alerts import alert_sink
         from notifier.sender import OutboxSender
 
         sender = OutboxSender(sessions=self.services.sessions, smtp=settings.smtp, log=self.services.log,
                               instance=f"{socket.gethostname()}:{os.getpid()}",
-                              alert=alert_callable(settings))
+                              alert=alert_sink(settings))
         self.health.channels["outbox"] = {"up": True, "relay": f"{settings.smtp.host}:{settings.smtp.port}"}
         self._start_thread("outbox", lambda: sender.run(self.thread_stop, self.outbox_wake))
 

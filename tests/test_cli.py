@@ -114,11 +114,27 @@ def test_ingest_then_status_json(cli: list[str], tmp_path: Path, capsys: pytest.
     assert len(regions) == 27  # every region of the 2014 geography
     assert regions["53"]["dossier"] == "complete" and regions["53"]["open_errors"] == 0
     assert regions["53"]["last_received"].startswith("2014-05-02")
-    assert regions["82"] == {"code": "82", "name": "Rhône-Alpes", "dossier": "missing",
-                             "last_received": None, "open_errors": 0}
+    assert regions["82"] == {"code": "82", "name": "Rhône-Alpes", "dossier": "missing", "exempt": False,
+                             "deadline": "2014-05-15", "extended": False, "late": True, "days_late": 5,
+                             "received_late": False, "last_received": None, "open_errors": 0}
+    assert (regions["53"]["late"], regions["53"]["received_late"]) == (False, False)
 
-    code, _, out = run(capsys, *cli, "status")
-    assert "Bretagne" in out and "complet" in out and "aucun envoi" in out
+    code, _, out = run(capsys, *cli, "status", "--now", "2014-05-20T12:00")
+    assert "Bretagne" in out and "complet" in out and "aucun envoi" in out and "en retard de 5 j" in out
+
+
+def test_exempt_and_extend_show_in_status(cli: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, *cli, "exempt", "bretagne", "--by", "admin@ville.gouv.fr")[0] == 0
+    code, _, out = run(capsys, *cli, "extend", "Rhone Alpes", "--until", "2014-06-01")
+    assert code == 0 and "prolongée au 01/06/2014" in out
+    code, [status], _ = run(capsys, *cli, "status", "--json", "--now", "2014-05-20T12:00")
+    regions = {r["code"]: r for r in status["regions"]}
+    assert (regions["53"]["exempt"], regions["53"]["late"]) == (True, False)
+    assert (regions["82"]["deadline"], regions["82"]["extended"], regions["82"]["late"]) == ("2014-06-01", True, False)
+    assert regions["52"]["late"] is True
+    code, [status], _ = run(capsys, *cli, "status", "--json", "--now", "2014-06-03T12:00")
+    assert {r["code"]: r for r in status["regions"]}["82"]["days_late"] == 2
+    assert run(capsys, *cli, "exempt", "nowhere")[0] == 2
 
 
 def test_ingest_received_late_and_rejected_exit_code(cli: list[str], tmp_path: Path,
