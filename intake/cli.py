@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from intake import commands
+from intake import cmd_digest, cmd_remind, commands
 from intake.app import resolve_settings
 from intake.config import PARIS, ConfigError
+
+# Modules adding their own subcommands: each has add_parsers(sub) and sets `handler` on its parsers.
+COMMAND_MODULES = (cmd_remind, cmd_digest)
 
 
 def parse_when(text: str) -> datetime:
@@ -90,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failed", action="store_true", help="tous les messages en échec")
     p.add_argument("--json", action="store_true")
 
+    for module in COMMAND_MODULES:
+        module.add_parsers(sub)
+
     p = sub.add_parser("send", help="envoyer un bilan au récepteur SMTP (démonstration, tests)")
     p.add_argument("files", nargs="*", type=Path, metavar="FILE")
     p.add_argument("--from", dest="sender", default="sgar@bretagne.example.org")
@@ -109,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    handler = getattr(commands, f"cmd_{args.command}")
+    handler = getattr(args, "handler", None) or getattr(commands, f"cmd_{args.command}")
     try:
         return int(handler(args, settings, environ))
     except commands.UsageError as exc:

@@ -107,6 +107,15 @@ class ImapConfig:
 
 
 @dataclass(frozen=True)
+class DigestConfig:
+    """When coordinators get the status digest (``[digest]``)."""
+
+    frequency: str = "weekly"  # "daily" | "weekly" | "off"
+    weekday: int = 1  # 1 = Monday ... 7 = Sunday, for "weekly"
+    hour: int = 8  # Paris time
+
+
+@dataclass(frozen=True)
 class Limits:
     replies_per_sender_per_hour: int = 10  # automatic replies to one address, so no robot storm
 
@@ -121,6 +130,7 @@ class Settings:
     smtp: SmtpConfig | None = None
     imap: ImapConfig | None = None
     limits: Limits = field(default_factory=Limits)
+    digest: DigestConfig = field(default_factory=DigestConfig)
     alert_emails: tuple[str, ...] = ()  # admins told of failures; default: the coordinators
     data_dir: Path = Path("var")
     outbox_dir: Path = Path("var/outbox")
@@ -173,6 +183,7 @@ _SECTIONS: dict[str, set[str]] = {
     "imap": {"host", "port", "security", "username", "password", "password_env", "folder", "processed_folder",
              "idle_seconds", "poll_seconds", "timeout_seconds"},
     "limits": {"replies_per_sender_per_hour"},
+    "digest": {"frequency", "weekday", "hour"},
     "alerts": {"emails"},
     "campaigns": {"id", "year", "opens", "deadline", "strict", "reminders_before", "reminders_after",
                   "escalate_after"},
@@ -284,6 +295,13 @@ def _build(data: dict[str, Any], loc: _Locator, environ: Mapping[str, str]) -> S
     limits = Limits(
         replies_per_sender_per_hour=_int(limits_raw, "replies_per_sender_per_hour", 10, fail, "limits", 0, 10_000),
     )
+    digest_raw = data.get("digest", {})
+    frequency = str(digest_raw.get("frequency", "weekly"))
+    if frequency not in ("daily", "weekly", "off"):
+        fail("digest", 0, "frequency", f"« {frequency} » : valeurs possibles daily, weekly, off")
+        frequency = "weekly"
+    digest = DigestConfig(frequency=frequency, weekday=_int(digest_raw, "weekday", 1, fail, "digest", 1, 7),
+                          hour=_int(digest_raw, "hour", 8, fail, "digest", 0, 23))
     alert_emails = [str(a).strip().lower() for a in data.get("alerts", {}).get("emails", [])]
     for address in alert_emails:
         if not _EMAIL.match(address):
@@ -303,6 +321,7 @@ def _build(data: dict[str, Any], loc: _Locator, environ: Mapping[str, str]) -> S
         smtp=smtp,
         imap=imap,
         limits=limits,
+        digest=digest,
         alert_emails=tuple(alert_emails),
         data_dir=data_dir,
         outbox_dir=Path(str(service.get("outbox_dir", data_dir / "outbox"))),
