@@ -12,31 +12,15 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
 from pathlib import Path
 
 from intake import cmd_digest, cmd_remind, commands
 from intake.app import resolve_settings
-from intake.config import PARIS, ConfigError
+from intake.argtypes import parse_day, parse_when
+from intake.config import ConfigError
 
 # Modules adding their own subcommands: each has add_parsers(sub) and sets `handler` on its parsers.
 COMMAND_MODULES = (cmd_remind, cmd_digest)
-
-
-def parse_when(text: str) -> datetime:
-    """ISO 8601 date or date-time; without a time zone it is Paris time."""
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"date invalide « {text} » (ex. 2014-05-15T10:30)") from exc
-    return value if value.tzinfo else value.replace(tzinfo=PARIS)
-
-
-def parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"date invalide « {text} » (AAAA-MM-JJ)") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
