@@ -125,7 +125,9 @@ class ImapWatcher:
                              self.config.folder, self._uidvalidity, uidvalidity)
             self._failures.clear()
         self._uidvalidity = uidvalidity
-        uids = sorted(int(uid) for uid in client.search(["NOT", "DELETED"]))
+        # Ascending, except that UIDs which already failed to be read come last.
+        uids = sorted((int(uid) for uid in client.search(["NOT", "DELETED"])),
+                      key=lambda uid: ((uidvalidity, uid) in self._failures, uid))
         self._health.backlog = len(uids)
         results: list[Result] = []
         for uid in uids:
@@ -235,19 +237,25 @@ class ImapWatcher:
                 return None
             self._move(client, uid)
             return result
-        raw = b""
         try:
             raw, received_at = self._fetch(client, uid)
+        except Exception as exc:
+            # Dovecot answers an unreadable message with BYE: a connection error can be the
+            # message's fault too, so it counts against this UID before the reconnection.
+            self._fetch_failed(uidvalidity, uid, exc)
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise
+            return None
+        self._failures.pop((uidvalidity, uid), None)
+        try:
             inbound_id = pipeline.receive(self.services, Delivery(
                 raw=raw, received_at=received_at, channel="imap",
                 imap_folder=folder, imap_uidvalidity=uidvalidity, imap_uid=uid,
             ))
-        except _CONNECTION_ERRORS:
-            raise
-        except Exception as exc:
-            self._fetch_failed(uidvalidity, uid, raw, exc)
+        except Exception as exc:  # the database is down: left in the folder, retried next cycle
+            self._health.last_error = one_line(f"{type(exc).__name__}: {exc}")
+            self.log.error("imap: UID %d not stored, left in %s: %s", uid, folder, self._health.last_error)
             return None
-        self._failures.pop((uidvalidity, uid), None)
         result = self._process(inbound_id)
         if result is not None:
             self._move(client, uid)
@@ -259,8 +267,10 @@ class ImapWatcher:
         if not item or b"BODY[]" not in item:
             raise LookupError(f"FETCH returned nothing for UID {uid}")
         raw = item[b"BODY[]"]
+        if raw is None:
+            raise LookupError(f"FETCH returned NIL for UID {uid}")
         if not isinstance(raw, bytes):
-            raw = b"" if raw is None else str(raw).encode("utf-8", "surrogateescape")
+            raw = str(raw).encode("utf-8", "surrogateescape")
         internal = item.get(b"INTERNALDATE")
         if isinstance(internal, datetime):
             received_at = internal.astimezone(UTC) if internal.tzinfo else internal.replace(tzinfo=UTC)
@@ -306,7 +316,7 @@ class ImapWatcher:
             self.log.error("imap: UID %d could not be moved to %s: %s", uid, target, one_line(str(exc)))
             self._health.last_error = one_line(f"move: {exc}")
 
-    def _fetch_failed(self, uidvalidity: int, uid: int, raw: bytes, exc: Exception) -> None:
+    def _fetch_failed(self, uidvalidity: int, uid: int, exc: Exception) -> None:
         key = (uidvalidity, uid)
         attempts = self._failures.get(key, 0) + 1
         self._failures[key] = attempts
@@ -319,7 +329,7 @@ class ImapWatcher:
         try:
             with self.services.sessions.begin() as session:
                 row = queries.record_imap_failure(
-                    session, raw=raw, received_at=self.clock(), folder=self.config.folder,
+                    session, raw=b"", received_at=self.clock(), folder=self.config.folder,
                     uidvalidity=uidvalidity, uid=uid,
                     reason=f"{FETCH_FAILED} (UID {uid}, dossier {self.config.folder}) : {reason}",
                     error=f"{MAX_FETCH_ATTEMPTS} tentatives de lecture IMAP ont échoué : {reason}",

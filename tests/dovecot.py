@@ -9,6 +9,7 @@ under CI (``CI=true``: ``.ci/services.sh`` installs ``dovecot-imapd``) and are s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -115,8 +116,10 @@ class Dovecot:
     def start(self, timeout: float = 15.0) -> None:
         if self.process is not None and self.process.poll() is None:
             return
+        # Its own process group: stop() ends every Dovecot process, as systemd does on a restart.
         self.process = subprocess.Popen([self.binary, "-F", "-c", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -135,16 +138,18 @@ class Dovecot:
             return False
 
     def stop(self) -> None:
-        """Stop the server (every client connection is dropped)."""
+        """Stop the server and every process it started: every client connection is dropped."""
         if self.process is None:
             return
+        group = self.process.pid
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            _signal_group(group, signal.SIGTERM)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        _signal_group(group, signal.SIGKILL)  # imap processes outlive their master otherwise
         if self.process.stderr:
             self.process.stderr.close()
         self.process = None
@@ -212,6 +217,11 @@ class Dovecot:
             if item.name.startswith("dovecot.index") or item.name == "dovecot-uidlist":
                 item.unlink()
         self.start()
+
+
+def _signal_group(group: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, sig)
 
 
 def _utf7(folder: str) -> str:

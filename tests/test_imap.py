@@ -1,0 +1,293 @@
+"""The IMAP watcher against a real Dovecot: IDLE, polling, catch-up, restarts, crashes, bad mail."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from intake import pipeline
+from intake.config import ImapConfig
+from intake.imap import FETCH_FAILED, MAX_FETCH_ATTEMPTS, ImapWatcher
+from intake.journey import Delivery, Journey, Result, Services
+from intake.steps.extract import extract
+from store.models import InboundMessage
+from tests.dovecot import Dovecot, dovecot, dovecot_no_idle  # noqa: F401 - fixtures
+from tests.factories.emails import XLSX, build_email
+from tests.pipeline_support import good_workbook, make_services, outbox
+
+PROCESSED = "Traités"
+
+
+def imap_config(server: Dovecot, **changes: Any) -> ImapConfig:
+    config = ImapConfig(host=server.host, port=server.port, username=server.user, password=server.password,
+                        folder="INBOX", processed_folder=PROCESSED, idle_seconds=5.0, poll_seconds=0.3,
+                        timeout_seconds=5.0)
+    return replace(config, **changes)
+
+
+def sqlite_services(tmp_path: Path) -> Services:
+    return make_services(tmp_path, f"sqlite:///{tmp_path / 'imap.sqlite3'}")
+
+
+def mail(subject: str = "Bilan 2013 – région Bretagne", workbook: bool = False) -> bytes:
+    attachments = [("Bilan 2013 - Bretagne.xlsx", good_workbook(), XLSX)] if workbook else []
+    return build_email(subject=subject, attachments=attachments)
+
+
+def rows(services: Services) -> list[InboundMessage]:
+    with services.sessions() as session:
+        return list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> float:
+    """Seconds it took for ``predicate`` to hold (AssertionError after ``timeout``)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"condition not reached within {timeout} s")
+
+
+class Running:
+    """A watcher running ``run(stop)`` in a thread, stopped (and checked stopped) at exit."""
+
+    def __init__(self, watcher: ImapWatcher) -> None:
+        self.watcher = watcher
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=watcher.run, args=(self.stop,), daemon=True)
+
+    def __enter__(self) -> Running:
+        self.thread.start()
+        wait_for(lambda: self.watcher.health()["last_sync_at"] is not None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        started = time.monotonic()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive(), "the watcher did not stop"
+        assert time.monotonic() - started < 3.0, "the watcher took too long to stop"
+
+
+def moved(server: Dovecot, count: int) -> Callable[[], bool]:
+    return lambda: not server.uids("INBOX") and len(server.uids(PROCESSED)) == count
+
+
+# ---------------------------------------------------------------------------- IDLE, polling
+
+
+def test_message_appended_during_idle_is_processed_and_moved_within_seconds(
+    dovecot: Dovecot, tmp_path: Path, db_url: str  # noqa: F811
+) -> None:
+    services = make_services(tmp_path, db_url)
+    seen: list[Result] = []
+    watcher = ImapWatcher(services, imap_config(dovecot), on_processed=seen.append)
+    raw = mail(workbook=True)
+    with Running(watcher):
+        assert watcher.health()["idle_supported"] is True
+        time.sleep(0.3)  # well into IDLE
+        appended_at = datetime.now(UTC)
+        dovecot.append(raw)
+        elapsed = wait_for(lambda: len(outbox(services)) == 1 and moved(dovecot, 1)())
+    assert elapsed < 5.0
+    assert [r.outcome for r in seen] == ["accepted"]
+    [row] = rows(services)
+    assert row.raw == raw and row.channel == "imap" and row.outcome == "accepted"
+    assert (row.imap_folder, row.imap_uid) == ("INBOX", 1)
+    # The reception time is the server's INTERNALDATE, not the 2014 Date header.
+    assert abs(row.received_at - appended_at) < timedelta(seconds=5)
+    assert list(dovecot.fetch(PROCESSED).values()) == [raw]
+    [item] = outbox(services)
+    assert item.message_pk == row.id and item.kind == "reply"
+    # The folder name is stored in modified UTF-7 (RFC 3501), as any IMAP client expects.
+    assert (dovecot.root / "mail" / dovecot.user / ".Trait&AOk-s").is_dir()
+    health = watcher.health()
+    assert health["connected"] is False and health["backlog"] == 0 and health["last_error"] is None
+
+
+def test_messages_already_there_are_caught_up_in_order(dovecot: Dovecot, tmp_path: Path) -> None:  # noqa: F811
+    services = sqlite_services(tmp_path)
+    raws = [mail(subject=f"Bilan {n}") for n in range(3)]
+    for raw in raws:
+        dovecot.append(raw)
+    watcher = ImapWatcher(services, imap_config(dovecot))
+    try:
+        results = watcher.sync_once()
+    finally:
+        watcher.close()
+    assert [r.outcome for r in results] == ["rejected"] * 3
+    assert [row.raw for row in rows(services)] == raws
+    assert [row.imap_uid for row in rows(services)] == [1, 2, 3]
+    assert len(outbox(services)) == 3
+    assert moved(dovecot, 3)()
+    assert watcher.health()["backlog"] == 3
+
+
+def test_polling_when_the_server_has_no_idle(dovecot_no_idle: Dovecot, tmp_path: Path) -> None:  # noqa: F811
+    services = sqlite_services(tmp_path)
+    watcher = ImapWatcher(services, imap_config(dovecot_no_idle, poll_seconds=0.3))
+    with Running(watcher):
+        assert watcher.health()["idle_supported"] is False
+        dovecot_no_idle.append(mail())
+        assert wait_for(lambda: len(outbox(services)) == 1 and moved(dovecot_no_idle, 1)()) < 5.0
+
+
+# ---------------------------------------------------------------------------- faults
+
+
+def test_server_restart_during_idle_reconnects_and_catches_up(
+    dovecot: Dovecot, tmp_path: Path, caplog: pytest.LogCaptureFixture  # noqa: F811
+) -> None:
+    services = sqlite_services(tmp_path)
+    watcher = ImapWatcher(services, imap_config(dovecot), backoff_initial=0.1, backoff_max=0.5)
+    with Running(watcher), caplog.at_level(logging.WARNING, logger=services.log.name):
+        services.log.propagate = True
+        try:
+            dovecot.append(mail(subject="avant"))
+            wait_for(lambda: len(outbox(services)) == 1)
+            time.sleep(0.3)
+            dovecot.restart()
+            dovecot.append(mail(subject="après"))
+            wait_for(lambda: len(outbox(services)) == 2 and moved(dovecot, 2)(), timeout=15)
+            assert watcher.health()["connected"] is True
+        finally:
+            services.log.propagate = False
+    assert "reconnecting" in caplog.text
+    assert [row.outcome for row in rows(services)] == ["rejected", "rejected"]
+
+
+def test_message_stored_before_a_crash_is_moved_without_a_second_reply(
+    dovecot: Dovecot, tmp_path: Path, db_url: str  # noqa: F811
+) -> None:
+    services = make_services(tmp_path, db_url)
+    processed, unprocessed = mail(subject="traité"), mail(subject="reçu seulement")
+    uid_processed, uid_unprocessed = dovecot.append(processed), dovecot.append(unprocessed)
+    uidvalidity = dovecot.uidvalidity()
+
+    def delivery(raw: bytes, uid: int) -> Delivery:
+        return Delivery(raw=raw, received_at=datetime.now(UTC), channel="imap", imap_folder="INBOX",
+                        imap_uidvalidity=uidvalidity, imap_uid=uid)
+
+    # Killed after process (reply queued) but before the move; and after receive only.
+    pipeline.process(services, pipeline.receive(services, delivery(processed, uid_processed)))
+    pipeline.receive(services, delivery(unprocessed, uid_unprocessed))
+    assert len(outbox(services)) == 1
+
+    watcher = ImapWatcher(services, imap_config(dovecot))
+    try:
+        results = watcher.sync_once()
+    finally:
+        watcher.close()
+    assert [r.outcome for r in results] == ["rejected", "rejected"]
+    assert len(rows(services)) == 2  # nothing stored twice
+    assert len(outbox(services)) == 2  # one reply each, never two
+    assert moved(dovecot, 2)()
+
+
+def test_same_message_appended_twice_gets_one_reply(dovecot: Dovecot, tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    services = make_services(tmp_path, db_url)
+    raw = mail()
+    dovecot.append(raw)
+    dovecot.append(raw)
+    watcher = ImapWatcher(services, imap_config(dovecot))
+    try:
+        results = watcher.sync_once()
+    finally:
+        watcher.close()
+    assert [r.outcome for r in results] == ["rejected", "duplicate"]
+    assert len(outbox(services)) == 1
+    assert moved(dovecot, 2)()
+
+
+def test_message_that_breaks_the_parser_is_stored_failed_and_the_next_is_processed(
+    dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    services = sqlite_services(tmp_path)
+
+    def exploding(journey: Journey, services: Services) -> None:
+        if journey.mail is not None and "EXPLOSE" in journey.mail.subject:
+            raise ValueError("parser exploded")
+        extract(journey, services)
+
+    steps = tuple(replace(s, run=exploding) if s.name == "extract" else s for s in pipeline.STEPS)
+    monkeypatch.setattr(pipeline, "STEPS", steps)
+    bad, good = mail(subject="EXPLOSE"), mail(subject="normal")
+    dovecot.append(bad)
+    dovecot.append(good)
+    watcher = ImapWatcher(services, imap_config(dovecot))
+    try:
+        results = watcher.sync_once()
+    finally:
+        watcher.close()
+    assert [r.outcome for r in results] == ["failed", "rejected"]
+    failed, ok = rows(services)
+    assert failed.raw == bad and failed.outcome == "failed" and "parser exploded" in (failed.error or "")
+    assert ok.raw == good
+    assert len(outbox(services)) == 1
+    assert moved(dovecot, 2)()  # the failed one is safe in the store: reprocessed from there
+
+
+def test_unreadable_message_is_retried_then_stored_failed_and_kept(dovecot: Dovecot, tmp_path: Path) -> None:  # noqa: F811
+    services = sqlite_services(tmp_path)
+    dovecot.append(mail(subject="illisible"))
+    maildir = dovecot.root / "mail" / dovecot.user
+    [path] = [*maildir.glob("new/*"), *maildir.glob("cur/*")]
+    path.chmod(0)  # Dovecot (running as nobody) cannot read it: it answers the FETCH with BYE
+    dovecot.append(mail(subject="lisible"))
+    watcher = ImapWatcher(services, imap_config(dovecot), backoff_initial=0.05, backoff_max=0.1)
+
+    def failed_rows() -> list[InboundMessage]:
+        return [row for row in rows(services) if row.outcome == "failed"]
+
+    with Running(watcher):
+        wait_for(lambda: len(outbox(services)) == 1 and len(failed_rows()) == 1)
+        time.sleep(1.0)  # remembered in the store: neither retried nor stored again
+        [failed] = failed_rows()
+        assert len(rows(services)) == 2
+        assert watcher.health()["backlog"] == 1 and watcher.health()["connected"] is True
+    assert failed.imap_uid == 1 and failed.raw == b"" and failed.channel == "imap"
+    assert (failed.outcome_reason or "").startswith(FETCH_FAILED)
+    assert f"{MAX_FETCH_ATTEMPTS} tentatives" in (failed.error or "")
+    assert dovecot.uids("INBOX") == [1]  # never moved nor deleted: an administrator looks at it
+    assert len(dovecot.uids(PROCESSED)) == 1  # the message behind it was not blocked
+
+
+def test_uidvalidity_change_never_answers_twice(
+    dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture  # noqa: F811
+) -> None:
+    services = sqlite_services(tmp_path)
+    first, second = mail(subject="premier"), mail(subject="second")
+    dovecot.append(first)
+    old_validity = dovecot.uidvalidity()
+    watcher = ImapWatcher(services, imap_config(dovecot))
+    # Processed and answered, then the process dies before the move.
+    monkeypatch.setattr(watcher, "_move", lambda client, uid: None)
+    assert [r.outcome for r in watcher.sync_once()] == ["rejected"]
+    monkeypatch.undo()
+    watcher.close()
+
+    dovecot.append(second)
+    dovecot.reset_uidvalidity()  # the server renumbers the folder: UID 1 is no longer "first"
+    assert dovecot.uidvalidity() != old_validity
+    services.log.propagate = True
+    try:
+        with caplog.at_level(logging.WARNING, logger=services.log.name):
+            results = watcher.sync_once()
+    finally:
+        services.log.propagate = False
+        watcher.close()
+    assert "UIDVALIDITY" in caplog.text
+    assert sorted(r.outcome for r in results) == ["duplicate", "rejected"]
+    assert len(outbox(services)) == 2  # "premier" once, "second" once
+    assert {row.raw for row in rows(services) if row.outcome == "rejected"} == {first, second}
+    assert moved(dovecot, 2)()
