@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -291,3 +292,62 @@ def test_uidvalidity_change_never_answers_twice(
     assert len(outbox(services)) == 2  # "premier" once, "second" once
     assert {row.raw for row in rows(services) if row.outcome == "rejected"} == {first, second}
     assert moved(dovecot, 2)()
+
+
+class BlackHoleProxy:
+    """A TCP relay to the server whose existing connections can be made to swallow everything,
+    like a firewall or NAT that silently forgot them: no FIN, no RST, just silence."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.pairs: list[tuple[socket.socket, socket.socket, threading.Event]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            dead = threading.Event()
+            self.pairs.append((client, server, dead))
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(src, dst, dead), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, dead: threading.Event) -> None:
+        try:
+            while data := src.recv(65536):
+                if not dead.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+
+    def black_hole(self) -> None:
+        for _, _, dead in self.pairs:
+            dead.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        for client, server, _ in self.pairs:
+            client.close()
+            server.close()
+
+
+def test_silently_dead_connection_is_noticed_by_the_reissued_idle(dovecot: Dovecot, tmp_path: Path) -> None:  # noqa: F811
+    services = sqlite_services(tmp_path)
+    proxy = BlackHoleProxy((dovecot.host, dovecot.port))
+    config = replace(imap_config(dovecot, idle_seconds=1.0, timeout_seconds=1.0), port=proxy.port)
+    watcher = ImapWatcher(services, config, backoff_initial=0.05, backoff_max=0.1)
+    try:
+        with Running(watcher):
+            proxy.black_hole()  # the watcher's IDLE will never hear of the next message
+            dovecot.append(mail())
+            elapsed = wait_for(lambda: len(outbox(services)) == 1 and moved(dovecot, 1)())
+            assert elapsed < 6.0  # idle_seconds + timeout_seconds + backoff, not 29 minutes
+            assert len(proxy.pairs) >= 2  # it reconnected
+    finally:
+        proxy.close()
