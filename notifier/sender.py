@@ -63,6 +63,10 @@ MIN_WAIT_SECONDS = 0.02  # never spin, even when the clock says something is due
 FINISH_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0)
 
 _EOL = re.compile(rb"\r\n|\n|\r(?!\n)")
+# A bare envelope address: one "@", no space, control character, bracket, quote or separator
+# (smtplib would quietly keep a fragment of "a@b>\r\nRCPT TO:<c@d>"; we refuse it instead).
+_ADDRESS = re.compile(r"^[^\s\x00-\x1f\x7f<>@\"(),:;\[\]\\]{1,64}@[^\s\x00-\x1f\x7f<>@\"(),:;\[\]\\]{1,255}$")
+INVALID_ADDRESS = (553, "adresse invalide, non soumise au relais")
 KIND_LABELS = {
     "reply": "réponse à un envoi de région",
     "reminder": "relance",
@@ -136,7 +140,7 @@ def _text(value: bytes | str) -> str:
 def describe(exc: BaseException) -> str:
     """A short account of an SMTP or network error, for ``last_error`` and alerts."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "; ".join(f"{address} : {code} {_text(msg)}" for address, (code, msg) in exc.recipients.items())
+        return "; ".join(f"{printable(a)} : {code} {_text(msg)}" for a, (code, msg) in exc.recipients.items())
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{exc.smtp_code} {_text(exc.smtp_error)}"
     if isinstance(exc, TimeoutError | socket.timeout):
@@ -312,6 +316,12 @@ class OutboxSender:
         recipients = claimed.envelope_recipients()
         if not recipients:
             return Outcome("permanent", "aucun destinataire")
+        invalid = {address: INVALID_ADDRESS for address in recipients if not _ADDRESS.match(address)}
+        if not _ADDRESS.match(self.smtp.sender):
+            return Outcome("permanent", f"adresse d'expédition invalide : {self.smtp.sender!r}")
+        if len(invalid) == len(recipients):
+            return Outcome("permanent", f"aucune adresse valide : {_refused_note(invalid)}")
+        recipients = [address for address in recipients if address not in invalid]
         try:
             client = connection.get()
         except RelayUnavailable as exc:
@@ -333,7 +343,7 @@ class OutboxSender:
             if outcome.error.startswith("erreur inattendue"):
                 self.log.exception("outbox item %d: unexpected error while sending", claimed.id)
             return outcome
-        return Outcome("sent", refused={a: (c, _text(m)) for a, (c, m) in refused.items()})
+        return Outcome("sent", refused={**invalid, **{a: (c, _text(m)) for a, (c, m) in refused.items()}})
 
     def _open(self) -> smtplib.SMTP:
         cfg = self.smtp
@@ -451,4 +461,9 @@ class OutboxSender:
 def _refused_note(refused: Mapping[str, tuple[int, str]]) -> str:
     if not refused:
         return ""
-    return "refusé pour " + "; ".join(f"{address} : {code} {msg}" for address, (code, msg) in refused.items())
+    return "refusé pour " + "; ".join(f"{printable(a)} : {code} {msg}" for a, (code, msg) in refused.items())
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\r``, ``\\n``...): safe in logs and alerts."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

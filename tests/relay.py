@@ -1,6 +1,7 @@
 """A real SMTP relay for tests: aiosmtpd on a free loopback port that records what it receives.
 
-Use it in a test module with ``from tests.relay import relay  # noqa: F401`` (the fixture), then::
+Use it in a test module by binding the fixture at module level (``from tests import relay as
+relay_support`` then ``relay = relay_support.relay``), then::
 
     def test_x(relay: Relay) -> None:
         relay.fail_next(2, "451 4.3.0 Essayez plus tard")   # the next two messages get 451 at DATA
@@ -9,8 +10,8 @@ Use it in a test module with ``from tests.relay import relay  # noqa: F401`` (th
         relay.wait_for(1)                                    # blocks until one message was accepted
 
 Every accepted message is kept as a :class:`Received` (envelope and bytes as received, with the
-dot-stuffing of the SMTP transport undone). ``Relay(credentials=(user, password))`` demands AUTH
-(PLAIN/LOGIN, allowed without TLS on loopback).
+dot-stuffing of the SMTP transport undone). ``Relay(credentials=(user, password))`` offers AUTH
+(PLAIN/LOGIN, allowed without TLS on loopback) and records each successful login in ``logins``.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class Relay:
             return
         kwargs: dict[str, Any] = {"enable_SMTPUTF8": True}
         if self.credentials is not None:
-            kwargs |= {"auth_require_tls": False, "auth_required": True, "authenticator": self._authenticate}
+            kwargs |= {"auth_require_tls": False, "authenticator": self._authenticate}
         controller = Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
         deadline = time.monotonic() + 10
         while True:  # the port may linger briefly after a stop
