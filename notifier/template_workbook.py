@@ -39,6 +39,7 @@ row     column A                            column B (C, D)
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
@@ -104,12 +105,20 @@ def build_template(
     campaign_id: str,
     year: int,
     version: str = "1",
+    values: Mapping[str, object] | None = None,
+    observations: Mapping[str, object] | None = None,
 ) -> bytes:
-    """The .xlsx bytes of the Annexe 2 table for one campaign (and one region, if given)."""
+    """The .xlsx bytes of the Annexe 2 table for one campaign (and one region, if given).
+
+    ``values`` and ``observations`` (indicator id -> stored value / text, as the store keeps
+    them) pre-fill the open cells of the locally filled rows, e.g. with a region's latest
+    return; other indicators are ignored. Without them the template is blank.
+    """
     wb = Workbook()
     main = wb.active
     main.title = MAIN_SHEET
     rows = _fill_main(main, region_name, year)
+    _prefill(main, rows, values or {}, observations or {})
     _fill_notice(wb.create_sheet(NOTICE_SHEET))
     _fill_meta(wb.create_sheet(META_SHEET), region_code, campaign_id, year, version, rows)
     wb.active = 0
@@ -159,6 +168,40 @@ def _fill_main(ws: Worksheet, region_name: str | None, year: int) -> dict[str, i
     ws.protection.formatColumns = False  # let people widen columns and rows to read
     ws.protection.formatRows = False
     return rows
+
+
+def _prefill(
+    ws: Worksheet, rows: dict[str, int], values: Mapping[str, object], observations: Mapping[str, object]
+) -> None:
+    for ind in indicators():
+        if not ind.is_local:
+            continue
+        value = prefill_value(values.get(ind.id))
+        if value is not None:
+            ws.cell(row=rows[ind.id], column=RESULT_COL, value=value)
+        text = observations.get(ind.id)
+        if isinstance(text, str) and text.strip():
+            ws.cell(row=rows[ind.id], column=OBSERVATION_COL, value=text)
+
+
+def prefill_value(value: object) -> float | int | str | None:
+    """A stored value as a region would type it: a pair of counts as ``"12 / 5"``, a whole
+    float as an integer; anything else (None, unexpected types) leaves the cell empty."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, list | tuple):
+        if len(value) == 2 and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            return f"{_number(value[0])} / {_number(value[1])}"
+        return None
+    if isinstance(value, int | float):
+        return _number(value)
+    if isinstance(value, str):
+        return value
+    return None
+
+
+def _number(value: float | int) -> float | int:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _local_inputs(ws: Worksheet, row: int, ind: Indicator, validations: dict[str, DataValidation]) -> None:

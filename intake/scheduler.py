@@ -1,0 +1,140 @@
+"""The scheduler inside ``serve``: a small loop over the work the database says is due.
+
+There is no queue of its own. Every ``interval`` seconds :meth:`Scheduler.run_once` asks each job
+what is due at ``now`` and queues the mail in the outbox; the unique outbox keys make every
+decision idempotent, so a second pass at the same moment, a restart or a second instance queues
+nothing more. ``conventions-intake remind --now ...`` takes exactly the same decisions.
+
+Jobs:
+
+- ``reminders``: for every campaign open at ``now``, the due reminders
+  (:func:`notifier.reminders.due_reminders` + :func:`~notifier.reminders.send_reminders`), one
+  transaction per campaign;
+- ``digests``: ``notifier.digest.send_due_digest(session, settings, now)`` when that function
+  exists (it is optional: without it the job does nothing).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from intake.journey import Services
+from notifier.reminders import open_campaigns, plan_reminders, send_reminders
+
+Job = Callable[["Scheduler", datetime], int]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def reminders_job(scheduler: Scheduler, now: datetime) -> int:
+    """Queue the reminders due at ``now`` for every open campaign; returns how many were queued."""
+    services = scheduler.services
+    settings = services.settings
+    with services.sessions() as session:
+        campaigns = open_campaigns(session, settings, now)
+    queued = 0
+    for campaign in campaigns:
+        with services.sessions.begin() as session:
+            plan = plan_reminders(session, settings, campaign, now)
+            items = send_reminders(session, settings, plan.drafts)
+        queued += len(items)
+        scheduler.note_no_contacts(campaign.id, plan.no_contacts)
+        for item in items:
+            services.log.info("reminder queued: key=%s to=%s", item.key, ",".join(item.recipients))
+    return queued
+
+
+def digests_job(scheduler: Scheduler, now: datetime) -> int:
+    """``notifier.digest.send_due_digest`` in one transaction, when that module provides it."""
+    try:
+        module = importlib.import_module("notifier.digest")
+    except ImportError:
+        scheduler.services.log.debug("digests: notifier.digest is not available; skipped")
+        return 0
+    send: Any = getattr(module, "send_due_digest", None)
+    if send is None:
+        scheduler.services.log.debug("digests: notifier.digest.send_due_digest is not available; skipped")
+        return 0
+    with scheduler.services.sessions.begin() as session:
+        result = send(session, scheduler.services.settings, now)
+    return _count(result)
+
+
+def _count(result: object) -> int:
+    if result is None or result is False:
+        return 0
+    if isinstance(result, int) and not isinstance(result, bool):
+        return result
+    if isinstance(result, list | tuple | set):
+        return len(result)
+    return 1
+
+
+DEFAULT_JOBS: Mapping[str, Job] = {"reminders": reminders_job, "digests": digests_job}
+
+
+class Scheduler:
+    """Runs each job every ``interval`` seconds; wakes the outbox sender when mail was queued."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        interval: float = 60.0,
+        jobs: Mapping[str, Job] | None = None,
+    ) -> None:
+        self.services = services
+        self.clock = clock
+        self.interval = interval
+        self.jobs = dict(DEFAULT_JOBS if jobs is None else jobs)
+        self._no_contacts: dict[str, tuple[str, ...]] = {}
+
+    def run_once(self, now: datetime) -> dict[str, int]:
+        """Run every job at ``now``: {job name: items queued}. A failing job is logged and
+        counted under ``"errors"``; the others still run."""
+        counts: dict[str, int] = {}
+        errors = 0
+        for name, job in self.jobs.items():
+            try:
+                counts[name] = job(self, now)
+            except Exception:
+                errors += 1
+                self.services.log.exception("scheduler job %s failed at %s", name, now.isoformat())
+        if errors:
+            counts["errors"] = errors
+        if any(n > 0 for k, n in counts.items() if k != "errors") and self.services.after_commit is not None:
+            try:
+                self.services.after_commit()
+            except Exception:
+                self.services.log.exception("scheduler: after_commit failed")
+        return counts
+
+    def run(self, stop: threading.Event, wake: threading.Event | None = None) -> None:
+        """Call :meth:`run_once` now and then every ``interval`` seconds until ``stop`` is set.
+
+        Never dies: an exception is logged and the loop goes on. ``wake`` is set after mail was
+        queued, so that the outbox sender sends it at once."""
+        while not stop.is_set():
+            try:
+                counts = self.run_once(self.clock())
+                if wake is not None and any(n > 0 for k, n in counts.items() if k != "errors"):
+                    wake.set()
+            except Exception:
+                self.services.log.exception("scheduler pass failed")
+            stop.wait(self.interval)
+
+    def note_no_contacts(self, campaign_id: str, regions: list[str]) -> None:
+        """Log regions due a reminder but without contacts, once per change (not every pass)."""
+        current = tuple(regions)
+        if current and self._no_contacts.get(campaign_id) != current:
+            self.services.log.warning(
+                "reminders not sent for lack of contacts in the configuration: campaign=%s regions=%s",
+                campaign_id, ",".join(current))
+        self._no_contacts[campaign_id] = current

@@ -1,0 +1,237 @@
+"""Reminders: what each region must still do, written for the person who must do it.
+
+The calendar (which step is due, who is late) is :mod:`notifier.calendar`'s; this module only
+decides who gets the step due today and drafts the mail. Rules:
+
+- a region gets the **latest** step due for its own deadline (``calendar.due_step``);
+- never when exempt; a ``before-N`` step only while its deadline has not passed and its dossier is
+  not complete; an ``after-N`` step only when it is late (``RegionState.late``);
+- never without contacts in the configuration (such regions are listed in one log line);
+- at most once per region and step: the outbox key ``reminder:<campaign>:<region>:<step>`` is
+  unique in the database, so a restart or a second instance cannot send it again. When an admin
+  extended the region's deadline the key also names that deadline
+  (``reminder:<campaign>:<region>:<step>:<YYYY-MM-DD>``): the new calendar's steps are new steps;
+- coordinators are copied on the steps ``calendar.reminder_steps`` marks ``escalate``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from intake.config import Campaign, Settings
+from notifier.calendar import RegionState, campaign_states, due_step, local_date
+from notifier.outbox import build_mail
+from notifier.replies import environment, fr_date, fr_datetime
+from notifier.template_workbook import build_template
+from parsers import catalogue
+from store import queries
+from store.models import Dossier, OutboxItem, Submission
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_LISTED = 10  # open errors listed one by one in a reminder; the rest are counted
+
+
+@dataclass(frozen=True)
+class ReminderDraft:
+    region: str  # region code
+    step: str  # "before-7", "after-8"
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
+    attachment: tuple[str, bytes, str]  # file name, content, content type
+    campaign: str = ""
+    key: str = ""  # the outbox key: at most one reminder per key, ever
+    at: datetime | None = None  # the moment the decision was made (``now``)
+    region_name: str = ""
+    deadline: date | None = None
+    escalate: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        """The ``remind --json`` object."""
+        return {"campaign": self.campaign, "region": self.region, "step": self.step, "to": list(self.to),
+                "cc": list(self.cc), "subject": self.subject, "text": self.text}
+
+
+@dataclass(frozen=True)
+class ReminderPlan:
+    drafts: list[ReminderDraft] = field(default_factory=list)
+    no_contacts: list[str] = field(default_factory=list)  # region codes due a reminder but with nobody to write to
+
+
+def reminder_key(campaign_id: str, region: str, step: str, extended_deadline: date | None = None) -> str:
+    key = f"reminder:{campaign_id}:{region}:{step}"
+    return f"{key}:{extended_deadline.isoformat()}" if extended_deadline else key
+
+
+def campaign_is_open(session: Session, campaign: Campaign, now: datetime) -> bool:
+    """From the opening day to the last day a reminder step can fall due (extensions included)."""
+    today = local_date(now)
+    if today < campaign.opens:
+        return False
+    override = session.scalar(
+        select(func.max(Dossier.deadline_override)).where(Dossier.campaign_id == campaign.id))
+    last_deadline = max(campaign.deadline, override) if override else campaign.deadline
+    return today <= last_deadline + timedelta(days=max(campaign.reminders_after, default=0))
+
+
+def open_campaigns(session: Session, settings: Settings, now: datetime) -> list[Campaign]:
+    return [c for c in settings.campaigns if campaign_is_open(session, c, now)]
+
+
+def plan_reminders(session: Session, settings: Settings, campaign: Campaign, now: datetime) -> ReminderPlan:
+    """The reminders due at ``now`` and not yet queued, and the regions left out for lack of contacts."""
+    today = local_date(now)
+    queued = queries.outbox_keys(session, f"reminder:{campaign.id}:")
+    dossiers = queries.dossiers_by_region(session, campaign.id)
+    plan = ReminderPlan()
+    for state in campaign_states(session, settings, campaign, now):
+        if state.exempt:
+            continue
+        step = due_step(campaign, state.deadline, now)
+        if step is None:
+            continue
+        if step.after_deadline and not state.late:
+            continue
+        if not step.after_deadline and (state.dossier == "complete" or today > state.deadline):
+            continue
+        key = reminder_key(campaign.id, state.code, step.name, state.deadline if state.extended else None)
+        if key in queued:
+            continue
+        region = settings.region(state.code)
+        contacts = region.contacts if region else ()
+        if not contacts:
+            plan.no_contacts.append(state.code)
+            continue
+        cc = tuple(c.email for c in settings.coordinators if c.email not in contacts) if step.escalate else ()
+        dossier = dossiers.get(state.code)
+        plan.drafts.append(_draft(session, settings, campaign, state, dossier, step.name, step.escalate,
+                                  key, contacts, cc, now))
+    return plan
+
+
+def due_reminders(
+    session: Session, settings: Settings, campaign: Campaign, now: datetime, log: logging.Logger | None = None
+) -> list[ReminderDraft]:
+    """Every reminder due at ``now`` for the campaign and not queued yet (nothing is written)."""
+    plan = plan_reminders(session, settings, campaign, now)
+    if plan.no_contacts:
+        (log or logging.getLogger("conventions_intake.reminders")).warning(
+            "reminders not sent for lack of contacts in the configuration: campaign=%s regions=%s",
+            campaign.id, ",".join(plan.no_contacts))
+    return plan.drafts
+
+
+def send_reminders(session: Session, settings: Settings, drafts: list[ReminderDraft]) -> list[OutboxItem]:
+    """Queue the drafts (one outbox item each, under its unique key) and note them on the dossiers.
+
+    A draft whose key another process queued in the meantime is dropped silently.
+    """
+    items: list[OutboxItem] = []
+    for draft in drafts:
+        msg = build_mail(settings, to=draft.to, cc=draft.cc, subject=draft.subject, text=draft.text,
+                         html=draft.html, attachments=[draft.attachment], auto_submitted="auto-generated",
+                         now=draft.at)
+        msg["Reply-To"] = settings.mailbox_address
+        item = queries.enqueue_outbox(session, key=draft.key, kind="reminder", message_pk=None,
+                                      recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject,
+                                      raw=msg.as_bytes(), mail_message_id=str(msg["Message-ID"]))
+        if item is None:
+            continue
+        session.flush()
+        dossier = queries.get_or_create_dossier(session, draft.campaign, draft.region)
+        queries.record_event(session, dossier, "reminder", {
+            "campaign": draft.campaign, "step": draft.step, "key": draft.key, "outbox": item.id,
+            "to": list(draft.to), "cc": list(draft.cc), "at": draft.at.isoformat() if draft.at else None})
+        items.append(item)
+    return items
+
+
+# ---------------------------------------------------------------------- drafting
+
+
+def _draft(session: Session, settings: Settings, campaign: Campaign, state: RegionState, dossier: Dossier | None,
+           step: str, escalate: bool, key: str, to: tuple[str, ...], cc: tuple[str, ...],
+           now: datetime) -> ReminderDraft:
+    workbook = queries.latest_submission(session, dossier.id, "workbook") if dossier else None
+    narrative = queries.latest_submission(session, dossier.id, "narrative") if dossier else None
+    after = step.startswith("after-")
+    days_left = (state.deadline - local_date(now)).days
+    context: dict[str, Any] = {
+        "region": state.name,
+        "year": campaign.year,
+        "deadline": fr_date(state.deadline),
+        "extended": state.extended,
+        "after": after,
+        "days_left": days_left,
+        "days_late": state.days_late,
+        "escalate": escalate,
+        "coordinators": [c.name for c in settings.coordinators],
+        "workbook": _workbook_view(workbook),
+        "narrative": _narrative_view(narrative),
+        "mailbox": settings.mailbox_address,
+        "prefilled": workbook is not None,
+    }
+    if after:
+        subject = (f"Bilan {campaign.year} – {state.name} : relance, dossier en retard de "
+                   f"{state.days_late} jour{'s' if state.days_late > 1 else ''}")
+    else:
+        subject = f"Bilan {campaign.year} – {state.name} : rappel, date limite le {fr_date(state.deadline)}"
+    filename = f"tableau-de-bord-{campaign.year}-region-{state.code}.xlsx"
+    context.update({"subject_line": subject, "attachment": filename})
+    env = environment()
+    text = env.get_template("reminder.txt.j2").render(context)
+    html = env.get_template("reminder.html.j2").render(context)
+    data = build_template(
+        region_code=state.code, region_name=state.name, campaign_id=campaign.id, year=campaign.year,
+        values=workbook.values if workbook else None,
+        observations=workbook.observations if workbook and isinstance(workbook.observations, dict) else None)
+    return ReminderDraft(region=state.code, step=step, to=to, cc=cc, subject=subject, text=text, html=html,
+                         attachment=(filename, data, XLSX), campaign=campaign.id, key=key, at=now,
+                         region_name=state.name, deadline=state.deadline, escalate=escalate)
+
+
+def _workbook_view(sub: Submission | None) -> dict[str, Any]:
+    if sub is None:
+        return {"state": "missing"}
+    errors = [i for i in sub.issues if i.get("severity") == "error"]
+    return {
+        "state": sub.verdict,  # "accepted" | "rejected"
+        "file": sub.filename,
+        "version": sub.version,
+        "received": fr_datetime(sub.received_at),
+        "errors": [_issue_view(i) for i in errors[:MAX_LISTED]],
+        "more": max(0, len(errors) - MAX_LISTED),
+    }
+
+
+def _narrative_view(sub: Submission | None) -> dict[str, Any]:
+    if sub is None:
+        return {"state": "missing", "points": [p.title for p in catalogue.NARRATIVE_POINTS]}
+    missing = [str(p) for p in sub.details.get("points_missing", [])]
+    titles = {p.id: p.title for p in catalogue.NARRATIVE_POINTS}
+    errors = [i for i in sub.issues if i.get("severity") == "error"]
+    return {
+        "state": sub.verdict,
+        "file": sub.filename,
+        "version": sub.version,
+        "received": fr_datetime(sub.received_at),
+        "errors": [_issue_view(i) for i in errors[:MAX_LISTED]],
+        "more": max(0, len(errors) - MAX_LISTED),
+        "points": [titles.get(p, p) for p in missing],
+    }
+
+
+def _issue_view(issue: dict[str, Any]) -> dict[str, str]:
+    where = ", ".join(x for x in (
+        f"feuille « {issue['sheet']} »" if issue.get("sheet") else "",
+        f"cellule {issue['cell']}" if issue.get("cell") else "",
+        f"indicateur {issue['indicator']}" if issue.get("indicator") else "") if x)
+    return {"where": where, "cell": str(issue.get("cell") or ""), "message": str(issue.get("message") or "")}
