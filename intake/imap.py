@@ -119,6 +119,9 @@ class ImapWatcher:
         client = self._connected()
         info = client.select_folder(self.config.folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
+        if self._uidvalidity is None:  # first sync of this process: compare with the store
+            with self.services.sessions() as session:
+                self._uidvalidity = queries.last_imap_uidvalidity(session, self.config.folder)
         if self._uidvalidity is not None and uidvalidity != self._uidvalidity:
             self.log.warning("imap: UIDVALIDITY of %s changed from %d to %d; already processed "
                              "messages are recognised by their Message-ID or content",

@@ -1,7 +1,8 @@
 """A real Dovecot IMAP server for the tests, on a free loopback port with its own configuration.
 
 ``dovecot`` is a fixture (IDLE advertised); ``dovecot_no_idle`` is the same server whose
-capability list leaves IDLE out, for the polling fallback. Each test gets its own server, its own
+capability list leaves IDLE out, for the polling fallback; ``dovecot_minimal`` also leaves out
+MOVE and UIDPLUS (COPY, \\Deleted and EXPUNGE fallback). Each test gets its own server, its own
 passwd-file user (``conventions`` / ``secret``) and its own Maildir in a temporary directory
 readable by ``nobody`` (the mail user). When Dovecot is not installed the tests using it fail
 under CI (``CI=true``: ``.ci/services.sh`` installs ``dovecot-imapd``) and are skipped elsewhere.
@@ -25,6 +26,8 @@ import pytest
 from imapclient import IMAPClient
 
 NO_IDLE_CAPABILITY = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE SORT UIDPLUS MOVE NAMESPACE CHILDREN"
+# An old-fashioned server: neither IDLE nor MOVE (RFC 6851) nor UIDPLUS (RFC 4315).
+MINIMAL_CAPABILITY = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE NAMESPACE CHILDREN"
 
 _CONFIG = """\
 base_dir = {root}/run
@@ -83,9 +86,10 @@ class Dovecot:
     password = "secret"
     host = "127.0.0.1"
 
-    def __init__(self, binary: str, *, idle: bool = True) -> None:
+    def __init__(self, binary: str, *, capability: str | None = None) -> None:
+        """``capability``: what the server announces after login (None: Dovecot's full list)."""
         self.binary = binary
-        self.idle = idle
+        self.capability = capability
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="dovecot-"))
         self.root.chmod(0o755)
@@ -101,7 +105,7 @@ class Dovecot:
         for name in ("mail", "home"):
             os.chown(self.root / name, nobody.pw_uid, nobody.pw_gid)
         (self.root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n", encoding="utf-8")
-        capability = "" if self.idle else f"  imap_capability = {NO_IDLE_CAPABILITY}\n"
+        capability = "" if self.capability is None else f"  imap_capability = {self.capability}\n"
         self.config = self.root / "dovecot.conf"
         self.config.write_text(_CONFIG.format(root=self.root, port=self.port, capability=capability),
                                encoding="utf-8")
@@ -240,8 +244,8 @@ def _require_dovecot() -> str:
     return binary
 
 
-def _serve(idle: bool) -> Iterator[Dovecot]:
-    server = Dovecot(_require_dovecot(), idle=idle)
+def _serve(capability: str | None) -> Iterator[Dovecot]:
+    server = Dovecot(_require_dovecot(), capability=capability)
     try:
         server.start()
         yield server
@@ -252,13 +256,19 @@ def _serve(idle: bool) -> Iterator[Dovecot]:
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
     """A running Dovecot that advertises IDLE."""
-    yield from _serve(idle=True)
+    yield from _serve(None)
 
 
 @pytest.fixture
 def dovecot_no_idle() -> Iterator[Dovecot]:
     """A running Dovecot whose capabilities leave IDLE out (the watcher must poll)."""
-    yield from _serve(idle=False)
+    yield from _serve(NO_IDLE_CAPABILITY)
 
 
-__all__ = ["Dovecot", "dovecot", "dovecot_no_idle", "free_port"]
+@pytest.fixture
+def dovecot_minimal() -> Iterator[Dovecot]:
+    """A running Dovecot announcing neither IDLE nor MOVE nor UIDPLUS (COPY + EXPUNGE fallback)."""
+    yield from _serve(MINIMAL_CAPABILITY)
+
+
+__all__ = ["Dovecot", "dovecot", "dovecot_minimal", "dovecot_no_idle", "free_port"]

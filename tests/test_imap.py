@@ -21,7 +21,7 @@ from intake.imap import FETCH_FAILED, MAX_FETCH_ATTEMPTS, ImapWatcher
 from intake.journey import Delivery, Journey, Result, Services
 from intake.steps.extract import extract
 from store.models import InboundMessage
-from tests.dovecot import Dovecot, dovecot, dovecot_no_idle  # noqa: F401 - fixtures
+from tests.dovecot import Dovecot, dovecot, dovecot_minimal, dovecot_no_idle  # noqa: F401 - fixtures
 from tests.factories.emails import XLSX, build_email
 from tests.pipeline_support import good_workbook, make_services, outbox
 
@@ -141,6 +141,23 @@ def test_polling_when_the_server_has_no_idle(dovecot_no_idle: Dovecot, tmp_path:
         assert watcher.health()["idle_supported"] is False
         dovecot_no_idle.append(mail())
         assert wait_for(lambda: len(outbox(services)) == 1 and moved(dovecot_no_idle, 1)()) < 5.0
+
+
+def test_server_without_move_nor_uidplus_gets_copy_and_expunge(dovecot_minimal: Dovecot, tmp_path: Path) -> None:  # noqa: F811
+    services = sqlite_services(tmp_path)
+    raws = [mail(subject="un"), mail(subject="deux")]
+    for raw in raws:
+        dovecot_minimal.append(raw)
+    watcher = ImapWatcher(services, imap_config(dovecot_minimal))
+    try:
+        assert [r.outcome for r in watcher.sync_once()] == ["rejected", "rejected"]
+        assert watcher.health()["idle_supported"] is False
+    finally:
+        watcher.close()
+    with dovecot_minimal.client() as client:  # expunged, not merely flagged \Deleted
+        assert client.select_folder("INBOX")[b"EXISTS"] == 0
+    assert sorted(dovecot_minimal.fetch(PROCESSED).values()) == sorted(raws)
+    assert len(outbox(services)) == 2
 
 
 # ---------------------------------------------------------------------------- faults
@@ -276,6 +293,7 @@ def test_uidvalidity_change_never_answers_twice(
     assert [r.outcome for r in watcher.sync_once()] == ["rejected"]
     monkeypatch.undo()
     watcher.close()
+    watcher = ImapWatcher(services, imap_config(dovecot))  # the service restarted, too
 
     dovecot.append(second)
     dovecot.reset_uidvalidity()  # the server renumbers the folder: UID 1 is no longer "first"
