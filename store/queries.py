@@ -566,3 +566,54 @@ def last_imap_uidvalidity(session: Session, folder: str) -> int | None:
         .order_by(InboundMessage.id.desc())
         .limit(1)
     )
+
+
+# ---------------------------------------------------------------------- digest and national export
+
+
+def campaign_submissions(session: Session, campaign_id: str, until: datetime) -> list[tuple[str, Submission]]:
+    """Every file received for the campaign up to ``until`` (reception time), with its region code,
+    in reception order."""
+    rows = session.execute(
+        select(Dossier.region_code, Submission)
+        .join(Submission, Submission.dossier_id == Dossier.id)
+        .where(Dossier.campaign_id == campaign_id, Submission.received_at <= until)
+        .order_by(Submission.received_at, Submission.id)
+    ).all()
+    return [(str(code), submission) for code, submission in rows]
+
+
+def campaign_events(
+    session: Session, campaign_id: str, after: datetime | None, until: datetime
+) -> list[tuple[str, DossierEvent]]:
+    """The dossier events of the campaign in (after, until], with their region code, oldest first."""
+    query = (
+        select(Dossier.region_code, DossierEvent)
+        .join(DossierEvent, DossierEvent.dossier_id == Dossier.id)
+        .where(Dossier.campaign_id == campaign_id, DossierEvent.at <= until)
+    )
+    if after is not None:
+        query = query.where(DossierEvent.at > after)
+    rows = session.execute(query.order_by(DossierEvent.at, DossierEvent.id)).all()
+    return [(str(code), event) for code, event in rows]
+
+
+def last_outbox_created(session: Session, kind: str, until: datetime) -> datetime | None:
+    """When the most recent outbox item of ``kind`` created at or before ``until`` was queued."""
+    return session.scalar(
+        select(func.max(OutboxItem.created_at)).where(OutboxItem.kind == kind, OutboxItem.created_at <= until)
+    )
+
+
+def outbox_key_exists(session: Session, key: str) -> bool:
+    return session.scalar(select(OutboxItem.id).where(OutboxItem.key == key)) is not None
+
+
+def last_imap_uidvalidity(session: Session, folder: str) -> int | None:
+    """The UIDVALIDITY under which the IMAP watcher last stored a message of ``folder``."""
+    return session.scalar(
+        select(InboundMessage.imap_uidvalidity)
+        .where(InboundMessage.imap_folder == folder, InboundMessage.imap_uidvalidity.is_not(None))
+        .order_by(InboundMessage.id.desc())
+        .limit(1)
+    )
