@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, select
@@ -189,13 +190,33 @@ def _draft(session: Session, settings: Settings, campaign: Campaign, state: Regi
     env = environment()
     text = env.get_template("reminder.txt.j2").render(context)
     html = env.get_template("reminder.html.j2").render(context)
-    data = build_template(
-        region_code=state.code, region_name=state.name, campaign_id=campaign.id, year=campaign.year,
-        values=workbook.values if workbook else None,
-        observations=workbook.observations if workbook and isinstance(workbook.observations, dict) else None)
+    if workbook is None:
+        data = blank_template(state.code, state.name, campaign.id, campaign.year)
+    else:
+        observations = workbook.observations if isinstance(workbook.observations, dict) else None
+        data = build_template(region_code=state.code, region_name=state.name, campaign_id=campaign.id,
+                              year=campaign.year, values=prefill_values(workbook), observations=observations)
     return ReminderDraft(region=state.code, step=step, to=to, cc=cc, subject=subject, text=text, html=html,
                          attachment=(filename, data, XLSX), campaign=campaign.id, key=key, at=now,
                          region_name=state.name, deadline=state.deadline, escalate=escalate)
+
+
+@lru_cache(maxsize=64)
+def blank_template(region_code: str, region_name: str, campaign_id: str, year: int) -> bytes:
+    """A region's blank template (immutable bytes, built once per process: the same for every reminder)."""
+    return build_template(region_code=region_code, region_name=region_name, campaign_id=campaign_id, year=year)
+
+
+def prefill_values(workbook: Submission) -> dict[str, Any]:
+    """The workbook's values as the region typed them: a figure that was refused (stored as None)
+    comes back as the text of the cell the error names, so the region sees what to correct and the
+    same file sent back unchanged is refused again for the same reasons."""
+    values = dict(workbook.values)
+    for issue in workbook.issues:
+        ind, raw = issue.get("indicator"), issue.get("value")
+        if issue.get("severity") == "error" and ind and raw is not None and values.get(ind) is None:
+            values[ind] = str(raw)
+    return values
 
 
 def _workbook_view(sub: Submission | None) -> dict[str, Any]:

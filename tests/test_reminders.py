@@ -1,0 +1,430 @@
+"""Reminders: a whole 2013 campaign of 27 regions replayed day by day through ``remind --now``.
+
+The scenario (``SCENARIO``) sends realistic returns on chosen days: a region complete early, one
+that corrects a rejected workbook in time, one that never corrects twelve errors, one complete only
+on the deadline day, one complete late, one exempted, one extended; the nineteen others never
+answer. ``EXPECTED`` is the calendar each region must get, written out by hand from the instruction's
+rhythm (before: 14, 7, 1 days; after: 1, 8, 15, 22 days; coordinators copied from 8 days late).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import io
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from sqlalchemy import select
+
+from intake.app import build_services, make_logger
+from intake.cli import main
+from intake.config import PARIS, Settings, load_settings
+from intake.journey import Services
+from notifier.reminders import due_reminders, plan_reminders, reminder_key, send_reminders
+from parsers import catalogue
+from parsers.check import check_workbook
+from store import queries
+from store.models import Dossier, DossierEvent, OutboxItem, Submission
+from tests.factories.documents import docx_bytes, narrative_blocks
+from tests.factories.emails import DOCX, XLSX, build_email
+from tests.factories.workbooks import build_return
+from tests.pipeline_support import GOOD_OBSERVATIONS, GOOD_VALUES, ingest
+
+CAMPAIGN = "bilan-2013"
+OPENS, DEADLINE, LAST_DAY = date(2014, 3, 26), date(2014, 5, 15), date(2014, 6, 14)  # LAST_DAY = deadline + 30
+COORDINATORS = ("coordination@ville.gouv.fr", "dgcl@interieur.gouv.fr")
+NAMES = {r.code: r.name for r in catalogue.regions(2014)}
+
+
+def contacts(code: str) -> list[str]:
+    return [f"sgar@r{code}.pref.gouv.fr", f"pdv@r{code}.pref.gouv.fr"]
+
+
+def write_campaign_config(folder: Path, *, without_contacts: tuple[str, ...] = ()) -> Path:
+    """Every region of the 2014 geography with its sender and two contacts, two coordinators."""
+    lines = [
+        "[service]", f'data_dir = "{folder.as_posix()}"', "",
+        "[mailbox]", 'address = "conventions@ville.gouv.fr"', "",
+        "[[campaigns]]", f'id = "{CAMPAIGN}"', "year = 2013", f"opens = {OPENS}", f"deadline = {DEADLINE}",
+        "reminders_before = [14, 7, 1]", "reminders_after = [1, 8, 15, 22]", "escalate_after = 8", "",
+    ]
+    for code in NAMES:
+        if code in without_contacts:  # a whole domain as sender, and nobody named to write to
+            lines += ["[[regions]]", f'code = "{code}"', f'senders = ["@r{code}.pref.gouv.fr"]', ""]
+            continue
+        lines += ["[[regions]]", f'code = "{code}"', f'senders = ["sgar@r{code}.pref.gouv.fr"]',
+                  f"contacts = {json.dumps(contacts(code))}", ""]
+    for index, address in enumerate(COORDINATORS):
+        lines += ["[[coordinators]]", f'name = "Coordination {index + 1}"', f'email = "{address}"', ""]
+    path = folder / "campagne.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------- returns as regions send them
+
+
+def bad_values(n_errors: int) -> dict[str, Any]:
+    """The good return with ``n_errors`` figures typed as words (one not_a_number error each)."""
+    ids = [ind.id for ind in catalogue.local_indicators()][:n_errors]
+    return {**GOOD_VALUES, **{i: "sans chiffre" if i != "I16" else "beaucoup" for i in ids}}
+
+
+def return_mail(code: str, *, workbook: dict[str, Any] | None = None, points: tuple[str, ...] | None = None) -> bytes:
+    attachments = []
+    if workbook is not None:
+        attachments.append(("bilan-2013.xlsx", build_return(region=NAMES[code], values=workbook,
+                                                            observations=GOOD_OBSERVATIONS), XLSX))
+    if points is not None:
+        attachments.append(("analyse-qualitative.docx", docx_bytes(narrative_blocks(points, region=NAMES[code])), DOCX))
+    return build_email(sender=f"SGAR {NAMES[code]} <sgar@r{code}.pref.gouv.fr>",
+                       subject=f"Bilan 2013 – {NAMES[code]}", attachments=attachments)
+
+
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6")
+BAD_82 = {**GOOD_VALUES, "I09": -1, "I12": "trois"}
+
+
+@dataclass(frozen=True)
+class Action:
+    day: date
+    kind: str  # "mail" | "exempt" | "extend"
+    region: str
+    mail: Callable[[], bytes] | None = None
+    until: date | None = None
+
+
+SCENARIO = (
+    Action(date(2014, 4, 10), "mail", "53", lambda: return_mail("53", workbook=GOOD_VALUES, points=ALL)),
+    Action(date(2014, 4, 20), "mail", "52", lambda: return_mail("52", workbook=GOOD_VALUES)),
+    Action(date(2014, 4, 28), "mail", "82", lambda: return_mail("82", workbook=BAD_82)),
+    Action(date(2014, 5, 5), "mail", "11",
+           lambda: return_mail("11", workbook=bad_values(12), points=("P1", "P2", "P6"))),
+    Action(date(2014, 5, 9), "exempt", "94"),
+    Action(date(2014, 5, 10), "mail", "82", lambda: return_mail("82", workbook=GOOD_VALUES, points=ALL)),
+    Action(date(2014, 5, 12), "extend", "93", until=date(2014, 6, 5)),
+    Action(date(2014, 5, 15), "mail", "52", lambda: return_mail("52", points=ALL)),
+    Action(date(2014, 5, 20), "mail", "24", lambda: return_mail("24", workbook=GOOD_VALUES, points=ALL)),
+)
+
+STEP_DAYS = {"before-14": date(2014, 5, 1), "before-7": date(2014, 5, 8), "before-1": date(2014, 5, 14),
+             "after-1": date(2014, 5, 16), "after-8": date(2014, 5, 23), "after-15": date(2014, 5, 30),
+             "after-22": date(2014, 6, 6)}
+EVERY_STEP = tuple(STEP_DAYS)
+SPECIAL: dict[str, list[tuple[date, str]]] = {
+    "53": [],  # complete on 10 April
+    "82": [(STEP_DAYS[s], s) for s in ("before-14", "before-7")],  # corrected on 10 May
+    "11": [(STEP_DAYS[s], s) for s in EVERY_STEP],  # twelve errors, never corrected
+    "52": [(STEP_DAYS[s], s) for s in ("before-14", "before-7", "before-1")],  # narrative on the deadline day
+    "24": [(STEP_DAYS[s], s) for s in ("before-14", "before-7", "before-1", "after-1")],  # complete 5 days late
+    "94": [(STEP_DAYS[s], s) for s in ("before-14", "before-7")],  # exempted on 9 May
+    # extended on 12 May to 5 June: the new deadline's own calendar
+    "93": [(STEP_DAYS["before-14"], "before-14"), (STEP_DAYS["before-7"], "before-7"),
+           (date(2014, 5, 22), "before-14"), (date(2014, 5, 29), "before-7"), (date(2014, 6, 4), "before-1"),
+           (date(2014, 6, 6), "after-1"), (date(2014, 6, 13), "after-8")],
+}
+
+
+def expected_calendar() -> set[tuple[date, str, str, bool]]:
+    """(day, region, step, coordinators copied) for every reminder of the campaign."""
+    rows: set[tuple[date, str, str, bool]] = set()
+    for code in NAMES:
+        for day, step in SPECIAL.get(code, [(STEP_DAYS[s], s) for s in EVERY_STEP]):
+            rows.add((day, code, step, step in ("after-8", "after-15", "after-22")))
+    return rows
+
+
+def days() -> list[date]:
+    return [OPENS + timedelta(days=n) for n in range((LAST_DAY - OPENS).days + 1)]
+
+
+def apply(services: Services, action: Action) -> None:
+    """One scenario event: a region's mail arrives at 08:00, or an admin decides."""
+    if action.kind == "mail":
+        assert action.mail is not None
+        result = ingest(services, action.mail(), datetime.combine(action.day, time(8), tzinfo=PARIS))
+        assert result.region == action.region
+        return
+    with services.sessions.begin() as session:
+        dossier = queries.get_or_create_dossier(session, CAMPAIGN, action.region)
+        if action.kind == "exempt":
+            dossier.exempt = True
+        else:
+            dossier.deadline_override = action.until
+
+
+def at_nine(day: date) -> datetime:
+    return datetime.combine(day, time(9), tzinfo=PARIS)
+
+
+def campaign_services(folder: Path, db_url: str) -> tuple[Path, Services]:
+    path = write_campaign_config(folder)
+    return path, build_services(load_settings(path), db_url, make_logger())
+
+
+def reminder_items(services: Services) -> list[OutboxItem]:
+    with services.sessions() as session:
+        return list(session.scalars(select(OutboxItem).where(OutboxItem.kind == "reminder").order_by(OutboxItem.id)))
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    msg = email.message_from_bytes(raw, policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def attachment_of(raw: bytes) -> tuple[str, bytes]:
+    [part] = list(parsed(raw).iter_attachments())
+    data = part.get_payload(decode=True)
+    assert isinstance(data, bytes)
+    return str(part.get_filename()), data
+
+
+# ---------------------------------------------------------------------- the whole campaign, through the CLI
+
+
+@dataclass
+class Replay:
+    sent: list[tuple[date, str, str, bool]]
+    texts: dict[tuple[date, str], dict[str, Any]]
+    status: dict[date, dict[str, dict[str, Any]]]
+    services: Services
+
+
+@pytest.fixture(scope="module")
+def replay(tmp_path_factory: pytest.TempPathFactory) -> Replay:
+    """Day by day from the opening to deadline + 30: returns and decisions at 08:00, ``remind`` at 09:00."""
+    folder = tmp_path_factory.mktemp("campaign")
+    db_url = f"sqlite:///{folder / 'campaign.sqlite3'}"
+    config, services = campaign_services(folder, db_url)
+    cli = ["--config", str(config), "--db", db_url]
+    sent: list[tuple[date, str, str, bool]] = []
+    texts: dict[tuple[date, str], dict[str, Any]] = {}
+    status: dict[date, dict[str, dict[str, Any]]] = {}
+    for day in days():
+        for action in SCENARIO:
+            if action.day == day:
+                apply(services, action)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main([*cli, "remind", "--json", "--now", at_nine(day).isoformat()]) == 0
+        for line in out.getvalue().splitlines():
+            obj = json.loads(line)
+            assert obj["campaign"] == CAMPAIGN
+            sent.append((day, obj["region"], obj["step"], bool(obj["cc"])))
+            texts[(day, obj["region"])] = obj
+        if day in STEP_DAYS.values():
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                assert main([*cli, "status", "--json", "--now", at_nine(day).isoformat()]) == 0
+            status[day] = {r["code"]: r for r in json.loads(out.getvalue())["regions"]}
+    return Replay(sent, texts, status, services)
+
+
+def test_every_region_gets_exactly_its_calendar(replay: Replay) -> None:
+    assert set(replay.sent) == expected_calendar()
+    assert len(replay.sent) == len(expected_calendar())  # nothing sent twice
+
+
+def test_reminded_set_is_exactly_the_incomplete_then_the_late_regions(replay: Replay) -> None:
+    """On each step day of the campaign's calendar, compared with what ``status`` says that day."""
+    for step, day in STEP_DAYS.items():
+        regions = replay.status[day]
+        reminded = {region for d, region, s, _ in replay.sent if d == day and s == step}
+        normal = {code for code, r in regions.items() if not r["extended"]}
+        if step.startswith("before-"):
+            expected = {c for c in normal if regions[c]["dossier"] != "complete" and not regions[c]["exempt"]}
+        else:
+            expected = {c for c in normal if regions[c]["late"]}
+        assert reminded & normal == expected, step
+        assert "53" not in reminded and ("94" not in reminded or day < date(2014, 5, 9))
+
+
+def test_nobody_twice_for_a_step_and_coordinators_from_the_escalation_day(replay: Replay) -> None:
+    seen = [(region, step) for _, region, step, _ in replay.sent if region != "93"]
+    assert len(seen) == len(set(seen))
+    for day, _region, step, cc in replay.sent:
+        assert cc == (step.startswith("after-") and int(step.split("-")[1]) >= 8), (day, step)
+    first_cc = min(day for day, *_rest, cc in replay.sent if cc)
+    assert first_cc == DEADLINE + timedelta(days=8)
+    obj = replay.texts[(date(2014, 5, 23), "11")]
+    assert obj["to"] == contacts("11") and obj["cc"] == list(COORDINATORS)
+    assert replay.texts[(date(2014, 5, 16), "11")]["cc"] == []
+
+
+def test_text_lists_open_errors_with_cells_and_missing_points(replay: Replay) -> None:
+    obj = replay.texts[(date(2014, 5, 8), "11")]
+    text = obj["text"]
+    assert obj["subject"] == "Bilan 2013 – Île-de-France : rappel, date limite le 15 mai 2014"
+    assert "au plus tard le 15 mai 2014" in text and "Il reste 7 jours" in text
+    with replay.services.sessions() as session:
+        dossier = queries.dossiers_by_region(session, CAMPAIGN)["11"]
+        workbook = queries.latest_submission(session, dossier.id, "workbook")
+        assert workbook is not None
+    errors = [i for i in workbook.issues if i["severity"] == "error"]
+    assert len(errors) == 12
+    for issue in errors[:10]:
+        assert f"cellule {issue['cell']}" in text and issue["message"] in text
+    for issue in errors[10:]:
+        assert f"cellule {issue['cell']}," not in text
+    assert "… et 2 autres" in text
+    titles = {p.id: p.title for p in catalogue.NARRATIVE_POINTS}
+    for point in ("P3", "P4", "P5"):
+        assert titles[point] in text
+    for point in ("P1", "P2", "P6"):
+        assert titles[point] not in text
+    assert "conventions@ville.gouv.fr" in text and "Répondez simplement à ce message" in text
+
+    late = replay.texts[(date(2014, 5, 16), "24")]
+    assert "1 jour de retard" in late["text"] and "aucun tableau de bord reçu" in late["text"]
+    assert late["subject"] == "Bilan 2013 – Centre : relance, dossier en retard de 1 jour"
+    extended = replay.texts[(date(2014, 6, 13), "93")]
+    assert "5 juin 2014" in extended["text"] and "prolongée" in extended["text"]
+    assert "8 jours de retard" in extended["text"] and extended["cc"] == list(COORDINATORS)
+    incomplete = replay.texts[(date(2014, 5, 14), "52")]["text"]
+    assert "reçu et accepté" in incomplete and "aucune analyse qualitative reçue" in incomplete
+    assert "Il reste 1 jour " in incomplete
+
+
+def test_outbox_items_events_and_mail(replay: Replay) -> None:
+    items = reminder_items(replay.services)
+    assert len(items) == len(expected_calendar())
+    keys = {item.key for item in items}
+    assert reminder_key(CAMPAIGN, "11", "after-22") in keys
+    assert f"reminder:{CAMPAIGN}:93:after-1:2014-06-05" in keys and f"reminder:{CAMPAIGN}:93:before-7" in keys
+    with replay.services.sessions() as session:
+        events = list(session.scalars(select(DossierEvent).where(DossierEvent.kind == "reminder")))
+        by_id = {d.id: d.region_code for d in session.scalars(select(Dossier))}
+    assert len(events) == len(items)
+    assert {(by_id[e.dossier_id], e.detail["step"]) for e in events} == {(r, s) for _, r, s, _ in replay.sent}
+    msg = parsed(next(i for i in items if i.key == reminder_key(CAMPAIGN, "11", "after-8")).raw)
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["Reply-To"] == "conventions@ville.gouv.fr"
+    assert "sgar@r11.pref.gouv.fr" in msg["To"] and "coordination@ville.gouv.fr" in msg["Cc"]
+    html = msg.get_body(("html",))
+    assert html is not None and "<table" in html.get_content()
+
+
+def test_prefilled_template_round_trips_through_the_parser(replay: Replay) -> None:
+    """82's reminder of 1 May carries its rejected workbook of 28 April, read back value for value."""
+    item = next(i for i in reminder_items(replay.services) if i.key == reminder_key(CAMPAIGN, "82", "before-14"))
+    filename, data = attachment_of(item.raw)
+    assert filename == "tableau-de-bord-2013-region-82.xlsx"
+    with replay.services.sessions() as session:
+        first = session.scalars(select(Submission).join(Dossier).where(
+            Dossier.region_code == "82", Submission.kind == "workbook", Submission.version == 1)).one()
+    back = check_workbook(data, filename, year=2013, expected_region="82", geography=2014)
+    assert back.region_code == "82" and back.template_version == "1"
+    for ind in catalogue.local_indicators():
+        value = back.entries[ind.id].value
+        assert (list(value) if isinstance(value, tuple) else value) == first.values[ind.id], ind.id
+        assert back.entries[ind.id].observation == first.observations[ind.id]
+    # The two refused figures come back as typed, so the same file sent unchanged is refused again.
+    assert first.values["I09"] is None and first.values["I12"] is None
+    assert (back.entries["I09"].raw, back.entries["I12"].raw) == ("-1", "trois")
+    errors = {(i["code"], i["indicator"]) for i in first.issues if i["severity"] == "error"}
+    assert errors == {("out_of_range", "I09"), ("not_a_number", "I12")}
+    assert {(i.code, i.indicator) for i in back.issues if i.severity == "error"} == errors
+    assert back.verdict == "rejected"
+
+
+def test_blank_template_for_a_region_without_workbook(replay: Replay) -> None:
+    item = next(i for i in reminder_items(replay.services) if i.key == reminder_key(CAMPAIGN, "01", "before-14"))
+    filename, data = attachment_of(item.raw)
+    wb = openpyxl.load_workbook(io.BytesIO(data))
+    assert wb["Tableau de bord"]["A2"].value == "Région : Guadeloupe"
+    back = check_workbook(data, filename, year=2013, expected_region="01", geography=2014)
+    assert back.region_code == "01"
+    assert all(back.entries[ind.id].value is None for ind in catalogue.local_indicators())
+
+
+# ---------------------------------------------------------------------- smaller cases
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> tuple[list[str], Services]:
+    config = write_campaign_config(tmp_path, without_contacts=("94", "06"))
+    db_url = f"sqlite:///{tmp_path / 'small.sqlite3'}"
+    return ["--config", str(config), "--db", db_url], build_services(load_settings(config), db_url, make_logger())
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[dict[str, Any]], str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, [json.loads(x) for x in captured.out.splitlines() if x.startswith("{")], captured.out + captured.err
+
+
+def test_dry_run_queues_nothing_then_the_real_run_sends_the_same(
+        small: tuple[list[str], Services], capsys: pytest.CaptureFixture[str]) -> None:
+    cli, services = small
+    code, dry, _ = run_cli(capsys, *cli, "remind", "--dry-run", "--json", "--now", "2014-05-01T09:00")
+    assert code == 0 and len(dry) == 25  # 27 regions, two without contacts
+    assert set(dry[0]) == {"campaign", "region", "step", "to", "cc", "subject", "text"}
+    assert reminder_items(services) == []
+    code, real, _ = run_cli(capsys, *cli, "remind", "--json", "--now", "2014-05-01T09:00")
+    assert code == 0 and [(r["region"], r["step"], r["text"]) for r in real] == \
+        [(r["region"], r["step"], r["text"]) for r in dry]
+    assert len(reminder_items(services)) == 25
+    code, again, out = run_cli(capsys, *cli, "remind", "--now", "2014-05-01T18:00")
+    assert code == 0 and again == [] and "aucun rappel dû" in out
+
+
+def test_human_output_one_aligned_line_per_reminder(
+        small: tuple[list[str], Services], capsys: pytest.CaptureFixture[str]) -> None:
+    cli, _ = small
+    code, _, out = run_cli(capsys, *cli, "remind", "--dry-run", "--campaign", CAMPAIGN, "--now", "2014-05-23T09:00")
+    rows = [line for line in out.splitlines() if line.startswith(CAMPAIGN)]
+    assert code == 0 and len(rows) == 25
+    assert all("after-8" in row and "coordination@ville.gouv.fr" in row for row in rows)
+    assert len({row.index("after-8") for row in rows}) == 1  # aligned
+    assert "25 rappels dus (non envoyés : --dry-run)" in out
+
+
+def test_regions_without_contacts_are_skipped_and_logged(
+        small: tuple[list[str], Services], caplog: pytest.LogCaptureFixture) -> None:
+    _, services = small
+    settings: Settings = services.settings
+    log = logging.getLogger("tests.reminders")
+    with services.sessions() as session, caplog.at_level(logging.WARNING, logger="tests.reminders"):
+        drafts = due_reminders(session, settings, settings.campaign(CAMPAIGN), at_nine(date(2014, 5, 1)), log)
+        plan = plan_reminders(session, settings, settings.campaign(CAMPAIGN), at_nine(date(2014, 5, 1)))
+    assert {d.region for d in drafts} == set(NAMES) - {"94", "06"}
+    assert plan.no_contacts == ["06", "94"]
+    [record] = caplog.records
+    assert "regions=06,94" in record.getMessage()
+
+
+def test_nothing_before_opening_or_first_step_and_unknown_campaign(
+        small: tuple[list[str], Services], capsys: pytest.CaptureFixture[str]) -> None:
+    cli, _ = small
+    assert run_cli(capsys, *cli, "remind", "--json", "--now", "2014-03-20T09:00")[1] == []
+    assert run_cli(capsys, *cli, "remind", "--json", "--now", "2014-04-30T09:00")[1] == []
+    code, _, out = run_cli(capsys, *cli, "remind", "--campaign", "nope")
+    assert code == 2 and "campagne inconnue" in out
+    # Long after the campaign (no step can fall due any more): nothing is sent without --campaign.
+    assert run_cli(capsys, *cli, "remind", "--json", "--now", "2014-09-01T09:00")[1] == []
+
+
+def test_only_the_latest_due_step_after_downtime_and_a_lost_race_is_dropped(
+        small: tuple[list[str], Services]) -> None:
+    _, services = small
+    settings = services.settings
+    campaign = settings.campaign(CAMPAIGN)
+    with services.sessions.begin() as session:
+        drafts = due_reminders(session, settings, campaign, at_nine(date(2014, 5, 27)))
+        assert {d.step for d in drafts} == {"after-8"}  # after-1 of 16 May is not sent late
+        twin = list(drafts)
+        first = send_reminders(session, settings, drafts)
+        assert len(first) == 25
+        assert send_reminders(session, settings, twin) == []  # same keys: dropped, no second event
+        assert len(list(session.scalars(select(DossierEvent).where(DossierEvent.kind == "reminder")))) == 25
