@@ -31,6 +31,7 @@ from notifier.export import Consolidation, consolidate, to_xlsx, value_text
 from notifier.outbox import build_mail
 from notifier.replies import environment, fr_date, fr_datetime
 from parsers import catalogue
+from parsers.text import fold
 from store import queries
 from store.models import OutboxItem, Submission
 
@@ -149,7 +150,7 @@ def _campaign_digest(session: Session, settings: Settings, campaign: Campaign, n
         "late": sum(1 for s in states if s.late),
         "received_late": sum(1 for s in states if s.received_late),
     })
-    late = tuple(sorted((s for s in states if s.late), key=lambda s: (-s.days_late, s.name)))
+    late = tuple(sorted((s for s in states if s.late), key=lambda s: (-s.days_late, fold(s.name))))
     dossiers = queries.dossiers_by_region(session, campaign.id)
     rejected: list[RejectedRegion] = []
     for state in states:
@@ -192,8 +193,8 @@ def _changes(session: Session, campaign: Campaign, states: tuple[RegionState, ..
         verdict = "accepté" if sub.verdict == "accepted" else "à corriger"
         if sub.kind == "narrative":
             verdict = "acceptée" if sub.verdict == "accepted" else "à compléter"
-        text = (f"{part} version {sub.version} « {sub.filename} » reçu{'e' if sub.kind == 'narrative' else ''} "
-                f"le {fr_datetime(sub.received_at)} : {verdict}" + (" (après la date limite)" if sub.late else ""))
+        text = (f"{part} version {sub.version} « {sub.filename} » reçu{'e' if sub.kind == 'narrative' else ''}"
+                f" : {verdict}" + (" (après la date limite)" if sub.late else ""))
         changes.append(Change(sub.received_at, code, names.get(code, code), "version", text))
     if since is not None:
         for state in states:
@@ -210,7 +211,8 @@ def _changes(session: Session, campaign: Campaign, states: tuple[RegionState, ..
         changes.append(Change(event.at, code, names.get(code, code), event.kind, _event_text(event.kind,
                                                                                              event.detail,
                                                                                              event.actor)))
-    return sorted(changes, key=lambda c: (c.at, c.region_name, c.kind))
+    order = {"version": 0, "status": 1}
+    return sorted(changes, key=lambda c: (c.at, fold(c.region_name), order.get(c.kind, 2)))
 
 
 def _event_text(kind: str, detail: dict[str, Any], actor: str) -> str:
@@ -273,10 +275,23 @@ def render_digest(digest: Digest) -> tuple[str, str, str]:
         "last_of": lambda s: fr_datetime(s.last_received) if s.last_received else "–",
         "fr_datetime": fr_datetime,
         "national_of": lambda c, ind: c.consolidation.national[ind].describe(),
+        "notes_of": region_notes,
     }
     env = environment()
     return (subject, env.get_template("digest.txt.j2").render(context),
             env.get_template("digest.html.j2").render(context))
+
+
+def region_notes(state: RegionState) -> str:
+    """What else there is to know about a region besides its dossier status, in French."""
+    notes = [text for text, on in (
+        ("exemptée", state.exempt),
+        (f"en retard de {state.days_late} j", state.late),
+        (f"délai prolongé au {state.deadline:%d/%m/%Y}", state.extended),
+        ("reçu en retard", state.received_late),
+        (f"{state.open_errors} erreur{'s' if state.open_errors > 1 else ''}", state.open_errors > 0),
+    ) if on]
+    return ", ".join(notes)
 
 
 # ---------------------------------------------------------------------- queuing
