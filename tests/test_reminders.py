@@ -428,3 +428,40 @@ def test_only_the_latest_due_step_after_downtime_and_a_lost_race_is_dropped(
         assert len(first) == 25
         assert send_reminders(session, settings, twin) == []  # same keys: dropped, no second event
         assert len(list(session.scalars(select(DossierEvent).where(DossierEvent.kind == "reminder")))) == 25
+
+
+def test_every_branch_of_the_templates_renders_and_html_is_escaped() -> None:
+    from notifier.reminders import _narrative_view, _workbook_view
+    from notifier.replies import environment
+
+    received = datetime(2014, 5, 2, 8, tzinfo=PARIS)
+    issue = {"severity": "error", "code": "x", "indicator": "I07", "sheet": "<Feuil1>", "cell": "G11",
+             "value": "<b>", "message": "valeur <b> refusée"}
+    narrative_issue = {**issue, "indicator": None, "cell": None, "message": "fichier <illisible>"}
+    workbooks = [None, Submission(filename="a<b>.xlsx", version=2, verdict="rejected", received_at=received,
+                                  issues=[issue] * 11, details={}),
+                 Submission(filename="ok.xlsx", version=1, verdict="accepted", received_at=received, issues=[],
+                            details={})]
+    narratives = [None, Submission(filename="n.docx", version=1, verdict="rejected", received_at=received,
+                                   issues=[narrative_issue], details={"points_missing": ["P4"]}),
+                  Submission(filename="n.docx", version=1, verdict="accepted", received_at=received, issues=[],
+                             details={"points_missing": []})]
+    env = environment()
+    for wb in workbooks:
+        for nar in narratives:
+            for after, days_left in ((False, 0), (False, 3), (True, -2)):
+                context = {"region": "Corse", "year": 2013, "deadline": "15 mai 2014", "extended": after,
+                           "after": after, "days_left": days_left, "days_late": 2 if after else 0,
+                           "escalate": after, "workbook": _workbook_view(wb), "narrative": _narrative_view(nar),
+                           "mailbox": "conventions@ville.gouv.fr", "prefilled": wb is not None,
+                           "subject_line": "Rappel", "attachment": "t.xlsx", "coordinators": []}
+                text = env.get_template("reminder.txt.j2").render(context)
+                html = env.get_template("reminder.html.j2").render(context)
+                assert "Répondez simplement à ce message" in text and "Répondez simplement" in html
+                if wb is not None and wb.verdict == "rejected":
+                    assert text.count("cellule G11") == 10 and "… et 1 autre." in text
+                    assert "valeur <b> refusée" in text and "valeur &lt;b&gt; refusée" in html
+                    assert "valeur <b>" not in html and "a&lt;b&gt;.xlsx" in html
+                if nar is not None and nar.verdict == "rejected":
+                    assert "fichier <illisible>" in text and "fichier &lt;illisible&gt;" in html
+                    assert "Méthodes de suivi développées" in text
