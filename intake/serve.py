@@ -170,6 +170,11 @@ class Service:
         from notifier.alerts import alert_sink
         from notifier.sender import OutboxSender
 
+        with self.services.sessions.begin() as session:  # our own earlier incarnations, killed mid-send
+            released = queries.release_dead_claims(session, socket.gethostname(), _pid_alive)
+        if released:
+            self.services.log.warning("outbox items %s were being sent by a process that died: queued again",
+                                      released)
         sender = OutboxSender(sessions=self.services.sessions, smtp=settings.smtp, log=self.services.log,
                               instance=f"{socket.gethostname()}:{os.getpid()}",
                               alert=alert_sink(settings))
@@ -264,6 +269,16 @@ class Service:
             watch_stop.cancel()
         await asyncio.to_thread(self.write_health)
         log.info("stopped")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def health_path(data_dir: Path) -> Path:

@@ -9,7 +9,7 @@ SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -566,3 +566,18 @@ def last_imap_uidvalidity(session: Session, folder: str) -> int | None:
         .order_by(InboundMessage.id.desc())
         .limit(1)
     )
+
+
+def release_dead_claims(session: Session, host: str, is_alive: Callable[[int], bool]) -> list[int]:
+    """Outbox items claimed ("sending") by a process of ``host`` that no longer runs go back to
+    the queue at once, instead of waiting for their lease to expire. Returns their ids."""
+    released: list[int] = []
+    prefix = f"{host}:"
+    claimed = session.scalars(select(OutboxItem).where(OutboxItem.status == "sending",
+                                                        OutboxItem.claimed_by.startswith(prefix)))
+    for item in claimed:
+        pid_text = (item.claimed_by or "")[len(prefix):]
+        if pid_text.isdigit() and not is_alive(int(pid_text)):
+            item.status, item.lease_until, item.claimed_by = "queued", None, None
+            released.append(item.id)
+    return released

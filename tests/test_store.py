@@ -429,3 +429,15 @@ def test_foreign_keys_are_enforced(session: Session) -> None:
     session.add(MessageIdentity(dedup_key="orphan", message_pk=999_999))
     with pytest.raises(IntegrityError):
         session.flush()
+
+
+def test_claims_of_dead_processes_are_released_at_once(session: Session) -> None:
+    dead, alive, elsewhere, queued = (_enqueue(session, k) for k in ("dead", "alive", "elsewhere", "queued"))
+    assert dead and alive and elsewhere and queued
+    for item, owner in ((dead, "box:111"), (alive, "box:222"), (elsewhere, "other:111")):
+        item.status, item.claimed_by, item.lease_until = "sending", owner, T0
+    session.flush()
+    released = queries.release_dead_claims(session, "box", lambda pid: pid == 222)
+    assert released == [dead.id]
+    assert (dead.status, dead.claimed_by, dead.lease_until) == ("queued", None, None)
+    assert alive.status == "sending" and elsewhere.status == "sending" and queued.status == "queued"
