@@ -43,7 +43,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -63,6 +63,7 @@ MIN_WAIT_SECONDS = 0.02  # never spin, even when the clock says something is due
 FINISH_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0)
 
 _EOL = re.compile(rb"\r\n|\n|\r(?!\n)")
+_DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321, 4.5.2)
 # A bare envelope address: one "@", no space, control character, bracket, quote or separator
 # (smtplib would quietly keep a fragment of "a@b>\r\nRCPT TO:<c@d>"; we refuse it instead).
 _ADDRESS = re.compile(r"^[^\s\x00-\x1f\x7f<>@\"(),:;\[\]\\]{1,64}@[^\s\x00-\x1f\x7f<>@\"(),:;\[\]\\]{1,255}$")
@@ -127,6 +128,11 @@ class Outcome:
     error: str = ""
     refused: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # partial refusal, when sent
     relay_down: bool = False  # the relay could not be reached: stop the batch, back off
+    recorded: bool = False  # already committed (delivery and record in one step)
+
+
+class _ClaimLost(Exception):
+    """Another sender holds the item now (our lease expired): abort before the final dot."""
 
 
 class RelayUnavailable(Exception):
@@ -336,14 +342,64 @@ class OutboxSender:
                 return Outcome("permanent", "adresse non ASCII et le relais ne prend pas en charge SMTPUTF8")
             options.append("SMTPUTF8")
         try:
-            refused = client.sendmail(self.smtp.sender, recipients, data, options)
+            return self._transact(client, claimed, recipients, invalid, options, data)
+        except _ClaimLost:
+            connection.discard()  # no final dot was sent: the relay drops the unfinished message
+            return Outcome("temporary", "claim lost", recorded=True)
         except Exception as exc:  # classified: nothing escapes, the item is always finished
             connection.discard()
             outcome = classify(exc)
             if outcome.error.startswith("erreur inattendue"):
                 self.log.exception("outbox item %d: unexpected error while sending", claimed.id)
             return outcome
-        return Outcome("sent", refused={**invalid, **{a: (c, _text(m)) for a, (c, m) in refused.items()}})
+
+    def _transact(self, client: smtplib.SMTP, claimed: Claimed, recipients: list[str],
+                  invalid: Mapping[str, tuple[int, str]], options: list[str], data: bytes) -> Outcome:
+        """MAIL, RCPT, DATA; the outcome "sent" is written, uncommitted, before the final dot.
+
+        The transaction that records "sent" is opened (on SQLite: the write lock is taken) before
+        the dot that ends DATA and committed as soon as the relay answers 250; any other answer
+        rolls it back. So the window in which a crash can leave a delivered item unrecorded is the
+        COMMIT itself, not a wait for the database behind another writer. If the claim was lost
+        meanwhile (lease expired, another sender took the item) the dot is never sent.
+        """
+        if client.has_extn("size"):
+            options = [*options, f"SIZE={len(data)}"]
+        code, resp = client.mail(self.smtp.sender, options)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, resp, self.smtp.sender)
+        rcpt_refused: dict[str, tuple[int, bytes]] = {}
+        for address in recipients:
+            code, resp = client.rcpt(address)
+            if code not in (250, 251):
+                rcpt_refused[address] = (code, resp)
+            if code == 421:
+                raise smtplib.SMTPRecipientsRefused(rcpt_refused)
+        if len(rcpt_refused) == len(recipients):
+            raise smtplib.SMTPRecipientsRefused(rcpt_refused)
+        code, resp = client.docmd("DATA")
+        if code != 354:
+            raise smtplib.SMTPDataError(code, resp)
+        body = _DOT.sub(b"..", data)
+        client.send(body if body.endswith(b"\r\n") else body + b"\r\n")
+        outcome = Outcome("sent", refused={**invalid, **{a: (c, _text(m)) for a, (c, m) in rcpt_refused.items()}})
+        values = self._values(claimed, outcome, self.clock())
+        accepted = False
+        try:
+            with self.sessions.begin() as session:
+                if not self._record_in(session, claimed, outcome, values):
+                    raise _ClaimLost
+                client.send(b".\r\n")
+                code, resp = client.getreply()
+                if code != 250:
+                    raise smtplib.SMTPDataError(code, resp)
+                accepted = True
+        except SQLAlchemyError:
+            if not accepted:
+                raise
+            self.log.exception("outbox item %d: delivered, but recording it failed; retrying", claimed.id)
+            return outcome  # _finish records it again
+        return replace(outcome, recorded=True)
 
     def _open(self) -> smtplib.SMTP:
         cfg = self.smtp
@@ -359,6 +415,10 @@ class OutboxSender:
         except (OSError, ValueError) as exc:
             raise RelayUnavailable(f"connexion au relais {where} impossible : {describe(exc)}") from exc
         try:
+            # The final dot goes in a packet of its own: without this, Nagle's algorithm and the
+            # relay's delayed ACK hold it back for ~40 ms.
+            if client.sock is not None:
+                client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client.ehlo_or_helo_if_needed()
             if cfg.security == "starttls":
                 client.starttls(context=self._context())
@@ -378,8 +438,27 @@ class OutboxSender:
         if outcome.relay_down:
             self._relay_failures += 1
             self._relay_retry_at = now + timedelta(seconds=self._delay(self._relay_failures))
+        if outcome.recorded:
+            if outcome.status == "sent":
+                self._log_outcome(claimed, outcome, self._values(claimed, outcome, now))
+            return
         if outcome.status == "temporary" and claimed.attempts >= self.smtp.max_attempts:
             outcome = Outcome("permanent", f"{outcome.error} (abandon après {claimed.attempts} tentatives)")
+        values = self._values(claimed, outcome, now)
+        for delay in FINISH_RETRY_DELAYS:
+            time.sleep(delay)
+            try:
+                with self.sessions.begin() as session:
+                    self._record_in(session, claimed, outcome, values)
+                break
+            except SQLAlchemyError:
+                self.log.exception("outbox item %d: could not record the outcome %r", claimed.id, outcome.status)
+        else:
+            raise RuntimeError(f"outbox item {claimed.id}: outcome not recorded; it stays claimed until its "
+                               "lease expires, then is delivered again")
+        self._log_outcome(claimed, outcome, values)
+
+    def _values(self, claimed: Claimed, outcome: Outcome, now: datetime) -> dict[str, Any]:
         values: dict[str, Any] = {"lease_until": None}
         if outcome.status == "sent":
             values |= {"status": "sent", "sent_at": now, "next_attempt_at": None,
@@ -389,33 +468,24 @@ class OutboxSender:
                        "next_attempt_at": now + timedelta(seconds=self._delay(claimed.attempts))}
         else:
             values |= {"status": "failed", "last_error": outcome.error, "next_attempt_at": None}
-        for delay in FINISH_RETRY_DELAYS:
-            time.sleep(delay)
-            try:
-                self._record(claimed, outcome, values)
-                break
-            except SQLAlchemyError:
-                self.log.exception("outbox item %d: could not record the outcome %r", claimed.id, outcome.status)
-        else:
-            raise RuntimeError(f"outbox item {claimed.id}: outcome not recorded; it stays claimed until its "
-                               "lease expires, then is delivered again")
-        self._log_outcome(claimed, outcome, values)
+        return values
 
-    def _record(self, claimed: Claimed, outcome: Outcome, values: Mapping[str, Any]) -> None:
-        with self.sessions.begin() as session:
-            if not queries.finish_outbox(session, claimed.id, instance=self.instance, values=values):
-                self.log.warning("outbox item %d: claim lost (lease expired?), outcome %r not recorded",
-                                 claimed.id, outcome.status)
-                return
-            if self.alert is None or claimed.kind == "alert":
-                return
-            if outcome.status == "permanent":
-                self._alert(session, claimed, f"Courriel non remis : {claimed.subject}",
-                            "n'a pas pu être remis", outcome.error)
-            elif outcome.status == "sent" and outcome.refused:
-                self._alert(session, claimed, f"Courriel remis en partie : {claimed.subject}",
-                            "a été remis, mais refusé pour certains destinataires",
-                            _refused_note(outcome.refused))
+    def _record_in(self, session: Session, claimed: Claimed, outcome: Outcome, values: Mapping[str, Any]) -> bool:
+        """Write the outcome (and its alert) in ``session``; False when the claim was lost."""
+        if not queries.finish_outbox(session, claimed.id, instance=self.instance, values=values):
+            self.log.warning("outbox item %d: claim lost (lease expired?), outcome %r not recorded",
+                             claimed.id, outcome.status)
+            return False
+        if self.alert is None or claimed.kind == "alert":
+            return True
+        if outcome.status == "permanent":
+            self._alert(session, claimed, f"Courriel non remis : {claimed.subject}",
+                        "n'a pas pu être remis", outcome.error)
+        elif outcome.status == "sent" and outcome.refused:
+            self._alert(session, claimed, f"Courriel remis en partie : {claimed.subject}",
+                        "a été remis, mais refusé pour certains destinataires",
+                        _refused_note(outcome.refused))
+        return True
 
     def _alert(self, session: Session, claimed: Claimed, subject: str, what: str, why: str) -> None:
         assert self.alert is not None

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
 from typing import Any
@@ -54,6 +54,8 @@ class _Handler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
+        if self.relay.on_rcpt is not None:
+            self.relay.on_rcpt(address)
         with self.relay.lock:
             answer = self.relay.refused.get(address.lower())
         if answer:
@@ -88,6 +90,7 @@ class Relay:
         self.failures: list[str] = []  # answers for the next messages at DATA, in order
         self.refused: dict[str, str] = {}  # recipient (lower case) -> answer at RCPT
         self.logins: list[str] = []
+        self.on_rcpt: Callable[[str], None] | None = None  # called (in the relay's thread) at each RCPT
         self._controller: Controller | None = None
 
     # ------------------------------------------------------------------ control

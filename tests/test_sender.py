@@ -341,6 +341,26 @@ def test_expired_lease_is_taken_again_unexpired_left_alone(sessions: sessionmake
     assert len(relay.wait_for(2)) == 2 and item(sessions, held).status == "sent"
 
 
+def test_a_sender_that_lost_its_claim_never_completes_the_message(
+    sessions: sessionmaker[Session], relay: Relay
+) -> None:
+    settings = make_settings(relay)
+    (item_id,) = enqueue(sessions, settings)
+
+    def steal(_address: str) -> None:  # our lease "expired" mid-transaction and another sender took it
+        with sessions.begin() as session:
+            session.execute(update(OutboxItem).where(OutboxItem.id == item_id).values(claimed_by="thief:1"))
+
+    relay.on_rcpt = steal
+    assert make_sender(sessions, settings).send_due() == 1
+    relay.on_rcpt = None
+    stored = item(sessions, item_id)
+    assert (stored.status, stored.claimed_by) == ("sending", "thief:1")  # the thief's claim is untouched
+    with smtplib.SMTP(relay.host, relay.port, timeout=5) as probe:  # the relay is still serving
+        probe.noop()
+    assert relay.received() == []  # DATA was never ended by a dot: nothing was accepted
+
+
 def test_run_wakes_on_wake_and_stops_on_stop(sessions: sessionmaker[Session], relay: Relay) -> None:
     settings = make_settings(relay)
     sender = make_sender(sessions, settings)
