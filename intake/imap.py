@@ -99,7 +99,7 @@ class ImapWatcher:
         delay = self.backoff_initial
         while not stop.is_set():
             try:
-                self.sync_once()
+                self._catch_up(stop)
                 delay = self.backoff_initial
                 self._watch(stop)
             except Exception as exc:
@@ -202,7 +202,14 @@ class ImapWatcher:
                 self._idle(client, stop)
             elif stop.wait(self.config.poll_seconds):
                 return
-            self.sync_once()
+            self._catch_up(stop)
+
+    def _catch_up(self, stop: threading.Event) -> None:
+        """Sync until a pass finds nothing new. Mail that arrived while we worked was announced in
+        the untagged EXISTS of some command's response (SEARCH, MOVE...), which the client library
+        swallows: IDLE would not announce it again, so we look once more before idling."""
+        while self.sync_once() and not stop.is_set():
+            pass
 
     def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
         """One IDLE of at most ``idle_seconds``, ended early by new mail or ``stop``."""

@@ -116,6 +116,22 @@ def test_message_appended_during_idle_is_processed_and_moved_within_seconds(
     assert health["connected"] is False and health["backlog"] == 0 and health["last_error"] is None
 
 
+def test_burst_during_idle_is_processed_without_waiting_for_the_idle_reissue(
+    dovecot: Dovecot, tmp_path: Path  # noqa: F811
+) -> None:
+    """Mail arriving while the watcher works is announced in the untagged EXISTS of a command
+    response, which the client library swallows; IDLE will not announce it again. The watcher
+    must look once more before idling, or these messages wait for the next IDLE re-issue."""
+    services = sqlite_services(tmp_path)
+    watcher = ImapWatcher(services, imap_config(dovecot, idle_seconds=600.0))
+    with Running(watcher):
+        time.sleep(0.3)
+        for n in range(20):
+            dovecot.append(mail(subject=f"Envoi {n}", workbook=True))
+        wait_for(moved(dovecot, 20), timeout=60.0)
+    assert len(rows(services)) == 20
+
+
 def test_messages_already_there_are_caught_up_in_order(dovecot: Dovecot, tmp_path: Path) -> None:  # noqa: F811
     services = sqlite_services(tmp_path)
     raws = [mail(subject=f"Bilan {n}") for n in range(3)]
