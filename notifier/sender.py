@@ -12,7 +12,10 @@ relay by two senders. It is marked ``sent`` in a new transaction after the relay
 to the end of DATA. Hence:
 
 * the only window in which a crash makes an item go out twice is between that ``250`` and the
-  commit of ``sent`` (milliseconds; the commit is retried a few times if the database hiccups);
+  commit of ``sent``. The transaction is opened (on SQLite, the write lock taken) before the
+  final dot of DATA and committed as soon as the ``250`` arrives, so the window is the COMMIT
+  itself: 1-2 ms from dot to commit on loopback. If the commit fails, it is retried a few times.
+  Committing before the dot would trade possible duplicates for possible losses;
 * the same holds, as in every SMTP client (RFC 1047), when the connection drops after the relay
   accepted the message but before its ``250`` reached us: we count it as a temporary failure;
 * a claimed item whose sender died is taken again once its lease (``lease_seconds``, keep it
