@@ -9,6 +9,8 @@
 - the IMAP watcher (``[imap]``), in its own thread: IDLE or polling, catch-up, move when done;
 - the outbox sender (``[smtp]``), in its own thread, woken after every commit so a reply leaves
   within milliseconds; without a relay, queued mail is written to the outbox folder instead;
+- the scheduler, in its own thread: due reminders and coordinator digests, decided from the
+  database every minute (the outbox's unique keys make each one go out once);
 - a health file (``<data_dir>/health.json``, read by ``conventions-intake health``) refreshed every
   few seconds, and a status line in the log every minute.
 
@@ -168,10 +170,10 @@ class Service:
         if settings.smtp is None:
             return
         from notifier.alerts import alert_sink
-        from notifier.sender import OutboxSender
+        from notifier.sender import OutboxSender, process_alive
 
         with self.services.sessions.begin() as session:  # our own earlier incarnations, killed mid-send
-            released = queries.release_dead_claims(session, socket.gethostname(), _pid_alive)
+            released = queries.release_dead_claims(session, socket.gethostname(), process_alive)
         if released:
             self.services.log.warning("outbox items %s were being sent by a process that died: queued again",
                                       released)
@@ -180,6 +182,13 @@ class Service:
                               alert=alert_sink(settings))
         self.health.channels["outbox"] = {"up": True, "relay": f"{settings.smtp.host}:{settings.smtp.port}"}
         self._start_thread("outbox", lambda: sender.run(self.thread_stop, self.outbox_wake))
+
+    def _start_scheduler(self) -> None:
+        from intake.scheduler import Scheduler
+
+        scheduler = Scheduler(self.services)  # reminders and digests, decided from the database
+        self.health.channels["scheduler"] = {"up": True}
+        self._start_thread("scheduler", lambda: scheduler.run(self.thread_stop, self.outbox_wake))
 
     # ------------------------------------------------------------------ health
 
@@ -248,6 +257,7 @@ class Service:
         server = await self._start_receiver() if self.with_receiver else None
         self._start_imap()
         self._start_sender()
+        self._start_scheduler()
         health = asyncio.create_task(self._health_task())
         where = f"relay {settings.smtp.host}:{settings.smtp.port}" if settings.smtp else f"folder {settings.outbox_dir}"
         log.info("ready: campaigns=%s, replies to %s", ",".join(c.id for c in settings.campaigns), where)
@@ -269,16 +279,6 @@ class Service:
             watch_stop.cancel()
         await asyncio.to_thread(self.write_health)
         log.info("stopped")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def health_path(data_dir: Path) -> Path:

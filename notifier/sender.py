@@ -11,16 +11,21 @@ threads, two processes, two hosts) exactly one wins the claim, so an item is nev
 relay by two senders. It is marked ``sent`` in a new transaction after the relay's final ``250``
 to the end of DATA. Hence:
 
-* the only window in which a crash makes an item go out twice is between that ``250`` and the
-  commit of ``sent``. The transaction is opened (on SQLite, the write lock taken) before the
-  final dot of DATA and committed as soon as the ``250`` arrives, so the window is the COMMIT
-  itself: 1-2 ms from dot to commit on loopback. If the commit fails, it is retried a few times.
-  Committing before the dot would trade possible duplicates for possible losses;
-* the same holds, as in every SMTP client (RFC 1047), when the connection drops after the relay
-  accepted the message but before its ``250`` reached us: we count it as a temporary failure;
-* a claimed item whose sender died is taken again once its lease (``lease_seconds``, keep it
-  well above the SMTP timeout) has expired; a claim counts as an attempt, so an item that keeps
+* just before the final dot of DATA, ``handed_over_at`` is committed. A sender that dies
+  after that point may or may not have had its mail accepted (SMTP cannot tell: RFC 1047). Such
+  an item is **never sent again**: it is taken as sent, marked "remise non confirmée", and the
+  admins are alerted so they can check. No region ever gets the same reply twice; the price is
+  that a mail handed over in the microseconds before a crash, and then refused by the relay,
+  is reported to the admins instead of being retried;
+* a sender that died *before* the handover (or a relay that answered anything but 250) leaves
+  the item to be taken again: at once when the dead process was on this host (``serve``
+  releases such claims at start), otherwise when its lease (``lease_seconds``, keep it well
+  above the SMTP timeout) expires; a claim counts as an attempt, so an item that keeps
   killing its sender ends ``failed`` after ``max_attempts`` like any other;
+* the same holds when the connection drops after the final dot but before the relay's answer
+  reached a *living* sender: it is counted as a temporary failure and retried, as every SMTP
+  client does (the one case where a duplicate remains possible, and only if the relay had in
+  fact accepted it);
 * nothing is ever dropped silently: an item ends ``sent`` or ``failed`` (and the admins get an
   alert, except for alerts themselves, to avoid loops).
 
@@ -46,7 +51,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -82,6 +87,17 @@ KIND_LABELS = {
 def wire_bytes(raw: bytes) -> bytes:
     """The stored message with CRLF line endings (SMTP's); every other byte unchanged."""
     return _EOL.sub(b"\r\n", raw)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host still runs (to tell a dead sender's claims)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def default_instance() -> str:
@@ -248,6 +264,7 @@ class OutboxSender:
         now = self.clock()
         if self._relay_retry_at is not None and now < self._relay_retry_at:
             return 0
+        self.settle_in_doubt(now)
         with self.sessions() as session:
             candidates = queries.claimable_outbox(session, now, limit)
         handled = 0
@@ -267,6 +284,29 @@ class OutboxSender:
         finally:
             connection.close()
         return handled
+
+    def settle_in_doubt(self, now: datetime) -> list[int]:
+        """Items whose sender died after handing them to the relay are taken as delivered: sending
+        them again could answer a region twice. The admins are told, so they can check."""
+        host = self.instance.rpartition(":")[0]
+        settled: list[int] = []
+        with self.sessions.begin() as session:
+            for item in queries.in_doubt_outbox(session, now, host, process_alive):
+                item.status, item.lease_until, item.next_attempt_at = "sent", None, None
+                item.sent_at = item.handed_over_at
+                item.last_error = ("remise non confirmée : l'expéditeur s'est arrêté juste après avoir transmis "
+                                   "le message au relais ; il n'est pas renvoyé pour ne pas doublonner")
+                settled.append(item.id)
+                if self.alert is not None and item.kind != "alert":
+                    claimed = Claimed.of(item)
+                    self._alert(session, claimed, f"Remise non confirmée : {claimed.subject}",
+                                "a été transmis au relais juste avant un arrêt brutal du service ; sa remise "
+                                "n'a pas pu être confirmée et il n'est pas renvoyé (pour ne pas l'envoyer deux "
+                                "fois)", "vérifiez au besoin auprès du destinataire")
+        if settled:
+            self.log.warning("outbox items %s: sender died after handing them to the relay; taken as sent",
+                             settled)
+        return settled
 
     def next_wakeup(self) -> float | None:
         """Seconds until the earliest scheduled retry or lease expiry; None when nothing waits."""
@@ -358,13 +398,10 @@ class OutboxSender:
 
     def _transact(self, client: smtplib.SMTP, claimed: Claimed, recipients: list[str],
                   invalid: Mapping[str, tuple[int, str]], options: list[str], data: bytes) -> Outcome:
-        """MAIL, RCPT, DATA; the outcome "sent" is written, uncommitted, before the final dot.
+        """MAIL, RCPT, DATA; ``handed_over_at`` committed right before the final dot.
 
-        The transaction that records "sent" is opened (on SQLite: the write lock is taken) before
-        the dot that ends DATA and committed as soon as the relay answers 250; any other answer
-        rolls it back. So the window in which a crash can leave a delivered item unrecorded is the
-        COMMIT itself, not a wait for the database behind another writer. If the claim was lost
-        meanwhile (lease expired, another sender took the item) the dot is never sent.
+        If the claim was lost meanwhile (lease expired, another sender took the item) the dot is
+        never sent and the relay drops the unfinished message.
         """
         if client.has_extn("size"):
             options = [*options, f"SIZE={len(data)}"]
@@ -386,23 +423,14 @@ class OutboxSender:
         body = _DOT.sub(b"..", data)
         client.send(body if body.endswith(b"\r\n") else body + b"\r\n")
         outcome = Outcome("sent", refused={**invalid, **{a: (c, _text(m)) for a, (c, m) in rcpt_refused.items()}})
-        values = self._values(claimed, outcome, self.clock())
-        accepted = False
-        try:
-            with self.sessions.begin() as session:
-                if not self._record_in(session, claimed, outcome, values):
-                    raise _ClaimLost
-                client.send(b".\r\n")
-                code, resp = client.getreply()
-                if code != 250:
-                    raise smtplib.SMTPDataError(code, resp)
-                accepted = True
-        except SQLAlchemyError:
-            if not accepted:
-                raise
-            self.log.exception("outbox item %d: delivered, but recording it failed; retrying", claimed.id)
-            return outcome  # _finish records it again
-        return replace(outcome, recorded=True)
+        with self.sessions.begin() as session:  # from here on, a crash may leave it delivered
+            if not queries.mark_handed_over(session, claimed.id, instance=self.instance, now=self.clock()):
+                raise _ClaimLost
+        client.send(b".\r\n")  # nothing between the commit above and the dot: a crash here loses
+        code, resp = client.getreply()  # at most microseconds, and is reported to the admins
+        if code != 250:
+            raise smtplib.SMTPDataError(code, resp)
+        return outcome  # recorded by _finish (retried if the database hiccups)
 
     def _open(self) -> smtplib.SMTP:
         cfg = self.smtp
@@ -463,6 +491,8 @@ class OutboxSender:
 
     def _values(self, claimed: Claimed, outcome: Outcome, now: datetime) -> dict[str, Any]:
         values: dict[str, Any] = {"lease_until": None}
+        if outcome.status != "sent":
+            values["handed_over_at"] = None  # the relay answered: no doubt about this attempt
         if outcome.status == "sent":
             values |= {"status": "sent", "sent_at": now, "next_attempt_at": None,
                        "last_error": _refused_note(outcome.refused) or None}

@@ -174,6 +174,9 @@ class OutboxItem(Base):
     # sender died mid-delivery and another may take the item again.
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     claimed_by: Mapped[str | None] = mapped_column(String(128))
+    # Committed just before the final dot of DATA: a sender that dies after this point may have
+    # delivered the mail; such an item is never sent again (see notifier/sender.py).
+    handed_over_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The first "To" address, lower-cased: automatic replies to one address are capped per hour.
     recipients_key: Mapped[str | None] = mapped_column(String(320))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

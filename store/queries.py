@@ -409,7 +409,8 @@ def claimable_outbox(session: Session, now: datetime, limit: int = 50) -> list[i
                     (OutboxItem.status == "queued")
                     & (OutboxItem.next_attempt_at.is_(None) | (OutboxItem.next_attempt_at <= now))
                 )
-                | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < now))
+                | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < now)
+                   & OutboxItem.handed_over_at.is_(None))
             )
             .order_by(OutboxItem.id)
             .limit(limit)
@@ -577,7 +578,31 @@ def release_dead_claims(session: Session, host: str, is_alive: Callable[[int], b
                                                         OutboxItem.claimed_by.startswith(prefix)))
     for item in claimed:
         pid_text = (item.claimed_by or "")[len(prefix):]
-        if pid_text.isdigit() and not is_alive(int(pid_text)):
+        if pid_text.isdigit() and not is_alive(int(pid_text)) and item.handed_over_at is None:
             item.status, item.lease_until, item.claimed_by = "queued", None, None
             released.append(item.id)
     return released
+
+
+def mark_handed_over(session: Session, item_id: int, *, instance: str, now: datetime) -> bool:
+    """Record that the final dot is about to be sent; False when the claim was lost meanwhile."""
+    result = session.execute(
+        update(OutboxItem).where(OutboxItem.id == item_id, OutboxItem.status == "sending",
+                                 OutboxItem.claimed_by == instance).values(handed_over_at=now))
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def in_doubt_outbox(session: Session, now: datetime, host: str | None = None,
+                    is_alive: Callable[[int], bool] | None = None) -> list[OutboxItem]:
+    """Items whose sender died after handing them to the relay: expired lease, or (on ``host``)
+    a claiming process that no longer runs. They may have been delivered: never send them again."""
+    items = list(session.scalars(select(OutboxItem).where(
+        OutboxItem.status == "sending", OutboxItem.handed_over_at.is_not(None))))
+    doubtful = []
+    for item in items:
+        owner = item.claimed_by or ""
+        dead = (host is not None and is_alive is not None and owner.startswith(f"{host}:")
+                and owner[len(host) + 1:].isdigit() and not is_alive(int(owner[len(host) + 1:])))
+        if dead or (item.lease_until is not None and item.lease_until < now):
+            doubtful.append(item)
+    return doubtful

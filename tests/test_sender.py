@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import smtplib
 import socket
 import threading
@@ -22,7 +23,7 @@ from intake.config import Settings, SmtpConfig, load_settings
 from notifier import sender as sender_module
 from notifier.alerts import alert_sink, queue_alert
 from notifier.outbox import build_mail
-from notifier.sender import OutboxSender, classify, wire_bytes
+from notifier.sender import OutboxSender, classify, process_alive, wire_bytes
 from store import queries
 from store.db import make_engine, migrate, session_factory
 from store.models import OutboxItem
@@ -339,6 +340,39 @@ def test_expired_lease_is_taken_again_unexpired_left_alone(sessions: sessionmake
     clock.advance(61)
     assert sender.send_due() == 1
     assert len(relay.wait_for(2)) == 2 and item(sessions, held).status == "sent"
+
+
+def test_an_item_handed_to_the_relay_by_a_sender_that_died_is_never_sent_again(
+    sessions: sessionmaker[Session], relay: Relay
+) -> None:
+    settings = make_settings(relay)
+    handed, not_handed, alive = enqueue(sessions, settings, 3)
+    clock = Clock()
+    with sessions.begin() as session:
+        for item_id, owner, handed_over, lease in (
+            (handed, "test:999999", clock.now, clock.now + timedelta(seconds=600)),  # dead pid, same host
+            (not_handed, "test:999999", None, clock.now + timedelta(seconds=600)),
+            (alive, f"test:{os.getpid()}", clock.now, clock.now + timedelta(seconds=600)),  # still running
+        ):
+            session.execute(update(OutboxItem).where(OutboxItem.id == item_id).values(
+                status="sending", lease_until=lease, claimed_by=owner, attempts=1, handed_over_at=handed_over))
+    with sessions.begin() as session:  # what serve does at start for its own dead incarnations
+        assert queries.release_dead_claims(session, "test", process_alive) == [not_handed]
+    sender = make_sender(sessions, settings, clock=clock, instance="test:1")
+    assert sender.send_due() == 2  # the released item, and the alert about the one in doubt
+    settled = item(sessions, handed)
+    assert settled.status == "sent" and "remise non confirmée" in (settled.last_error or "")
+    assert item(sessions, alive).status == "sending"  # its sender may still be talking to the relay
+    [alert] = items(sessions, "alert")
+    assert "Remise non confirmée" in alert.subject
+    delivered = {r.message_id for r in relay.wait_for(2)}
+    assert delivered == {item(sessions, not_handed).mail_message_id, alert.mail_message_id}
+    clock.advance(601)  # the living sender's lease expires without news: in doubt as well
+    sender.send_due()
+    assert item(sessions, alive).status == "sent"
+    sent_ids = {r.message_id for r in relay.received()}
+    assert item(sessions, handed).mail_message_id not in sent_ids
+    assert item(sessions, alive).mail_message_id not in sent_ids
 
 
 def test_a_sender_that_lost_its_claim_never_completes_the_message(

@@ -60,10 +60,15 @@ def burst(count: int) -> tuple[list[bytes], set[str], set[str]]:
 
 
 def replies_by_original(relay: Relay) -> Counter[str]:  # noqa: F811
+    """Replies (Auto-Submitted: auto-replied) counted by the message they answer; the scheduler's
+    digests to the coordinators (auto-generated) are not replies."""
     counts: Counter[str] = Counter()
     for received in relay.received():
         msg = email.message_from_bytes(received.data, policy=policy.default)
-        counts[str(msg["In-Reply-To"])] += 1
+        if msg["Auto-Submitted"] == "auto-replied":
+            counts[str(msg["In-Reply-To"])] += 1
+        else:
+            assert msg["Auto-Submitted"] == "auto-generated" and msg["To"] == "coordination@ville.gouv.fr"
     return counts
 
 
