@@ -44,10 +44,25 @@ class StructuredFormatter(logging.Formatter):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record (it may be replaced)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def make_logger(verbose: bool = False) -> logging.Logger:
     log = logging.getLogger("conventions_intake")
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(StructuredFormatter(os.environ.get("CONVENTIONS_LOG_FORMAT", "text") == "json"))
         log.addHandler(handler)
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
