@@ -78,8 +78,9 @@ def queue_reply(
         settings, to=draft.to, cc=draft.cc, subject=draft.subject, text=draft.text, html=draft.html,
         in_reply_to=mail.message_id, references=mail.references,
     )
+    key = f"reply:{inbound.id}" + (":released" if inbound.region_override else "")
     return queries.enqueue_outbox(
-        session, key=f"reply:{inbound.id}", kind="reply", message_pk=inbound.id,
+        session, key=key, kind="reply", message_pk=inbound.id,
         recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject, raw=msg.as_bytes(),
         mail_message_id=str(msg["Message-ID"]),
     )

@@ -87,6 +87,9 @@ class InboundMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The full JSON result of processing (for `ingest --json` replays).
     verdict: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # Set when an admin assigns a quarantined message to a region (who, and which region).
+    region_override: Mapped[str | None] = mapped_column(String(32))
+    released_by: Mapped[str | None] = mapped_column(String(255))
     imap_folder: Mapped[str | None] = mapped_column(String(255))
     imap_uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     imap_uid: Mapped[int | None] = mapped_column(BigInteger)

@@ -328,3 +328,22 @@ def test_out_of_office_answer_to_our_reply_is_not_a_bounce_and_gets_no_answer(se
     assert result.outcome == "ignored" and result.reply is None
     [item] = outbox(services)
     assert item.status == "queued" and item.last_error is None
+
+
+def test_quarantined_message_released_to_a_region_is_processed_and_answered(services: Services) -> None:
+    from intake.quarantine import ReleaseError, list_quarantined, release
+
+    raw = build_email(sender="Jean Dupont <jean.dupont@gmail.example.com>",
+                      attachments=[("bilan.xlsx", good_workbook(), XLSX)])
+    first = ingest(services, raw)
+    assert first.outcome == "quarantined"
+    assert [q.id for q in list_quarantined(services)] == [first.inbound_id]
+    result = release(services, first.inbound_id, "53", actor="admin@ville.gouv.fr")
+    assert (result.outcome, result.region, result.dossier) == ("accepted", "53", "incomplete")
+    assert result.reply is not None and result.reply.to == ("jean.dupont@gmail.example.com",)
+    assert list_quarantined(services) == []
+    assert [o.key for o in outbox(services)] == [f"reply:{first.inbound_id}", f"reply:{first.inbound_id}:released"]
+    with pytest.raises(ReleaseError):
+        release(services, first.inbound_id, "53", actor="admin@ville.gouv.fr")
+    with pytest.raises(ReleaseError):
+        release(services, 999_999, "53", actor="x")

@@ -3,7 +3,9 @@ but a bounce of our own mail, which is noted on the outbox item and the dossier 
 
 from __future__ import annotations
 
+from intake.config import RegionConfig
 from intake.journey import Journey, Services
+from parsers import catalogue
 from parsers.automated import automated_reason
 from parsers.bounces import read_bounce
 from parsers.messages import make_issue
@@ -29,6 +31,9 @@ def classify(journey: Journey, services: Services) -> None:
         journey.outcome, journey.reason = "duplicate", f"already received as message #{original}"
         return
     region = settings.region_for_sender(mail.from_addr)
+    if journey.inbound.region_override:  # an admin assigned this quarantined message to a region
+        region = settings.region(journey.inbound.region_override) or RegionConfig(
+            journey.inbound.region_override, catalogue.region_name(journey.inbound.region_override) or "?")
     journey.campaign = settings.campaign_for(journey.inbound.received_at)
     if region is None:
         journey.outcome, journey.reason = "quarantined", "unknown sender"
