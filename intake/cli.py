@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--campaign")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.xlsx")
 
-    p = sub.add_parser("serve", help="lancer le service (récepteur SMTP intégré)")
+    p = sub.add_parser("serve", help="lancer le service (récepteur SMTP, IMAP, envoi, rappels et synthèses)")
     p.add_argument("--no-receiver", action="store_true", help="ne pas lancer le récepteur SMTP intégré")
 
     p = sub.add_parser("health", help="état du service en cours (canaux, file d'attente, dernière erreur)")
