@@ -606,3 +606,17 @@ def in_doubt_outbox(session: Session, now: datetime, host: str | None = None,
         if dead or (item.lease_until is not None and item.lease_until < now):
             doubtful.append(item)
     return doubtful
+
+
+def dossier_submissions(session: Session, dossier_id: int) -> list[Submission]:
+    """Every version received for a dossier (both kinds), oldest first."""
+    return list(session.scalars(
+        select(Submission).where(Submission.dossier_id == dossier_id)
+        .order_by(Submission.received_at, Submission.id)))
+
+
+def latest_event(session: Session, dossier_id: int, kinds: Sequence[str]) -> DossierEvent | None:
+    """The most recent event of one of ``kinds`` on a dossier, or None."""
+    return session.scalar(
+        select(DossierEvent).where(DossierEvent.dossier_id == dossier_id, DossierEvent.kind.in_(list(kinds)))
+        .order_by(DossierEvent.at.desc(), DossierEvent.id.desc()).limit(1))
