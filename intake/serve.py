@@ -116,6 +116,7 @@ class Service:
 
         self.services = replace(services, after_commit=after_commit)
         self.watcher: Any = None
+        self.bot: Any = None  # intake.telegram_bot.TelegramBot when [telegram] is configured
 
     # ------------------------------------------------------------------ channels
 
@@ -125,6 +126,7 @@ class Service:
             if inbound_id is None:
                 return
             result = await asyncio.to_thread(pipeline.process, self.services, inbound_id)
+            self._push(result)
             self.health.processed += 1
             if result.outcome == "failed":
                 self.health.last_error = f"message #{inbound_id}: {result.reason}"
@@ -162,7 +164,7 @@ class Service:
         from intake.imap import ImapWatcher
 
         self.watcher = ImapWatcher(services=self.services, config=settings.imap, log=self.services.log,
-                                   on_processed=lambda _result: self.outbox_wake.set())
+                                   on_processed=self._imap_processed)
         self._start_thread("imap", lambda: self.watcher.run(self.thread_stop))
 
     def _start_sender(self) -> None:
@@ -179,7 +181,7 @@ class Service:
                                       released)
         sender = OutboxSender(sessions=self.services.sessions, smtp=settings.smtp, log=self.services.log,
                               instance=f"{socket.gethostname()}:{os.getpid()}",
-                              alert=alert_sink(settings))
+                              alert=self._with_push(alert_sink(settings)))
         self.health.channels["outbox"] = {"up": True, "relay": f"{settings.smtp.host}:{settings.smtp.port}"}
         self._start_thread("outbox", lambda: sender.run(self.thread_stop, self.outbox_wake))
 
@@ -189,6 +191,33 @@ class Service:
         scheduler = Scheduler(self.services)  # reminders and digests, decided from the database
         self.health.channels["scheduler"] = {"up": True}
         self._start_thread("scheduler", lambda: scheduler.run(self.thread_stop, self.outbox_wake))
+
+    # ------------------------------------------------------------------ admin chat bot
+
+    async def _start_bot(self) -> None:
+        config = self.services.settings.telegram
+        if config is None:
+            return
+        from intake.telegram_bot import TelegramBot
+
+        self.bot = TelegramBot(self.services, config)
+        await self.bot.start()  # connects in the background: never delays the mail channels
+
+    def _push(self, result: Any) -> None:
+        """Tell the admins' chats about a processed message; never blocks nor raises."""
+        if self.bot is not None:
+            self.bot.push_result(result)
+
+    def _imap_processed(self, result: Any) -> None:
+        self.outbox_wake.set()
+        self._push(result)
+
+    def _with_push(self, alert: Callable[[Any, str, str], None]) -> Callable[[Any, str, str], None]:
+        def alert_and_push(session: Any, subject: str, text: str) -> None:
+            alert(session, subject, text)
+            if self.bot is not None:
+                self.bot.push_outbox_failure(subject, text)
+        return alert_and_push
 
     # ------------------------------------------------------------------ health
 
@@ -208,6 +237,8 @@ class Service:
     def write_health(self) -> dict[str, Any]:
         if self.watcher is not None:
             self.health.channels["imap"] = self.watcher.health()
+        if self.bot is not None:
+            self.health.channels["telegram"] = self.bot.health()
         report = self.health.as_dict(self.backlog())
         path = health_path(self.services.settings.data_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,6 +286,7 @@ class Service:
         worker = asyncio.create_task(self._worker())
         await asyncio.to_thread(self.services.after_commit or (lambda: None))  # write pending .eml files
         server = await self._start_receiver() if self.with_receiver else None
+        await self._start_bot()
         self._start_imap()
         self._start_sender()
         self._start_scheduler()
@@ -272,6 +304,8 @@ class Service:
         self.outbox_wake.set()
         await self.queue.put(None)
         await worker
+        if self.bot is not None:
+            await self.bot.stop()
         for thread in self.threads:
             await asyncio.to_thread(thread.join, 60)
         health.cancel()
