@@ -3,12 +3,19 @@
 ``check_workbook`` never raises: a file that cannot be opened becomes one ``unreadable_file``
 error, a workbook without the Annexe 2 table one ``template_not_recognised`` error.
 ``read_return`` is the same without the last-resort catch-all, for tests.
+
+Limits (:class:`parsers.xlsx.ReadLimits`): a file refused by a limit gets its own issue code
+(``file_too_large``, ``suspicious_compression``, ``file_too_slow``); a sheet cut at the row or
+column limit gets a ``sheet_truncated`` warning. ``limits.seconds`` becomes a deadline when the
+check starts: readers look at the clock as they go and give up cleanly once it has passed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import time
+from dataclasses import replace
 
 from parsers.catalogue import geography_for_year, indicators
 from parsers.messages import make_issue
@@ -17,7 +24,8 @@ from parsers.regions import by_code, match_region
 from parsers.rules import Context, run_rules
 from parsers.table import Table, locate_table, text_at, value_at
 from parsers.values import Normalised, normalise
-from parsers.workbook import read_workbook
+from parsers.workbook import DEFAULT_LIMITS, ReadLimits, ReadReport, read_workbook
+from parsers.xlsx import check_deadline
 
 REASONS = {
     "encrypted": "il est protégé par un mot de passe : retirez le mot de passe avant de l'envoyer",
@@ -36,13 +44,16 @@ def check_workbook(
     strict: bool = False,
     expected_region: str | None = None,
     geography: int | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> WorkbookReturn:
     """Read, locate, normalise and validate one workbook. Never raises."""
     try:
         return read_return(data, filename, year=year, strict=strict, expected_region=expected_region,
-                           geography=geography)
+                           geography=geography, limits=limits)
+    except RecursionError:
+        return unreadable(data, filename, "corrupt", "nesting too deep", limits)
     except Exception as exc:  # last resort: a reply must still go out
-        return unreadable(data, filename, "corrupt", repr(exc))
+        return unreadable(data, filename, "corrupt", repr(exc), limits)
 
 
 def read_return(
@@ -53,26 +64,34 @@ def read_return(
     strict: bool = False,
     expected_region: str | None = None,
     geography: int | None = None,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> WorkbookReturn:
     """Like :func:`check_workbook` but lets programming errors through (tests fuzz this)."""
+    if limits.seconds is not None and limits.deadline is None:
+        limits = replace(limits, deadline=time.monotonic() + limits.seconds)
+    report = ReadReport()
     try:
-        workbook = read_workbook(data, filename)
+        workbook = read_workbook(data, filename, limits=limits, report=report)
+        if geography is None and year is not None:
+            geography = geography_for_year(year)
+        catalogue = indicators()
+        table = locate_table(workbook, filename, geography, catalogue)
+        check_deadline(limits)
     except UnreadableFile as exc:
-        return unreadable(data, filename, exc.reason, exc.detail)
-    if geography is None and year is not None:
-        geography = geography_for_year(year)
-    catalogue = indicators()
-    table = locate_table(workbook, filename, geography, catalogue)
+        return unreadable(data, filename, exc.reason, exc.detail, limits)
     digest = hashlib.sha256(data).hexdigest()
+    cut = [name for name in report.truncated if table is None or name == table.sheet.name]
+    notes = tuple(make_issue("sheet_truncated", file=filename, sheet=name, rows=limits.max_rows,
+                             cols=limits.max_cols) for name in cut)
     if table is None:
         issue = make_issue("template_not_recognised", file=filename)
-        return WorkbookReturn(filename, None, None, None, None, None, None, {}, (issue,), digest)
+        return WorkbookReturn(filename, None, None, None, None, None, None, {}, (issue, *notes), digest)
     entries, normalised = read_entries(table, catalogue)
     ctx = Context(
         table=table, entries=entries, normalised=normalised, catalogue=catalogue, file=filename,
         year=year, strict=strict, expected_region=resolve_region(expected_region, geography),
     )
-    issues = tuple(sorted(run_rules(ctx), key=issue_order))
+    issues = tuple(sorted((*run_rules(ctx), *notes), key=issue_order))
     return WorkbookReturn(
         file=filename,
         sheet=table.sheet.name,
@@ -127,8 +146,11 @@ def resolve_region(text: str | None, geography: int | None) -> Region | None:
     return match_region(text, geography)
 
 
-def unreadable(data: bytes, filename: str, reason: str, detail: str = "") -> WorkbookReturn:
-    issue = make_issue("unreadable_file", file=filename, reason=REASONS.get(reason, reason))
+def unreadable(
+    data: bytes, filename: str, reason: str, detail: str = "", limits: ReadLimits = DEFAULT_LIMITS
+) -> WorkbookReturn:
+    issue = limit_issue(filename, reason, detail, limits) or make_issue(
+        "unreadable_file", file=filename, reason=REASONS.get(reason, reason))
     digest = hashlib.sha256(data).hexdigest()
     return WorkbookReturn(filename, None, None, None, None, None, None, {}, (issue,), digest)
 
@@ -144,3 +166,27 @@ def issue_order(issue: Issue) -> tuple[int, str, int, int, str, str]:
         for ch in letters:
             col = col * 26 + ord(ch) - 64
     return (0 if issue.sheet else 1, issue.sheet or "", row, col, issue.code, issue.indicator or "")
+
+
+def limit_issue(filename: str, reason: str, detail: str, limits: ReadLimits) -> Issue | None:
+    """The issue of a file refused by one of the limits, None for other reasons."""
+    if reason == "too_slow":
+        return make_issue("file_too_slow", file=filename, seconds=_number(limits.seconds or 0))
+    if reason == "too_large" and "ratio" in detail:
+        return make_issue("suspicious_compression", file=filename, ratio=_number(limits.max_compression_ratio))
+    if reason == "too_large":
+        return make_issue("file_too_large", file=filename, limit=human_size(limits.max_total_uncompressed))
+    return None
+
+
+def human_size(size: float) -> str:
+    """A byte count in French words: « 25 Mo », « 800 ko »."""
+    for unit, scale in (("Go", 1024**3), ("Mo", 1024**2), ("ko", 1024)):
+        if size >= scale:
+            return f"{_number(size / scale)} {unit}"
+    return f"{int(size)} octets"
+
+
+def _number(value: float) -> str:
+    text = f"{value:.1f}".rstrip("0").rstrip(".")
+    return text.replace(".", ",")

@@ -104,6 +104,42 @@ _KINDS = (
     IssueKind("narrative_empty", "warning",
               "L'analyse qualitative ({file}) ne contient pas de texte lisible. S'il s'agit d'un scan, "
               "envoyez plutôt le document texte (.docx, .odt ou .pdf texte)."),
+    # ---- sender authentication and limits (docs/reliability.md)
+    IssueKind("unauthenticated_sender", "error",
+              "Le message de « {value} » n'a pas pu être authentifié : notre serveur de réception n'a "
+              "constaté ni DMARC, ni signature DKIM, ni SPF valides pour le domaine de l'expéditeur. Il n'a "
+              "pas été enregistré comme bilan et a été mis de côté pour un administrateur. Envoyez votre "
+              "bilan depuis la messagerie officielle de votre préfecture, ou demandez à votre service "
+              "informatique de vérifier la configuration DKIM/SPF de votre domaine."),
+    IssueKind("message_too_large", "error",
+              "Votre message fait {size}, au-delà de la taille maximale de {limit} : il a été conservé mais "
+              "n'a pas été analysé. Envoyez le tableau de bord et l'analyse qualitative dans des messages "
+              "séparés, ou réduisez la taille des pièces jointes (retirez les images, compressez les "
+              "documents numérisés, enregistrez le tableau seul au format .xlsx), puis renvoyez-les."),
+    IssueKind("too_many_attachments", "warning",
+              "Votre message contient {count} pièces jointes ; seules les {limit} premières ont été "
+              "examinées. Les suivantes n'ont pas été ouvertes : {files}. Si l'une d'elles fait partie du "
+              "bilan, renvoyez-la dans un autre message."),
+    IssueKind("attachment_too_large", "error",
+              "La pièce jointe « {file} » fait {size}, au-delà de la taille maximale de {limit} par pièce "
+              "jointe : elle n'a pas été ouverte. Enregistrez le tableau seul (sans images ni feuilles "
+              "superflues) ou réduisez la taille du document, puis renvoyez-le."),
+    IssueKind("file_too_large", "error",
+              "Le fichier « {file} » occuperait plus de {limit} une fois décompressé : par sécurité, il "
+              "n'a pas été ouvert. Enregistrez le tableau seul (sans images ni feuilles superflues) au "
+              "format .xlsx et renvoyez-le."),
+    IssueKind("suspicious_compression", "error",
+              "Le fichier « {file} » contient un élément compressé plus de {ratio} fois : un fichier "
+              "bureautique ordinaire ne l'est jamais autant, il n'a donc pas été ouvert par sécurité. "
+              "Enregistrez de nouveau le tableau depuis Excel ou LibreOffice et renvoyez-le."),
+    IssueKind("sheet_truncated", "warning",
+              "La feuille « {sheet} » du fichier « {file} » dépasse {rows} lignes ou {cols} colonnes : "
+              "seules les premières ont été lues. Si une partie du tableau de l'annexe 2 se trouve au-delà, "
+              "supprimez les lignes ou colonnes superflues et renvoyez le fichier."),
+    IssueKind("file_too_slow", "error",
+              "La lecture du fichier « {file} » a dépassé {seconds} secondes et a été interrompue. "
+              "Enregistrez le tableau seul (sans feuilles ni données superflues) au format .xlsx et "
+              "renvoyez-le."),
 )
 
 KINDS: dict[str, IssueKind] = {k.code: k for k in _KINDS}

@@ -23,8 +23,11 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import time
 import unicodedata
 import zipfile
+from collections.abc import Callable
+from dataclasses import replace
 from functools import lru_cache
 
 from parsers.catalogue import CONVENTIONS, NARRATIVE_POINTS
@@ -32,6 +35,7 @@ from parsers.messages import make_issue
 from parsers.mime import decode_bytes, html_to_text, tidy_text
 from parsers.model import Issue, NarrativeReport, UnreadableFile
 from parsers.text import fold
+from parsers.xlsx import CHECK_EVERY, DEFAULT_LIMITS, ReadLimits, check_deadline, check_zip_limits
 
 MAX_PDF_PAGES = 200
 MAX_TEXT_CHARS = 2_000_000  # extracted text is cut there
@@ -55,16 +59,25 @@ HEADING_CUES: dict[str, tuple[str, ...]] = {
 # --------------------------------------------------------------------------- extraction
 
 
-def extract_text(data: bytes, kind: str) -> str:
-    """Plain text of a narrative document. ``kind``: txt, docx, odt, pdf, html or rtf."""
+def extract_text(data: bytes, kind: str, *, limits: ReadLimits = DEFAULT_LIMITS) -> str:
+    """Plain text of a narrative document. ``kind``: txt, docx, odt, pdf, html or rtf.
+
+    ``limits``: docx/odt archives are checked like workbooks (total uncompressed size, compression
+    ratio) before anything is unpacked; ``limits.seconds`` (or ``deadline``) bounds the time spent,
+    checked between paragraphs, nodes and pages (``UnreadableFile("too_slow")``).
+    """
     kind = kind.lower().lstrip(".")
     kind = {"htm": "html", "text": "txt", "md": "txt", "xhtml": "html"}.get(kind, kind)
-    readers = {"txt": _txt, "docx": _docx, "odt": _odt, "pdf": _pdf, "html": _html, "rtf": _rtf}
+    if limits.seconds is not None and limits.deadline is None:
+        limits = replace(limits, deadline=time.monotonic() + limits.seconds)
+    readers: dict[str, Callable[[bytes, ReadLimits], str]] = {
+        "txt": lambda d, _: _txt(d), "docx": _docx, "odt": _odt, "pdf": _pdf,
+        "html": lambda d, _: _html(d), "rtf": lambda d, _: _rtf(d)}
     reader = readers.get(kind)
     if reader is None:
         raise UnreadableFile("unsupported", kind)
     try:
-        text = reader(data)
+        text = reader(data, limits)
     except UnreadableFile:
         raise
     except RecursionError as exc:
@@ -92,7 +105,7 @@ def _txt(data: bytes) -> str:
     return decode_text(data)
 
 
-def _check_zip(data: bytes) -> zipfile.ZipFile:
+def _check_zip(data: bytes, limits: ReadLimits) -> zipfile.ZipFile:
     if data.startswith(b"\xd0\xcf\x11\xe0"):
         if "EncryptedPackage".encode("utf-16-le") in data:
             raise UnreadableFile("encrypted", "document protégé par mot de passe")
@@ -103,17 +116,21 @@ def _check_zip(data: bytes) -> zipfile.ZipFile:
         raise UnreadableFile("corrupt", "not a zip archive") from exc
     if sum(info.file_size for info in archive.infolist()) > MAX_UNZIPPED:
         raise UnreadableFile("too_large", "archive expands too much")
+    check_zip_limits(archive, limits)
     return archive
 
 
-def _docx(data: bytes) -> str:
+def _docx(data: bytes, limits: ReadLimits) -> str:
     from docx import Document
     from docx.table import Table
 
-    _check_zip(data)
+    _check_zip(data, limits)
+    check_deadline(limits)
     document = Document(io.BytesIO(data))
     lines: list[str] = []
-    for block in document.iter_inner_content():
+    for index, block in enumerate(document.iter_inner_content()):
+        if not index % CHECK_EVERY:
+            check_deadline(limits)
         if isinstance(block, Table):
             lines.extend(_docx_table(block))
         else:
@@ -134,8 +151,8 @@ def _docx_table(table: object) -> list[str]:
     return lines
 
 
-def _odt(data: bytes) -> str:
-    archive = _check_zip(data)
+def _odt(data: bytes, limits: ReadLimits) -> str:
+    archive = _check_zip(data, limits)
     try:
         manifest = archive.read("META-INF/manifest.xml")
     except KeyError:
@@ -144,9 +161,10 @@ def _odt(data: bytes) -> str:
         raise UnreadableFile("encrypted", "document protégé par mot de passe")
     from odf.opendocument import load
 
+    check_deadline(limits)
     document = load(io.BytesIO(data))
     lines: list[str] = []
-    _odt_walk(document.text, lines)
+    _odt_walk(document.text, lines, limits=limits)
     return "\n".join(lines)
 
 
@@ -154,12 +172,14 @@ _TEXT_NS = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
 _TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
 
 
-def _odt_walk(node: object, lines: list[str], depth: int = 0) -> None:
+def _odt_walk(node: object, lines: list[str], depth: int = 0, limits: ReadLimits = DEFAULT_LIMITS) -> None:
     from odf import teletype
 
     if depth > 100:
         return
-    for child in getattr(node, "childNodes", ()):
+    for index, child in enumerate(getattr(node, "childNodes", ())):
+        if not index % CHECK_EVERY:
+            check_deadline(limits)
         qname = getattr(child, "qname", None)
         if qname in ((_TEXT_NS, "p"), (_TEXT_NS, "h")):
             lines.append(teletype.extractText(child))
@@ -167,17 +187,17 @@ def _odt_walk(node: object, lines: list[str], depth: int = 0) -> None:
             cells: list[str] = []
             for cell in getattr(child, "childNodes", ()):
                 parts: list[str] = []
-                _odt_walk(cell, parts, depth + 1)
+                _odt_walk(cell, parts, depth + 1, limits)
                 text = " ".join(" ".join(parts).split())
                 if text:
                     cells.append(text)
             if cells:
                 lines.append(" | ".join(cells))
         else:
-            _odt_walk(child, lines, depth + 1)
+            _odt_walk(child, lines, depth + 1, limits)
 
 
-def _pdf(data: bytes) -> str:
+def _pdf(data: bytes, limits: ReadLimits) -> str:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data), strict=False)
@@ -192,6 +212,7 @@ def _pdf(data: bytes) -> str:
     for index, page in enumerate(reader.pages):
         if index >= MAX_PDF_PAGES:
             break
+        check_deadline(limits)
         try:
             texts.append(page.extract_text() or "")
         except Exception:

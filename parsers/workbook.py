@@ -27,9 +27,17 @@ import python_calamine
 
 from parsers.model import Cell, CellScalar, Sheet, UnreadableFile, Workbook
 from parsers.sniff import sniff
-from parsers.xlsx import DEFAULT_LIMITS, ReadLimits, check_zip_limits, read_xlsx
+from parsers.xlsx import (
+    CHECK_EVERY,
+    DEFAULT_LIMITS,
+    ReadLimits,
+    ReadReport,
+    check_deadline,
+    check_zip_limits,
+    read_xlsx,
+)
 
-__all__ = ["DEFAULT_LIMITS", "ReadLimits", "read_workbook"]
+__all__ = ["DEFAULT_LIMITS", "ReadLimits", "ReadReport", "read_workbook"]
 
 ERROR_LITERALS = frozenset(
     {"#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!", "#GETTING_DATA", "#SPILL!", "#CALC!"}
@@ -43,19 +51,25 @@ def read_workbook(
     *,
     content_type: str = "",
     limits: ReadLimits = DEFAULT_LIMITS,
+    report: ReadReport | None = None,
 ) -> Workbook:
-    """Read any supported spreadsheet; raise :class:`UnreadableFile` when that is not possible."""
+    """Read any supported spreadsheet; raise :class:`UnreadableFile` when that is not possible.
+
+    ``report``, when given, is filled with what the limits made the reader leave out.
+    """
     kind = sniff(filename, content_type, data)
     if kind in ("xlsx", "xlsm"):
-        return read_xlsx(data, limits=limits)
+        return read_xlsx(data, limits=limits, report=report)
     if kind == "encrypted_office":
         raise UnreadableFile("encrypted", "password-protected Office file")
     if kind in ("ods", "xls", "xlsb"):
-        return read_with_calamine(data, kind, limits=limits)
+        return read_with_calamine(data, kind, limits=limits, report=report)
     raise UnreadableFile("not_a_spreadsheet", f"file type {kind}")
 
 
-def read_with_calamine(data: bytes, fmt: str, *, limits: ReadLimits = DEFAULT_LIMITS) -> Workbook:
+def read_with_calamine(
+    data: bytes, fmt: str, *, limits: ReadLimits = DEFAULT_LIMITS, report: ReadReport | None = None
+) -> Workbook:
     """Read an .ods, .xls or .xlsb workbook through python-calamine."""
     if len(data) > limits.max_total_uncompressed:
         raise UnreadableFile("too_large", f"{len(data)} bytes")
@@ -73,7 +87,7 @@ def read_with_calamine(data: bytes, fmt: str, *, limits: ReadLimits = DEFAULT_LI
     if encrypted:
         raise UnreadableFile("encrypted", f"password-protected {fmt} file")
     try:
-        return _read(data, fmt, limits)
+        return _read(data, fmt, limits, report or ReadReport())
     except UnreadableFile:
         raise
     except python_calamine.PasswordError as exc:
@@ -107,7 +121,7 @@ def _biff_encrypted(data: bytes) -> bool:
     return False
 
 
-def _read(data: bytes, fmt: str, limits: ReadLimits) -> Workbook:
+def _read(data: bytes, fmt: str, limits: ReadLimits, report: ReadReport) -> Workbook:
     book = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
     sheets: list[Sheet] = []
     total = 0
@@ -118,10 +132,15 @@ def _read(data: bytes, fmt: str, limits: ReadLimits) -> Workbook:
             continue
         if total >= limits.max_total_cells:
             continue
+        check_deadline(limits)
         source = book.get_sheet_by_index(index)
+        if source.total_height > limits.max_rows or source.total_width > limits.max_cols:
+            report.truncated.append(sheet.name)
         # skip_empty_area=False: the grid starts at A1 (tests/test_xlsx.py checks it still does)
         rows = source.to_python(skip_empty_area=False, nrows=limits.max_rows)
         for r, values in enumerate(rows, start=1):
+            if not r % CHECK_EVERY:
+                check_deadline(limits)
             if r > limits.max_rows or len(sheet.cells) >= limits.max_cells or total >= limits.max_total_cells:
                 break
             for c, raw in enumerate(values[: limits.max_cols], start=1):

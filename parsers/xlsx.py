@@ -32,9 +32,10 @@ import io
 import math
 import posixpath
 import re
+import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import IO, Literal
@@ -60,9 +61,25 @@ class ReadLimits:
     max_cols: int = 300  # per sheet: cells beyond are ignored
     max_cells: int = 300_000  # per sheet
     max_total_cells: int = 1_000_000  # per workbook
+    seconds: float | None = 10.0  # time allowed for one file; check_workbook/extract_text set `deadline`
+    deadline: float | None = None  # time.monotonic() value past which a reader gives up ("too_slow")
 
 
 DEFAULT_LIMITS = ReadLimits()
+CHECK_EVERY = 256  # rows (or shared strings) between two looks at the clock
+
+
+@dataclass
+class ReadReport:
+    """What a reader had to leave out, for the caller to tell the user (optional out-parameter)."""
+
+    truncated: list[str] = field(default_factory=list)  # sheets cut at max_rows/max_cols/max_cells
+
+
+def check_deadline(limits: ReadLimits) -> None:
+    """Raise ``UnreadableFile("too_slow")`` once ``limits.deadline`` has passed (cooperative)."""
+    if limits.deadline is not None and time.monotonic() > limits.deadline:
+        raise UnreadableFile("too_slow", "time allowed for one file exceeded")
 
 BUILTIN_FORMATS: dict[int, str] = {
     0: "General", 1: "0", 2: "0.00", 3: "#,##0", 4: "#,##0.00",
@@ -95,7 +112,7 @@ class _Corrupt(Exception):
     """Internal: a structural problem found while reading (becomes UnreadableFile("corrupt"))."""
 
 
-def read_xlsx(data: bytes, *, limits: ReadLimits = DEFAULT_LIMITS) -> Workbook:
+def read_xlsx(data: bytes, *, limits: ReadLimits = DEFAULT_LIMITS, report: ReadReport | None = None) -> Workbook:
     """Read an .xlsx/.xlsm workbook; raise :class:`UnreadableFile` for anything else."""
     if data.startswith(OLE_MAGIC):
         if "encryptedpackage" in ole_stream_names(data):
@@ -104,7 +121,7 @@ def read_xlsx(data: bytes, *, limits: ReadLimits = DEFAULT_LIMITS) -> Workbook:
     if not data.startswith(b"PK"):
         raise UnreadableFile("not_a_spreadsheet", "not a zip archive")
     try:
-        return _Reader(data, limits).read()
+        return _Reader(data, limits, report or ReadReport()).read()
     except UnreadableFile:
         raise
     except (_Corrupt, SafeET.ParseError) as exc:
@@ -260,8 +277,9 @@ def split_ref(ref: str) -> tuple[int, int]:
 
 
 class _Reader:
-    def __init__(self, data: bytes, limits: ReadLimits) -> None:
+    def __init__(self, data: bytes, limits: ReadLimits, report: ReadReport) -> None:
         self.limits = limits
+        self.report = report
         self.zf = zipfile.ZipFile(io.BytesIO(data))
         check_zip_limits(self.zf, limits)
         self.names = {i.filename.replace("\\", "/").lstrip("/").lower(): i for i in self.zf.infolist()}
@@ -352,6 +370,8 @@ class _Reader:
                 if _local(el.tag) == "si":
                     strings.append(_rich_text(el))
                     el.clear()
+                    if not len(strings) % (CHECK_EVERY * 4):
+                        check_deadline(self.limits)
         return strings
 
     def _formats(self, rels: dict[str, tuple[str, str]]) -> list[tuple[str, bool]]:
@@ -391,8 +411,13 @@ class _Reader:
         columns: dict[str, int] = {}
         row = 0
         full = False
+        cut = False
+        seen = 0
         with self.zf.open(info) as fh:
             for el in _sheet_elements(fh, streaming):
+                seen += 1
+                if not seen % CHECK_EVERY:
+                    check_deadline(lim)
                 name = _local(el.tag)
                 if name == "mergeCell":
                     first, _, last = (el.get("ref") or "").partition(":")
@@ -402,7 +427,8 @@ class _Reader:
                         sheet.merged.append((min(r1, r2), min(c1, c2), max(r1, r2), max(c1, c2)))
                     continue
                 if full:
-                    if streaming:
+                    cut = cut or (name == "row" and any(len(c) for c in el))
+                    if streaming and cut:
                         break
                     continue
                 row = _to_int(el.get("r")) or row + 1
@@ -428,8 +454,10 @@ class _Reader:
                         row = r
                     if row > lim.max_rows:
                         full = True
+                        cut = cut or any(len(c) for c in el)
                         break
                     if col > lim.max_cols or not row or not col:
+                        cut = cut or (col > lim.max_cols and bool(len(c)))
                         continue
                     cell = _cell(c, row, col, shared, formats, date1904, masters)
                     if cell is not None:
@@ -440,6 +468,8 @@ class _Reader:
                             break
                 if row >= lim.max_rows:
                     full = True
+        if cut and sheet.name not in self.report.truncated:
+            self.report.truncated.append(sheet.name)
 
 
 def _sheet_elements(fh: IO[bytes], streaming: bool) -> Iterator[Element]:

@@ -1,24 +1,47 @@
 """Classify: is this mail automated, already seen, or from a stranger? Decides; records nothing
-but a bounce of our own mail, which is noted on the outbox item and the dossier it concerned."""
+but a bounce of our own mail, which is noted on the outbox item and the dossier it concerned.
+
+Two more refusals, both before any attachment is opened:
+
+* ``[security] require_authentication``: a message counts for its region only when a trusted
+  receiving server's ``Authentication-Results`` says DMARC passed, or DKIM/SPF aligned with the
+  From domain (``parsers.authresults``); otherwise it is quarantined (``unauthenticated_sender``).
+  A message an admin released to a region (``region_override``) is not checked again.
+* ``[limits] max_message_bytes``: a larger message is read for its headers only (who sent it,
+  automated or not, already seen) and rejected with ``message_too_large``; its bytes stay stored.
+"""
 
 from __future__ import annotations
 
 from intake.config import RegionConfig
 from intake.journey import Journey, Services
 from parsers import catalogue
+from parsers.authresults import authenticated
 from parsers.automated import automated_reason
 from parsers.bounces import read_bounce
+from parsers.check import human_size
 from parsers.messages import make_issue
 from parsers.mime import parse_message
 from store import queries
 from store.models import InboundMessage
 
 _BOUNCE_REASONS = ("delivery_report", "null_return_path", "system_sender")
+_MAX_HEADER_BYTES = 1024 * 1024
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header block of a message (at most 1 MiB), for reading an oversized one."""
+    ends = [i for i in (raw.find(b"\r\n\r\n", 0, _MAX_HEADER_BYTES), raw.find(b"\n\n", 0, _MAX_HEADER_BYTES))
+            if i >= 0]
+    end = min(ends) if ends else _MAX_HEADER_BYTES
+    return raw[:end] + b"\r\n\r\n"
 
 
 def classify(journey: Journey, services: Services) -> None:
     settings = services.settings
-    mail = parse_message(journey.inbound.raw)
+    raw = journey.inbound.raw
+    oversized = len(raw) > settings.limits.max_message_bytes
+    mail = parse_message(header_block(raw) if oversized else raw)
     journey.mail = mail
     own = {settings.mailbox_address} | ({settings.smtp.sender} if settings.smtp else set())
     reason = automated_reason(mail, own_addresses=own)
@@ -39,7 +62,22 @@ def classify(journey: Journey, services: Services) -> None:
         journey.outcome, journey.reason = "quarantined", "unknown sender"
         journey.message_issues.append(make_issue("unknown_sender", value=mail.from_addr or "(aucune)"))
         return
+    security = settings.security
+    if security.require_authentication and not journey.inbound.region_override:
+        method = authenticated(mail.header_all("Authentication-Results"), security.trusted_authserv_ids,
+                               mail.from_addr)
+        if method is None:
+            journey.outcome = "quarantined"
+            journey.reason = (f"unauthenticated sender: no DMARC/DKIM/SPF pass aligned with {mail.from_addr} "
+                              f"from a trusted server ({', '.join(security.trusted_authserv_ids) or 'none'})")
+            journey.message_issues.append(make_issue("unauthenticated_sender", value=mail.from_addr))
+            return
     journey.region = region
+    if oversized:
+        journey.outcome = "rejected"
+        journey.reason = f"message too large: {len(raw)} bytes > {settings.limits.max_message_bytes}"
+        journey.message_issues.append(make_issue(
+            "message_too_large", size=human_size(len(raw)), limit=human_size(settings.limits.max_message_bytes)))
 
 
 def _record_bounce(journey: Journey, services: Services, reason: str) -> None:
