@@ -14,13 +14,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from intake import cmd_digest, cmd_remind, commands
+from intake import cmd_admin, cmd_digest, cmd_remind, commands
 from intake.app import resolve_settings
 from intake.argtypes import parse_day, parse_when
 from intake.config import ConfigError
 
 # Modules adding their own subcommands: each has add_parsers(sub) and sets `handler` on its parsers.
-COMMAND_MODULES = (cmd_remind, cmd_digest)
+COMMAND_MODULES = (cmd_remind, cmd_digest, cmd_admin)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,128 @@
+"""Administrators' subcommands: the quarantine, from the command line.
+
+    conventions-intake quarantine list [--json]
+    conventions-intake quarantine release MESSAGE_ID REGION [--by WHO] [--json]
+
+``list`` shows the messages set aside (unknown or unauthenticated sender) with the reason;
+``release`` assigns one to a region (INSEE code or name) and processes it again as that
+region's: it gets its verdict and its reply, and the release is recorded with who did it.
+
+Also here: :func:`alert_failed`, the mail the admins get when a message could not be processed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from typing import Any
+
+from intake.app import build_services, make_logger, resolve_db_url
+from intake.commands import UsageError
+from intake.config import PARIS, Settings
+from intake.journey import Result, Services
+from intake.output import Printer
+from intake.quarantine import ReleaseError, list_quarantined, release
+from notifier.alerts import queue_alert
+from parsers import catalogue
+from parsers.regions import match_region
+from parsers.text import one_line
+from store.models import InboundMessage
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``quarantine list`` and ``quarantine release`` on the CLI's subparsers."""
+    p = sub.add_parser("quarantine", help="messages mis de côté (expéditeur inconnu ou non authentifié)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = actions.add_parser("list", help="lister les messages en quarantaine")
+    q.add_argument("--json", action="store_true", help="un objet JSON par message et par ligne")
+    q.set_defaults(handler=cmd_quarantine_list)
+    q = actions.add_parser("release", help="rattacher un message à une région et le traiter")
+    q.add_argument("id", type=int, metavar="MESSAGE_ID")
+    q.add_argument("region", help="code INSEE ou nom de la région")
+    q.add_argument("--by", default="cli", help="qui libère le message (historique du dossier)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(handler=cmd_quarantine_release)
+
+
+def _services(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> Services:
+    return build_services(settings, resolve_db_url(args.db, settings, environ), make_logger())
+
+
+def cmd_quarantine_list(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    items = list_quarantined(_services(args, settings, environ))
+    out = Printer()
+    if args.json:
+        for item in items:
+            out.json({"id": item.id, "received_at": item.received_at.isoformat(), "from": item.from_addr,
+                      "subject": item.subject, "reason": item.reason})
+        return 0
+    if not items:
+        out.line("aucun message en quarantaine")
+        return 0
+    rows = [[str(i.id), i.received_at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M"), i.from_addr or "-",
+             i.subject or "-", i.reason or "-"] for i in items]
+    out.table(["N°", "Reçu le", "Expéditeur", "Objet", "Motif"], rows)
+    return 0
+
+
+def _region_code(text: str) -> str:
+    if text.strip() in catalogue.all_region_codes():
+        return text.strip()
+    region = match_region(text, None)
+    if region is None:
+        raise UsageError(f"région inconnue « {text} »")
+    return region.code
+
+
+def cmd_quarantine_release(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    services = _services(args, settings, environ)
+    try:
+        result = release(services, args.id, _region_code(args.region), args.by)
+    except ReleaseError as exc:
+        raise UsageError(str(exc)) from exc
+    out = Printer()
+    if args.json:
+        out.json(result.as_dict())
+    else:
+        name = catalogue.region_name(result.region) if result.region else "-"
+        out.line(f"message #{result.inbound_id} rattaché à {name} : {out.word(result.outcome)}")
+        out.issues([i.as_dict() for i in result.issues])
+        if result.reply:
+            out.line(f"  réponse à {', '.join(result.reply.to)} : « {result.reply.subject} »")
+    return 0 if result.outcome in ("accepted", "rejected") else 1
+
+
+# ---------------------------------------------------------------------- failure alert
+
+
+def alert_failed(services: Services, result: Result) -> None:
+    """Tell the admins by mail that a message could not be processed (``failed``).
+
+    Meant to be called by the pipeline right after the failure is recorded (its own
+    transaction, committed here), then ``services.after_commit`` to hand the mail over. One alert
+    per message and attempt count: a message failing again after ``reprocess`` alerts again.
+    Never raises: an alert that cannot be queued is logged, the failure itself is already stored.
+    """
+    if result.outcome != "failed":
+        return
+    try:
+        with services.sessions.begin() as session:
+            inbound = session.get(InboundMessage, result.inbound_id)
+            attempts = inbound.attempts if inbound is not None else 0
+            sender = (inbound.from_addr or inbound.envelope_from or "?") if inbound is not None else "?"
+            received = (inbound.received_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+                        if inbound is not None else "?")
+            text = (
+                f"Le message n° {result.inbound_id} (reçu le {received}, de {one_line(sender, 200)}) n'a pas pu "
+                f"être traité.\n\nErreur : {one_line(result.reason, 1000)}\n\n"
+                "Il est conservé tel quel (état « en échec ») ; aucune réponse n'a été envoyée à l'expéditeur. "
+                "Une fois la cause corrigée, relancez son traitement :\n\n"
+                f"    conventions-intake reprocess {result.inbound_id}\n\n"
+                "(ou « conventions-intake reprocess --failed » pour tous les messages en échec)."
+            )
+            queue_alert(session, services.settings, key=f"failed:{result.inbound_id}:{attempts}",
+                        subject=f"message n° {result.inbound_id} en échec", text=text)
+        if services.after_commit is not None:
+            services.after_commit()
+    except Exception:
+        services.log.exception("alert about failed message #%d could not be queued", result.inbound_id)
