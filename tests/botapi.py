@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,39 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 BOT_ID = 999_000_111
+HTML_TAGS = ("b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code", "pre",
+             "blockquote", "tg-emoji")
+_TAG = re.compile(r"<(/?)([a-z-]+)(?:\s[^<>]*)?>")
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
+TEXT_LIMIT = 4096
+
+
+def html_error(text: str) -> str | None:
+    """Why Telegram would refuse ``text`` in HTML parse mode ("can't parse entities"), or None."""
+    stack: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "<":
+            m = _TAG.match(text, i)
+            if m is None or m.group(2) not in HTML_TAGS:
+                return f"unsupported start tag at byte offset {i}"
+            if m.group(1):
+                if not stack or stack.pop() != m.group(2):
+                    return f"unmatched end tag {m.group(2)} at {i}"
+            else:
+                stack.append(m.group(2))
+            i = m.end()
+        elif ch == "&":
+            m = _ENTITY.match(text, i)
+            if m is None:
+                return f"unescaped & at {i}"
+            i = m.end()
+        elif ch == ">":
+            return f"unescaped > at {i}"
+        else:
+            i += 1
+    return f"unclosed tags {stack}" if stack else None
 BOT_USERNAME = "conventions_test_bot"
 
 
@@ -134,6 +168,15 @@ class BotApiServer:
             self.cond.notify_all()
         if method in self.fail_methods:
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: test failure"}
+        text = params.get("text", params.get("caption"))
+        if isinstance(text, str):
+            if len(text) > TEXT_LIMIT:
+                return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
+            problem = html_error(text) if str(params.get("parse_mode", "")).upper() == "HTML" else None
+            if problem:
+                call.params["html_error"] = problem
+                return 400, {"ok": False, "error_code": 400,
+                             "description": f"Bad Request: can't parse entities: {problem}"}
         result = self._result(method, params, files)
         if result is None:
             return 404, {"ok": False, "error_code": 404, "description": f"Not Found: method {method}"}
