@@ -114,9 +114,9 @@ def _check_zip(data: bytes, limits: ReadLimits) -> zipfile.ZipFile:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
         raise UnreadableFile("corrupt", "not a zip archive") from exc
+    check_zip_limits(archive, limits)
     if sum(info.file_size for info in archive.infolist()) > MAX_UNZIPPED:
         raise UnreadableFile("too_large", "archive expands too much")
-    check_zip_limits(archive, limits)
     return archive
 
 

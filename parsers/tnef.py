@@ -47,6 +47,8 @@ def _count_objects(data: bytes) -> int:
     while offset + 12 < len(data):
         (length,) = struct.unpack_from("<I", data, offset + 5)
         offset += 9 + length + 2
+        if offset > len(data):
+            raise UnreadableFile("corrupt", "TNEF object runs past the end of the file")
         count += 1
         if count > MAX_OBJECTS:
             raise UnreadableFile("too_large", f"more than {MAX_OBJECTS} TNEF objects")

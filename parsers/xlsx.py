@@ -405,6 +405,7 @@ class _Reader:
         if info is None:
             return
         lim = self.limits
+        check_deadline(lim)
         streaming = info.file_size > _TREE_MAX
         cells = sheet.cells
         masters: dict[str, str] = {}
