@@ -8,6 +8,7 @@ recorded in docs/reliability.md.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -16,8 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from tests.factories import hostile
 from tests.pipeline_support import CONFIG, good_workbook
@@ -206,3 +211,112 @@ def test_winmail_dat_files_are_used_as_attachments(tmp_path: Path) -> None:
     result = run.output[0]
     assert result["outcome"] == "accepted", run.codes
     assert "no_return_found" not in run.codes
+
+
+# ---------------------------------------------------------------------- escaping (in process)
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def test_subject_file_name_and_cell_text_are_escaped_in_the_html_reply(tmp_path: Path) -> None:
+    from tests.pipeline_support import ingest as ingest_in_process
+    from tests.pipeline_support import make_services
+
+    services = make_services(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    workbook = good_workbook(values={"I07": SCRIPT})
+    raw = hostile.with_workbook(workbook, filename="<img src=x>.xlsx", subject=f"Bilan {SCRIPT}")
+    result = ingest_in_process(services, raw)
+    assert result.reply is not None and "not_a_number" in {i.code for i in result.issues}
+    html = result.reply.html
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;" in html and "&lt;img" in html
+    assert SCRIPT in result.reply.text  # the plain-text part is plain text
+
+
+def test_region_name_is_escaped_in_the_html_reply(tmp_path: Path) -> None:
+    from notifier.replies import environment
+
+    html = environment().get_template("quarantined.html.j2").render(
+        received="1er mai 2014 à 10:00", subject=SCRIPT, mailbox="x@y", sender=f"{SCRIPT}@x", message_issues=[],
+        outcome="quarantined", subject_line=SCRIPT)
+    assert "<script>" not in html
+
+
+def test_no_log_injection_through_line_breaks() -> None:
+    import logging
+
+    from intake.app import StructuredFormatter
+
+    evil = "bilan.xlsx\nts=2014 level=error msg=forged\r\u2028\x85\x0b"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "file %s", (evil,), None)
+    for as_json in (False, True):
+        line = StructuredFormatter(as_json).format(record)
+        assert len(line.splitlines()) == 1
+
+
+@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1"])
+def test_no_formula_injection_in_the_export(text: str) -> None:
+    import openpyxl
+
+    from notifier.export import safe_cell
+
+    wb = openpyxl.Workbook()
+    safe_cell(wb.active, 1, 1, text)
+    out = io.BytesIO()
+    wb.save(out)
+    cell = openpyxl.load_workbook(io.BytesIO(out.getvalue())).active["A1"]
+    assert cell.data_type == "s" and cell.value == text
+
+
+# ---------------------------------------------------------------------- classification fuzz (in process)
+
+_HEADER_NAMES = ["From", "Sender", "Reply-To", "Auto-Submitted", "Return-Path", "Precedence", "List-Id",
+                 "Content-Type", "X-Failed-Recipients", "Authentication-Results", "Subject", "X-Autoreply",
+                 "X-Conventions-Intake-Loop", "Message-ID"]
+_VALUES = st.one_of(
+    st.sampled_from(["", "<>", "auto-replied", "no", "bulk", "multipart/report; report-type=delivery-status",
+                     "sgar@bretagne.pref.gouv.fr", "MAILER-DAEMON@x", "Réponse automatique : absent",
+                     "mx.ville.gouv.fr; dmarc=pass header.from=bretagne.pref.gouv.fr",
+                     "mx.ville.gouv.fr; dkim=pass header.d=evil.example (", "=?utf-8?b?w6k=?= <a@b>"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=80),
+)
+
+
+@hyp_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(_HEADER_NAMES), _VALUES), max_size=10), st.binary(max_size=200))
+def test_random_headers_always_get_a_classification(headers: list[tuple[str, str]], body: bytes) -> None:
+    """Random headers -> one of the classify decisions (automated, unauthenticated, stranger, region)."""
+    from parsers.authresults import authenticated
+    from parsers.automated import automated_reason
+    from parsers.mime import parse_message
+
+    settings = _fuzz_settings()
+    lines = b"".join(f"{name}: {value}".replace("\r", " ").replace("\n", " ").encode("utf-8", "replace") + b"\r\n"
+                     for name, value in headers)
+    mail = parse_message(lines + b"\r\n" + body)
+    reason = automated_reason(mail, own_addresses=[settings.mailbox_address])
+    if reason is not None:
+        decision = "ignored"
+    elif settings.region_for_sender(mail.from_addr) is None:
+        decision = "quarantined"
+    elif authenticated(mail.header_all("Authentication-Results"), ("mx.ville.gouv.fr",), mail.from_addr) is None:
+        decision = "unauthenticated"
+    else:
+        decision = "region"
+    assert decision in {"ignored", "quarantined", "unauthenticated", "region"}
+
+
+_SETTINGS_CACHE: list[object] = []
+
+
+def _fuzz_settings() -> Any:
+    from intake.config import load_settings
+
+    if not _SETTINGS_CACHE:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp())
+        path = folder / "c.toml"
+        path.write_text(CONFIG.format(data=folder.as_posix()), encoding="utf-8")
+        _SETTINGS_CACHE.append(load_settings(path))
+    return _SETTINGS_CACHE[0]
