@@ -10,6 +10,11 @@ The watcher waits with IDLE when the server has it, re-issued every ``idle_secon
 default, as GitLab's mail_room) so a dead connection is noticed and a lost notification costs at
 most that long; otherwise it polls every ``poll_seconds``. A connection error closes the
 connection and reconnects with exponential backoff, then catches up again.
+
+Several instances may watch one folder (``serve`` scaled out on PostgreSQL): each UID is handled
+under an advisory lock on (folder, UIDVALIDITY, UID), so one instance fetches, stores, processes
+and moves it while the others skip it; the unique index on those three columns stores it once
+even without the lock (SQLite), and a move of a UID another instance already moved is harmless.
 """
 
 from __future__ import annotations
@@ -27,15 +32,19 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+from sqlalchemy.exc import IntegrityError
 
 from intake import pipeline
 from intake.config import ImapConfig
 from intake.journey import Delivery, Result, Services
 from parsers.text import one_line
 from store import queries
+from store.db import advisory_lock, engine_of
 from store.models import InboundMessage
 
 MAX_FETCH_ATTEMPTS = 3
+# A pass that left UIDs to another instance looks at the folder again after this long.
+ELSEWHERE_RETRY_SECONDS = 0.5
 # outcome_reason of a message that could never be read from the server (it stays in the folder).
 FETCH_FAILED = "Lecture IMAP impossible"
 
@@ -90,6 +99,8 @@ class ImapWatcher:
         self._failures: dict[tuple[int, int], int] = {}  # (uidvalidity, uid) -> failed attempts
         self._stop = threading.Event()
         self._health = _Health()
+        self._engine = engine_of(services.sessions)
+        self._elsewhere = False  # some UID of the last pass was in another instance's hands
 
     # ------------------------------------------------------------------ public API
 
@@ -207,9 +218,15 @@ class ImapWatcher:
     def _catch_up(self, stop: threading.Event) -> None:
         """Sync until a pass finds nothing new. Mail that arrived while we worked was announced in
         the untagged EXISTS of some command's response (SEARCH, MOVE...), which the client library
-        swallows: IDLE would not announce it again, so we look once more before idling."""
-        while self.sync_once() and not stop.is_set():
-            pass
+        swallows: IDLE would not announce it again, so we look once more before idling. Messages
+        another instance (or worker) was handling are looked at again shortly: if it died, they
+        are taken over at once instead of at the next IDLE re-issue."""
+        while not stop.is_set():
+            self._elsewhere = False
+            if self.sync_once():
+                continue
+            if not self._elsewhere or stop.wait(ELSEWHERE_RETRY_SECONDS):
+                return
 
     def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
         """One IDLE of at most ``idle_seconds``, ended early by new mail or ``stop``."""
@@ -233,6 +250,15 @@ class ImapWatcher:
     # ------------------------------------------------------------------ one message
 
     def _handle(self, client: IMAPClient, uidvalidity: int, uid: int) -> Result | None:
+        """One UID, under a database lock on (folder, UIDVALIDITY, UID): when another instance
+        watching the same mailbox holds it, that instance stores, processes and moves it."""
+        with advisory_lock(self._engine, f"imap:{self.config.folder}:{uidvalidity}:{uid}") as won:
+            if not won:
+                self._elsewhere = True
+                return None
+            return self._handle_claimed(client, uidvalidity, uid)
+
+    def _handle_claimed(self, client: IMAPClient, uidvalidity: int, uid: int) -> Result | None:
         folder = self.config.folder
         with self.services.sessions() as session:
             known = queries.imap_message(session, folder, uidvalidity, uid)
@@ -243,7 +269,7 @@ class ImapWatcher:
             if fetch_failed:
                 return None  # kept in the folder for an administrator; not retried every cycle
             result = self._process(known_id) if known_outcome == "received" else self._stored(known_id)
-            if result is None:
+            if result is None or self._held_elsewhere(result):
                 return None
             self._move(client, uid)
             return result
@@ -262,14 +288,27 @@ class ImapWatcher:
                 raw=raw, received_at=received_at, channel="imap",
                 imap_folder=folder, imap_uidvalidity=uidvalidity, imap_uid=uid,
             ))
+        except IntegrityError:  # another instance stored this UID first: it processes and moves it
+            self.log.info("imap: UID %d of %s already stored by another instance", uid, folder)
+            self._elsewhere = True
+            return None
         except Exception as exc:  # the database is down: left in the folder, retried next cycle
             self._health.last_error = one_line(f"{type(exc).__name__}: {exc}")
             self.log.error("imap: UID %d not stored, left in %s: %s", uid, folder, self._health.last_error)
             return None
         result = self._process(inbound_id)
-        if result is not None:
-            self._move(client, uid)
+        if result is None or self._held_elsewhere(result):
+            return None
+        self._move(client, uid)
         return result
+
+    def _held_elsewhere(self, result: Result) -> bool:
+        """The message is being processed by another worker (still ``received``): not moved now;
+        looked at again shortly, once that worker has committed."""
+        if result.outcome != "received":  # type: ignore[comparison-overlap]
+            return False
+        self._elsewhere = True
+        return True
 
     def _fetch(self, client: IMAPClient, uid: int) -> tuple[bytes, datetime]:
         data = client.fetch([uid], ["BODY.PEEK[]", "INTERNALDATE"])
@@ -323,8 +362,17 @@ class ImapWatcher:
         except _CONNECTION_ERRORS:
             raise
         except IMAPClientError as exc:  # stored and processed: moved again next cycle
+            if not self._still_there(client, uid):  # another instance moved it first: harmless
+                self.log.info("imap: UID %d already moved by another instance", uid)
+                return
             self.log.error("imap: UID %d could not be moved to %s: %s", uid, target, one_line(str(exc)))
             self._health.last_error = one_line(f"move: {exc}")
+
+    def _still_there(self, client: IMAPClient, uid: int) -> bool:
+        try:
+            return uid in {int(u) for u in client.search(["UID", str(uid), "NOT", "DELETED"])}
+        except IMAPClientError:
+            return True
 
     def _fetch_failed(self, uidvalidity: int, uid: int, exc: Exception) -> None:
         key = (uidvalidity, uid)

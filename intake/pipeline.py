@@ -85,12 +85,21 @@ def ingest(services: Services, delivery: Delivery) -> Result:
 
 
 def process(services: Services, inbound_id: int) -> Result:
-    """Run the steps on a stored message; idempotent for a message already processed."""
+    """Run the steps on a stored message; idempotent for a message already processed.
+
+    The message row is claimed first (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL; a
+    SQLite transaction is exclusive): when another worker or instance holds it, nothing is done
+    and the stored result says ``received`` (that worker commits the verdict and the reply).
+    """
     try:
         with services.sessions() as session, session.begin():
-            inbound = session.get(InboundMessage, inbound_id)
+            inbound = queries.claim_message(session, inbound_id)
             if inbound is None:
-                raise LookupError(f"no stored message #{inbound_id}")
+                held = session.get(InboundMessage, inbound_id)
+                if held is None:
+                    raise LookupError(f"no stored message #{inbound_id}")
+                services.log.debug("message #%d is being processed by another worker", inbound_id)
+                return stored_result(held)  # outcome "received": the holder answers it
             if inbound.outcome != "received":
                 return stored_result(inbound)
             journey = Journey(inbound=inbound, session=session)

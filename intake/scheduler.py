@@ -3,7 +3,9 @@
 There is no queue of its own. Every ``interval`` seconds :meth:`Scheduler.run_once` asks each job
 what is due at ``now`` and queues the mail in the outbox; the unique outbox keys make every
 decision idempotent, so a second pass at the same moment, a restart or a second instance queues
-nothing more. ``conventions-intake remind --now ...`` takes exactly the same decisions.
+nothing more. ``conventions-intake remind --now ...`` takes exactly the same decisions. On
+PostgreSQL each job run also holds an advisory lock (``pg_try_advisory_lock``): when several
+instances run, one of them runs a given job at a time and the others skip that pass.
 
 Jobs:
 
@@ -24,6 +26,7 @@ from typing import Any
 
 from intake.journey import Services
 from notifier.reminders import open_campaigns, plan_reminders, send_reminders
+from store.db import advisory_lock, engine_of
 
 Job = Callable[["Scheduler", datetime], int]
 
@@ -101,9 +104,12 @@ class Scheduler:
         counted under ``"errors"``; the others still run."""
         counts: dict[str, int] = {}
         errors = 0
+        engine = engine_of(self.services.sessions)
         for name, job in self.jobs.items():
             try:
-                counts[name] = job(self, now)
+                with advisory_lock(engine, f"scheduler:{name}") as won:
+                    # Lost: another instance runs this job right now, and its pass suffices.
+                    counts[name] = job(self, now) if won else 0
             except Exception:
                 errors += 1
                 self.services.log.exception("scheduler job %s failed at %s", name, now.isoformat())

@@ -8,12 +8,15 @@ and SAVEPOINTs (used by the race-safe inserts in :mod:`store.queries`) behave as
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -104,3 +107,40 @@ def downgrade(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+
+
+def engine_of(sessions: sessionmaker[Session]) -> Engine:
+    """The engine a session factory is bound to."""
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, Engine):
+        raise TypeError("the session factory is not bound to an engine")
+    return bind
+
+
+def lock_key(name: str) -> int:
+    """A signed 64-bit PostgreSQL advisory-lock key for ``name`` (stable across processes)."""
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+
+
+@contextmanager
+def advisory_lock(engine: Engine, name: str) -> Iterator[bool]:
+    """Try to take the lock ``name`` for the duration of the block; yields whether it was won.
+
+    PostgreSQL: ``pg_try_advisory_lock`` on a connection of its own, held until the block ends
+    (a process that dies loses its connection, hence the lock, at once). Never waits: the loser
+    skips the work, the winner does it. SQLite: always won (one writer at a time, and the
+    callers' own unique keys keep the work idempotent).
+    """
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = lock_key(name)
+    with engine.connect() as connection:
+        won = bool(connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+        connection.commit()
+        try:
+            yield won
+        finally:
+            if won:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()

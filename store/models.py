@@ -60,7 +60,8 @@ class InboundMessage(Base):
     __tablename__ = "inbound_messages"
     __table_args__ = (
         Index("ix_inbound_messages_outcome_received_at", "outcome", "received_at"),
-        Index("ix_inbound_messages_imap", "imap_folder", "imap_uidvalidity", "imap_uid"),
+        # One row per IMAP message: two watchers on one mailbox cannot both store the same UID.
+        Index("ix_inbound_messages_imap", "imap_folder", "imap_uidvalidity", "imap_uid", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -620,3 +620,18 @@ def latest_event(session: Session, dossier_id: int, kinds: Sequence[str]) -> Dos
     return session.scalar(
         select(DossierEvent).where(DossierEvent.dossier_id == dossier_id, DossierEvent.kind.in_(list(kinds)))
         .order_by(DossierEvent.at.desc(), DossierEvent.id.desc()).limit(1))
+
+
+# ---------------------------------------------------------------------- work claimed across instances
+
+
+def claim_message(session: Session, inbound_id: int) -> InboundMessage | None:
+    """The stored message, row-locked for this transaction; None when it does not exist or when
+    another transaction holds it (PostgreSQL ``FOR UPDATE SKIP LOCKED``: two workers never
+    process the same message; SQLite renders no lock clause, its transactions are exclusive)."""
+    return session.scalar(
+        select(InboundMessage)
+        .where(InboundMessage.id == inbound_id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
