@@ -99,7 +99,10 @@ def send_manual_reminder(services: Services, campaign: Campaign, code: str, aske
         if isinstance(event, DossierEvent):
             event.actor = actor[:255]
     if services.after_commit is not None:
-        services.after_commit()
+        try:  # wakes the outbox sender (or writes the folder); the reminder is committed either way
+            services.after_commit()
+        except Exception:
+            services.log.exception("manual reminder %s queued; after_commit failed", key)
     return Answer(True, f"📨 Relance à <b>{esc(state.name)}</b> mise en file d'envoi "
                         f"({esc(', '.join(region.contacts))}).")
 

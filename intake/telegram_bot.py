@@ -247,6 +247,9 @@ class TelegramBot:
         campaign = current_campaign(self.services.settings, self.clock())
         region = resolve_region(text, campaign, free_text=free_text)
         if region is None:
+            chat = update.effective_chat
+            if free_text and chat is not None and chat.type != ChatType.PRIVATE:
+                return  # a group's conversation: only questions naming a region are answered
             await self._reply(update, unknown_region(text) if not free_text else
                               "Je n'ai pas reconnu de région dans votre message. /aide liste les commandes.")
             return

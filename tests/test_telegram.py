@@ -434,3 +434,15 @@ def test_region_resolution_of_typed_names() -> None:
         assert region is not None and region.code == code, typed
     assert resolve_region("", campaign) is None
     assert resolve_region("n'importe quoi", campaign, free_text=True) is None
+
+
+def test_deadline_line_days_left_today_and_late() -> None:
+    from intake.config import Campaign
+    from intake.telegram_views import deadline_line
+
+    campaign = Campaign("c", 2013, date(2014, 3, 26), date(2014, 5, 15))
+    at = lambda day: datetime(2014, 5, day, 12, tzinfo=PARIS)  # noqa: E731
+    assert deadline_line(campaign, at(12)) == "Date limite : 15/05/2014 (dans 3 jours)"
+    assert deadline_line(campaign, at(14)) == "Date limite : 15/05/2014 (dans 1 jour)"
+    assert deadline_line(campaign, at(15)) == "Date limite : 15/05/2014 (aujourd'hui)"
+    assert deadline_line(campaign, at(16)) == "Date limite : 15/05/2014 (dépassée depuis 1 jour)"
