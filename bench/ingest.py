@@ -1,0 +1,151 @@
+"""Ingest throughput: messages per second through ``pipeline.ingest`` (store, classify, extract,
+validate, record, reply queued), on SQLite and on PostgreSQL, one process, one message at a time.
+
+Messages: e-mails from the regions each carrying a filled Annexe 2 workbook (every third one
+with a refused figure), distinct Message-IDs and senders, so every one is processed in full and
+answered. Each run uses a fresh, migrated database; the median of ``--runs`` runs is reported.
+The per-step split comes from one extra profiled run (cProfile, cumulative time).
+
+    .venv/bin/python -m bench.ingest [--messages 40] [--runs 3] [--pg URL] [--write]
+
+``--pg`` is the administrative URL of the PostgreSQL server (default
+postgresql://postgres@127.0.0.1:5432/test): a throw-away database is created and dropped per run.
+``--write`` replaces the "Ingest throughput" section of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import logging
+import pstats
+import secrets
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from bench.report import machine, write_section
+from intake import pipeline
+from intake.app import build_services
+from intake.config import load_settings
+from intake.journey import Delivery, Services
+from store.db import engine_of
+from tests.factories.emails import build_email
+from tests.pipeline_support import good_workbook, write_config
+
+SECTION = "## Ingest throughput"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+AT = datetime(2014, 5, 2, 9, 30, tzinfo=UTC)
+STEPS = ("receive", "classify", "extract", "validate", "record", "reply")
+
+
+def messages(count: int, tag: str) -> list[bytes]:
+    books = [good_workbook(), good_workbook(), good_workbook(values={"I09": "quatre"})]
+    return [build_email(sender=f"agent{n}@bretagne.pref.gouv.fr", message_id=f"<ingest-{tag}-{n}@bench>",
+                        subject=f"Bilan 2013 envoi {n}", attachments=[(f"bilan-{n}.xlsx", books[n % 3], XLSX)])
+            for n in range(count)]
+
+
+@contextmanager
+def sqlite_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        yield f"sqlite:///{tmp}/bench.sqlite3"
+
+
+def postgres_url(admin: str) -> Callable[[], AbstractContextManager[str]]:
+    @contextmanager
+    def opened() -> Iterator[str]:
+        url = make_url(admin)
+        name = f"bench_{secrets.token_hex(5)}"
+        with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
+                             autocommit=True) as connection:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            try:
+                yield url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+            finally:
+                connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return opened
+
+
+def services_for(url: str, data: Path) -> Services:
+    log = logging.getLogger("bench.ingest")
+    log.addHandler(logging.NullHandler())
+    log.propagate = False
+    return build_services(load_settings(write_config(data)), url, log)
+
+
+def one_run(database: Callable[[], AbstractContextManager[str]], raws: list[bytes],
+            profile: cProfile.Profile | None = None) -> float:
+    """Messages per second for one run on a fresh database."""
+    with database() as url, tempfile.TemporaryDirectory(prefix="bench-ingest-data-") as data:
+        services = services_for(url, Path(data))
+        pipeline.ingest(services, Delivery(raw=raws[0], received_at=AT, channel="cli"))  # warm-up
+        if profile is not None:
+            profile.enable()
+        started = time.perf_counter()
+        for raw in raws[1:]:
+            result = pipeline.ingest(services, Delivery(raw=raw, received_at=AT, channel="cli"))
+            assert result.outcome in ("accepted", "rejected"), result
+        elapsed = time.perf_counter() - started
+        if profile is not None:
+            profile.disable()
+        engine_of(services.sessions).dispose()
+    return (len(raws) - 1) / elapsed
+
+
+def step_split(profile: cProfile.Profile) -> dict[str, float]:
+    """Cumulative seconds per pipeline step (by function name) in a profiled run."""
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    split: dict[str, float] = {}
+    for (filename, _line, function), (_cc, _nc, _tt, cumulative, _callers) in stats.items():
+        if function in STEPS and ("intake/steps/" in filename or filename.endswith("intake/pipeline.py")):
+            split[function] = split.get(function, 0.0) + cumulative
+    return split
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    backends = {"SQLite": sqlite_url, "PostgreSQL": postgres_url(args.pg)}
+    lines = ["| store | messages per second (median) | ms per message | runs |", "| --- | --- | --- | --- |"]
+    splits: dict[str, dict[str, float]] = {}
+    for name, database in backends.items():
+        rates = [one_run(database, messages(args.messages + 1, f"{name}-{run}-{time.monotonic_ns()}"))
+                 for run in range(args.runs)]
+        median = statistics.median(rates)
+        lines.append(f"| {name} | {median:.1f} | {1000 / median:.0f} | "
+                     f"{', '.join(f'{r:.1f}' for r in rates)} |")
+        profile = cProfile.Profile()
+        one_run(database, messages(args.messages + 1, f"{name}-profiled-{time.monotonic_ns()}"), profile)
+        splits[name] = step_split(profile)
+    split_lines = ["| step | " + " | ".join(splits) + " |", "| --- |" + " --- |" * len(splits)]
+    for step in STEPS:
+        split_lines.append(f"| {step} | " + " | ".join(
+            f"{1000 * s.get(step, 0.0) / args.messages:.1f} ms" for s in splits.values()) + " |")
+    body = (
+        f"{SECTION}\n\n"
+        f"`pipeline.ingest` (store + process, committed) of {args.messages} messages per run, each with a filled "
+        f"Annexe 2 workbook, one at a time in one process; median of {args.runs} runs on a fresh database each. "
+        f"`bench/ingest.py` on {machine()}; PostgreSQL on 127.0.0.1.\n\n" + "\n".join(lines) + "\n\n"
+        "Where the time goes (one profiled run, cumulative time per message under cProfile, which inflates "
+        "Python-heavy steps):\n\n" + "\n".join(split_lines) + "\n"
+    )
+    print(body)
+    if args.write:
+        write_section(SECTION, body)
+
+
+if __name__ == "__main__":
+    main()

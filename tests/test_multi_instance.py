@@ -1,0 +1,159 @@
+"""Two ``serve`` instances on one PostgreSQL database, watching one Dovecot mailbox and sharing one
+relay: a burst of 300 messages, one instance killed with SIGKILL midway. Every message must be
+processed once, answered once and moved once; the survivor carries on alone."""
+
+from __future__ import annotations
+
+import email
+import os
+import secrets
+import time
+from collections import Counter
+from collections.abc import Iterator
+from email import policy
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from store.db import make_engine, session_factory
+from store.models import InboundMessage, OutboxItem
+from tests.dovecot import Dovecot, dovecot  # noqa: F401  (fixture)
+from tests.factories.emails import build_email, out_of_office_reply
+from tests.pipeline_support import good_workbook
+from tests.relay import Relay, free_port, relay  # noqa: F401  (fixture)
+from tests.service_support import CONFIG, ServiceProcess
+
+pytestmark = pytest.mark.postgres
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+BURST = 300
+DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def shared_db() -> Iterator[str]:
+    """A dedicated PostgreSQL database for this test (the instances migrate it at start)."""
+    admin = make_url(os.environ.get("CONVENTIONS_TEST_PG_ADMIN_URL", DEFAULT_PG_ADMIN_URL))
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL unreachable: {exc} (CI=true: the PostgreSQL tests must run)", pytrace=False)
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    name = f"ci_multi_{secrets.token_hex(5)}"
+    with connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield admin.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
+        finally:
+            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def instances(tmp_path: Path, shared_db: str, dovecot: Dovecot, relay: Relay  # noqa: F811
+              ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    procs = []
+    for name in ("a", "b"):
+        data = tmp_path / name
+        data.mkdir()
+        config = data / "service.toml"
+        config.write_text(CONFIG.format(data=data.as_posix(), smtp_port=free_port(), imap_port=dovecot.port,
+                                        user=dovecot.user, password=dovecot.password, relay_port=relay.port,
+                                        idle_seconds=5, poll_seconds=1), encoding="utf-8")
+        procs.append(ServiceProcess(config, shared_db, data))
+    yield procs[0], procs[1]
+    for proc in procs:
+        if proc.process is not None and proc.process.poll() is None:
+            proc.process.kill()
+            proc.process.wait(timeout=10)
+
+
+def burst(count: int) -> tuple[list[bytes], set[str]]:
+    """Returns (good and bad), strangers and robots; (raw messages, Message-IDs to be answered)."""
+    workbooks = [good_workbook(), good_workbook(values={"I09": "quatre"}),
+                 good_workbook(region="Rhône-Alpes")]
+    messages, answered = [], set()
+    stamp = time.monotonic_ns()
+    for n in range(count):
+        message_id = f"<multi-{n}-{stamp}@test.example>"
+        kind = n % 6
+        if kind == 5:
+            messages.append(out_of_office_reply())
+            continue
+        if kind == 4:
+            raw = build_email(sender=f"inconnu{n}@example.com", message_id=message_id, subject=f"Question {n}")
+        else:
+            region = "rhone-alpes" if kind == 2 else "bretagne"
+            raw = build_email(sender=f"agent{n}@{region}.pref.gouv.fr", message_id=message_id,
+                              subject=f"Bilan 2013 envoi {n}",
+                              attachments=[(f"bilan-{n}.xlsx", workbooks[kind % 3], XLSX)])
+        answered.add(message_id)
+        messages.append(raw)
+    return messages, answered
+
+
+def replies(relay: Relay) -> Counter[str]:  # noqa: F811
+    counts: Counter[str] = Counter()
+    for received in relay.received():
+        msg = email.message_from_bytes(received.data, policy=policy.default)
+        if msg["Auto-Submitted"] == "auto-replied":
+            counts[str(msg["In-Reply-To"])] += 1
+    return counts
+
+
+def wait_until(predicate: object, timeout: float, what: str, *procs: ServiceProcess) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not reached in {timeout} s\n" + "\n".join(p.logs() for p in procs))
+
+
+def test_two_instances_one_killed_mid_burst_every_message_processed_and_answered_once(
+    instances: tuple[ServiceProcess, ServiceProcess], shared_db: str, dovecot: Dovecot, relay: Relay  # noqa: F811
+) -> None:
+    first, second = instances
+    messages, answered = burst(BURST)
+    first.start()
+    second.start()
+    for raw in messages:
+        dovecot.append(raw)
+    wait_until(lambda: len(replies(relay)) >= BURST // 5, 60, "first replies", first, second)
+    first.kill()  # SIGKILL: its row locks, advisory locks and connections go with it
+    killed_at = len(replies(relay))
+    wait_until(lambda: dovecot.uids("INBOX") == [], 90, "empty inbox", second)
+    # The survivor processed and moved everything; at most the one reply the killed sender had
+    # claimed (not yet handed to the relay) waits for that claim to be released.
+    wait_until(lambda: len(set(replies(relay)) & answered) >= len(answered) - 1, 30, "replies", second)
+    first.start()  # a restart on the same host releases its dead claim at once
+    wait_until(lambda: set(replies(relay)) >= answered, 30, "every reply", first, second)
+    time.sleep(1.5)  # anything still to come would be a second reply
+
+    counts = replies(relay)
+    assert {k: v for k, v in counts.items() if v != 1} == {}, "a message was answered twice"
+    assert set(counts) == answered
+    assert killed_at < len(answered), "the kill came after the burst was answered: nothing was tested"
+    assert len(dovecot.uids("Traités")) == BURST
+
+    engine = make_engine(shared_db)
+    try:
+        with session_factory(engine)() as session:
+            rows = session.execute(select(InboundMessage.dedup_key, InboundMessage.outcome,
+                                          InboundMessage.imap_uid)).all()
+            reply_keys = Counter(session.scalars(select(OutboxItem.key).where(OutboxItem.kind == "reply")))
+    finally:
+        engine.dispose()
+    processed = Counter(key for key, outcome, _ in rows if outcome != "duplicate")
+    assert {k: n for k, n in processed.items() if n != 1} == {}, "a message was processed twice"
+    assert len(rows) == BURST and len({uid for _, _, uid in rows}) == BURST, "a UID was stored twice"
+    assert Counter(outcome for _, outcome, _ in rows)["received"] == 0
+    assert {k: n for k, n in reply_keys.items() if n != 1} == {}
+    for proc in (first, second):
+        assert "stored message" in proc.logs(), "both instances took part"
+    assert second.terminate() == 0 and first.terminate() == 0
