@@ -8,6 +8,7 @@ folder so a person can read it (``export_to_folder``, idempotent: one file per i
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -98,11 +99,12 @@ def export_to_folder(session: Session, folder: Path) -> list[Path]:
         path = eml_path(folder, item)
         if path.exists():
             continue
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
+        # A temporary file of our own: several threads (worker, scheduler, bot) may export at once;
+        # they write the same bytes, and the atomic rename makes the last one win harmlessly.
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.stem}-", suffix=".tmp", delete=False) as fh:
             fh.write(item.raw)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        os.replace(fh.name, path)
         written.append(path)
     return written

@@ -104,3 +104,13 @@ def parsed(raw: bytes) -> EmailMessage:
 
 def codes(result: Result) -> set[tuple[str, str | None]]:
     return {(i.code, i.indicator) for i in result.issues}
+
+
+def full_reply_services(tmp_path: Path, replies: int = 3) -> Services:
+    """Services on a fresh SQLite store with ``replies`` replies queued in the outbox."""
+    from tests.factories.emails import build_email
+
+    services = make_services(tmp_path, f"sqlite:///{tmp_path / 'replies.sqlite3'}")
+    for n in range(replies):
+        ingest(services, build_email(subject=f"Message {n}"))
+    return services

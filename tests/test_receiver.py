@@ -146,3 +146,27 @@ def test_health_without_a_running_service_fails(tmp_path: Path, capsys: pytest.C
     config.write_text(f'[service]\ndata_dir = "{tmp_path.as_posix()}"\n', encoding="utf-8")
     assert main(["--config", str(config), "health"]) == 1
     assert "service arrêté" in capsys.readouterr().out
+
+
+def test_outbox_folder_export_is_safe_from_several_threads(tmp_path: Path) -> None:
+    from notifier.outbox import export_to_folder
+    from tests.pipeline_support import full_reply_services
+
+    services = full_reply_services(tmp_path)
+    folder = tmp_path / "parallel"
+    errors: list[BaseException] = []
+
+    def export() -> None:
+        try:
+            with services.sessions() as session:
+                export_to_folder(session, folder)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(list(folder.glob("*.eml"))) == 3 and not list(folder.glob("*.tmp"))
