@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -15,6 +16,9 @@ from intake.journey import Services
 from notifier.outbox import export_to_folder
 from parsers.text import one_line
 from store.db import default_db_url, make_engine, migrate, session_factory
+
+# Terminal escape sequences and other control characters: a value must not repaint a terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class StructuredFormatter(logging.Formatter):
@@ -29,10 +33,10 @@ class StructuredFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "thread": record.threadName or "-",
-            "msg": one_line(record.getMessage(), 2000),
+            "msg": _CONTROL.sub("?", one_line(record.getMessage(), 2000)),
         }
         if record.exc_info:
-            fields["error"] = one_line(self.formatException(record.exc_info), 4000)
+            fields["error"] = _CONTROL.sub("?", one_line(self.formatException(record.exc_info), 4000))
         if self.as_json:
             return json.dumps(fields, ensure_ascii=False)
         return " ".join(f"{k}={self._quote(v)}" for k, v in fields.items())

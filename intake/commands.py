@@ -21,7 +21,9 @@ from intake.output import Printer
 from notifier.calendar import campaign_states
 from notifier.template_workbook import build_template
 from parsers import catalogue
-from parsers.check import check_workbook
+from parsers.check import check_workbook, limit_issue
+from parsers.limits import read_limits
+from parsers.messages import make_issue
 from parsers.model import UnreadableFile
 from parsers.narrative import analyse_narrative, extract_text
 from parsers.regions import match_region
@@ -51,14 +53,15 @@ def _services(args: argparse.Namespace, settings: Settings, environ: Mapping[str
 
 
 def check_file(path: Path, data: bytes, settings: Settings, campaign: Campaign, region: str | None) -> dict[str, Any]:
-    """The verdict on one file, as ``check --json`` prints it."""
+    """The verdict on one file, as ``check --json`` prints it (the configured limits apply)."""
+    limits = read_limits(settings.limits)
     sniffed = sniff(path.name, "application/octet-stream", data)
     kind = kind_of(sniffed)
     result: dict[str, Any] = {"file": str(path), "kind": kind, "region": region, "verdict": "accepted",
                               "values": {}, "observations": {}, "issues": []}
     if kind == "workbook" or kind == "unknown":
         wb = check_workbook(data, path.name, year=campaign.year, strict=campaign.strict,
-                            expected_region=region, geography=campaign.geography)
+                            expected_region=region, geography=campaign.geography, limits=limits)
         result.update({
             "region": wb.region_code or region,
             "verdict": wb.verdict,
@@ -68,11 +71,10 @@ def check_file(path: Path, data: bytes, settings: Settings, campaign: Campaign, 
         })
         return result
     try:
-        report = analyse_narrative(extract_text(data, sniffed), path.name)
+        report = analyse_narrative(extract_text(data, sniffed, limits=limits), path.name)
     except UnreadableFile as exc:
-        from parsers.messages import make_issue
-
-        issue = make_issue("unreadable_file", file=path.name, reason=exc.reason)
+        issue = limit_issue(path.name, exc.reason, exc.detail, limits) or make_issue(
+            "unreadable_file", file=path.name, reason=exc.reason)
         result.update({"verdict": "rejected", "issues": [issue.as_dict()]})
         return result
     result.update({

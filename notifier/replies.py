@@ -78,6 +78,8 @@ def draft_reply(journey: Journey, settings: Settings) -> ReplyDraft | None:
         "sender": mail.from_addr or "",
         "message_issues": journey.message_issues,
     }
+    if any(i.code == "unauthenticated_sender" for i in journey.message_issues):
+        return None  # From may be forged: answering would write to whoever was impersonated
     if journey.outcome == "quarantined" or journey.region is None or journey.campaign is None:
         subject = "Message non rattaché à une région – conventions d'objectifs"
         return _render("quarantined", context, to, (), subject)

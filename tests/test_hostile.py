@@ -254,6 +254,17 @@ def test_no_log_injection_through_line_breaks() -> None:
         assert len(line.splitlines()) == 1
 
 
+def test_no_terminal_escape_sequences_in_logs() -> None:
+    import logging
+
+    from intake.app import StructuredFormatter
+
+    evil = "bilan\x1b[2J\x1b]0;pwned\x07.xlsx"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "file %s", (evil,), None)
+    line = StructuredFormatter(False).format(record)
+    assert "\x1b" not in line and "\x07" not in line and "bilan?[2J" in line
+
+
 @pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1"])
 def test_no_formula_injection_in_the_export(text: str) -> None:
     import openpyxl

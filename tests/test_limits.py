@@ -150,6 +150,7 @@ def test_unauthenticated_then_released_from_the_command_line(tmp_path: Path, cap
     result = ingest(services, hostile.forged_authentication())
     assert result.outcome == "quarantined" and result.region is None
     assert "authentifié" in result.issues[0].message
+    assert result.reply is None  # From may be forged: nobody is answered until an admin decides
     db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     assert main(["--config", str(config), "--db", db, "quarantine", "list", "--json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
