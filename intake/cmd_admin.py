@@ -7,7 +7,6 @@
 ``release`` assigns one to a region (INSEE code or name) and processes it again as that
 region's: it gets its verdict and its reply, and the release is recorded with who did it.
 
-Also here: :func:`alert_failed`, the mail the admins get when a message could not be processed.
 """
 
 from __future__ import annotations
@@ -19,14 +18,11 @@ from typing import Any
 from intake.app import build_services, make_logger, resolve_db_url
 from intake.commands import UsageError
 from intake.config import PARIS, Settings
-from intake.journey import Result, Services
+from intake.journey import Services
 from intake.output import Printer
 from intake.quarantine import ReleaseError, list_quarantined, release
-from notifier.alerts import queue_alert
 from parsers import catalogue
 from parsers.regions import match_region
-from parsers.text import one_line
-from store.models import InboundMessage
 
 
 def add_parsers(sub: Any) -> None:
@@ -95,34 +91,3 @@ def cmd_quarantine_release(args: argparse.Namespace, settings: Settings, environ
 # ---------------------------------------------------------------------- failure alert
 
 
-def alert_failed(services: Services, result: Result) -> None:
-    """Tell the admins by mail that a message could not be processed (``failed``).
-
-    Meant to be called by the pipeline right after the failure is recorded (its own
-    transaction, committed here), then ``services.after_commit`` to hand the mail over. One alert
-    per message and attempt count: a message failing again after ``reprocess`` alerts again.
-    Never raises: an alert that cannot be queued is logged, the failure itself is already stored.
-    """
-    if result.outcome != "failed":
-        return
-    try:
-        with services.sessions.begin() as session:
-            inbound = session.get(InboundMessage, result.inbound_id)
-            attempts = inbound.attempts if inbound is not None else 0
-            sender = (inbound.from_addr or inbound.envelope_from or "?") if inbound is not None else "?"
-            received = (inbound.received_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
-                        if inbound is not None else "?")
-            text = (
-                f"Le message n° {result.inbound_id} (reçu le {received}, de {one_line(sender, 200)}) n'a pas pu "
-                f"être traité.\n\nErreur : {one_line(result.reason, 1000)}\n\n"
-                "Il est conservé tel quel (état « en échec ») ; aucune réponse n'a été envoyée à l'expéditeur. "
-                "Une fois la cause corrigée, relancez son traitement :\n\n"
-                f"    conventions-intake reprocess {result.inbound_id}\n\n"
-                "(ou « conventions-intake reprocess --failed » pour tous les messages en échec)."
-            )
-            queue_alert(session, services.settings, key=f"failed:{result.inbound_id}:{attempts}",
-                        subject=f"message n° {result.inbound_id} en échec", text=text)
-        if services.after_commit is not None:
-            services.after_commit()
-    except Exception:
-        services.log.exception("alert about failed message #%d could not be queued", result.inbound_id)

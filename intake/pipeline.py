@@ -24,6 +24,7 @@ from intake.steps.extract import extract
 from intake.steps.record import record
 from intake.steps.reply import reply
 from intake.steps.validate import validate
+from notifier.alerts import alert_failed_message
 from parsers.mime import message_id_of
 from parsers.model import Issue
 from parsers.text import one_line
@@ -110,7 +111,9 @@ def process(services: Services, inbound_id: int) -> Result:
         if services.after_commit is not None:
             services.after_commit()
     except Exception as exc:
-        return _fail(services, inbound_id, exc)
+        result = _fail(services, inbound_id, exc)
+        alert_failed_message(services, result)  # the admins are told; the message waits for reprocess
+        return result
     services.log.info("message #%d: %s (%s) region=%s", inbound_id, result.outcome,
                       one_line(result.reason or "-"), result.region or "-")
     return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from parsers.catalogue import GEOGRAPHIES, regions
 from parsers.model import Region
@@ -59,15 +60,26 @@ _PREFIX = re.compile(
 )
 
 
-def _aliases(region: Region) -> set[str]:
+@lru_cache(maxsize=128)
+def _aliases(region: Region) -> frozenset[str]:
     name = fold(region.name)
     found = {name, *(fold(a) for a in _ALIASES.get(region.geography, {}).get(region.code, ()))}
     if name.startswith("la "):
         found.add(name[3:])
-    return {a for a in found if a}
+    return frozenset(a for a in found if a)
 
 
-def _search_order(geography: int | None) -> Iterator[tuple[int, Region | None, str]]:
+def _search_order(geography: int | None) -> tuple[tuple[int, Region | None, str], ...]:
+    """The alias table for ``geography``, built once (see :func:`_build_search_order`)."""
+    return _search_order_cached(geography)
+
+
+@lru_cache(maxsize=4)
+def _search_order_cached(geography: int | None) -> tuple[tuple[int, Region | None, str], ...]:
+    return tuple(_build_search_order(geography))
+
+
+def _build_search_order(geography: int | None) -> Iterator[tuple[int, Region | None, str]]:
     """(rank, region, alias): every known alias; lower rank is preferred.
 
     ``region`` is None for a name that designates a region outside ``geography`` (a 2016-only

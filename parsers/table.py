@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 from parsers.catalogue import indicators
 from parsers.model import Cell, Indicator, Region, Sheet, Workbook, cell_ref
@@ -165,14 +166,19 @@ def find_header(sheet: Sheet, limit: int = 200) -> Columns | None:
 # --------------------------------------------------------------------------- label scoring
 
 
+# Label scoring is pure and sees the same strings again and again (32 catalogue labels, and the
+# labels of the same template in every return): memoised, a workbook is matched in milliseconds.
+@lru_cache(maxsize=16_384)
 def _norm(text: str) -> str:
     return " ".join(_SYNONYMS.get(w, w) for w in fold(text).split())
 
 
-def _tokens(normed: str) -> set[str]:
-    return {w for w in normed.split() if w not in STOPWORDS}
+@lru_cache(maxsize=16_384)
+def _tokens(normed: str) -> frozenset[str]:
+    return frozenset(w for w in normed.split() if w not in STOPWORDS)
 
 
+@lru_cache(maxsize=65_536)
 def label_score(label: str, reference: str, floor: float = 0.0) -> float:
     """0..1: how surely ``label`` is the indicator labelled ``reference``.
 
@@ -256,8 +262,12 @@ def _skippable(sheet: Sheet, row: int, columns: Columns, label: str) -> bool:
         return True
     if f.startswith(_SKIP_PREFIXES) or _kind(label) == "label":
         return True
-    section_names = {fold(ind.convention) for ind in indicators()}
-    return f in section_names and not text_at(sheet, row, columns.result)
+    return f in _section_names() and not text_at(sheet, row, columns.result)
+
+
+@lru_cache(maxsize=1)
+def _section_names() -> frozenset[str]:
+    return frozenset(fold(ind.convention) for ind in indicators())
 
 
 def match_rows(sheet: Sheet, columns: Columns, catalogue: tuple[Indicator, ...]) -> Table:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "’": "'", "‘": "'"})
 _NON_WORD = re.compile(r"[^0-9a-z]+")
@@ -22,6 +23,7 @@ def strip_accents(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+@lru_cache(maxsize=32_768)
 def fold(text: str) -> str:
     """Lower case, no accents, punctuation as spaces, single spaces: the form every match uses."""
     return _SPACES.sub(" ", _NON_WORD.sub(" ", strip_accents(text).lower())).strip()

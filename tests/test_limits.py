@@ -15,9 +15,9 @@ from sqlalchemy import select
 from intake import pipeline
 from intake.app import build_services, make_logger
 from intake.cli import main
-from intake.cmd_admin import alert_failed
 from intake.config import load_settings
 from intake.journey import Journey, Services
+from notifier.alerts import alert_failed_message as alert_failed
 from parsers.check import check_workbook
 from parsers.model import UnreadableFile
 from parsers.narrative import extract_text

@@ -247,7 +247,7 @@ def test_a_failing_step_leaves_the_message_failed_and_reprocess_recovers_it(
     monkeypatch.setattr(pipeline, "STEPS", (*STEPS[:2], Step("explode", explode, lambda j: True), *STEPS[2:]))
     result = ingest(services, full_return())
     assert result.outcome == "failed" and "disk full" in result.reason
-    assert outbox(services) == [] and submissions(services) == []
+    assert [o.kind for o in outbox(services)] == ["alert"] and submissions(services) == []
     with services.sessions() as session:
         stored = session.get(InboundMessage, result.inbound_id)
         assert stored is not None and stored.outcome == "failed" and "RuntimeError" in (stored.error or "")
@@ -259,10 +259,10 @@ def test_a_failing_step_leaves_the_message_failed_and_reprocess_recovers_it(
 
     again = pipeline.reprocess(services, result.inbound_id)
     assert again.outcome == "accepted"
-    assert len(outbox(services)) == 2
+    assert len([o for o in outbox(services) if o.kind == "reply"]) == 2
     # processing it once more does not answer twice
     assert pipeline.process(services, result.inbound_id).outcome == "accepted"
-    assert len(outbox(services)) == 2
+    assert len([o for o in outbox(services) if o.kind == "reply"]) == 2
 
 
 def test_recover_processes_messages_stored_but_never_processed(services: Services) -> None:
@@ -347,3 +347,17 @@ def test_quarantined_message_released_to_a_region_is_processed_and_answered(serv
         release(services, first.inbound_id, "53", actor="admin@ville.gouv.fr")
     with pytest.raises(ReleaseError):
         release(services, 999_999, "53", actor="x")
+
+
+def test_a_failed_message_alerts_the_admins_once(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(journey: Journey, services: Services) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "STEPS", (Step("explode", explode, lambda j: True),))
+    result = ingest(services, full_return())
+    assert result.outcome == "failed"
+    [alert] = [o for o in outbox(services) if o.kind == "alert"]
+    assert alert.recipients == ["coordination@ville.gouv.fr"]
+    assert f"message n° {result.inbound_id} en échec" in alert.subject
+    assert pipeline.process(services, result.inbound_id).outcome == "failed"  # already recorded: no new alert
+    assert len([o for o in outbox(services) if o.kind == "alert"]) == 1
