@@ -32,6 +32,7 @@ from email.parser import BytesHeaderParser, BytesParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from html.parser import HTMLParser
 
+from parsers.mime_large import LARGE_MESSAGE, parse_large
 from parsers.model import Attachment, MailMessage
 
 FORWARD_MARKER = "---------- Message transféré ----------"
@@ -585,6 +586,12 @@ def _split_by_hand(raw: bytes, defects: list[str]) -> MailMessage:
 
 def parse_message(raw: bytes) -> MailMessage:
     """Parse raw RFC 5322 bytes. Never raises; see the module docstring for the decisions."""
+    if len(raw) > LARGE_MESSAGE:
+        return parse_large(raw, _parse_standard)
+    return _parse_standard(raw)
+
+
+def _parse_standard(raw: bytes) -> MailMessage:
     defects: list[str] = []
     for pol in (policy.default, policy.compat32):
         try:
