@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from intake import pipeline
 from intake.config import ImapConfig
 from intake.journey import Delivery, Result, Services
+from notifier.alerts import alert_failed_message
 from parsers.text import one_line
 from store import queries
 from store.db import advisory_lock, engine_of
@@ -399,6 +400,9 @@ class ImapWatcher:
         self._failures.pop(key, None)
         self.log.error("imap: UID %d stored as failed message #%d; it stays in %s", uid, row_id,
                        self.config.folder)
+        alert_failed_message(self.services, Result(
+            row_id, None, "failed", None, None, (), None, None,
+            reason=f"{FETCH_FAILED} (UID {uid}, dossier {self.config.folder}) : {reason}"))
 
     def _error(self, exc: Exception) -> None:
         text = one_line(f"{type(exc).__name__}: {exc}")

@@ -267,7 +267,7 @@ def test_message_that_breaks_the_parser_is_stored_failed_and_the_next_is_process
     failed, ok = rows(services)
     assert failed.raw == bad and failed.outcome == "failed" and "parser exploded" in (failed.error or "")
     assert ok.raw == good
-    assert len(outbox(services)) == 1
+    assert [o.kind for o in outbox(services)] == ["alert", "reply"]  # the admins told of the failure
     assert moved(dovecot, 2)()  # the failed one is safe in the store: reprocessed from there
 
 
@@ -284,8 +284,9 @@ def test_unreadable_message_is_retried_then_stored_failed_and_kept(dovecot: Dove
         return [row for row in rows(services) if row.outcome == "failed"]
 
     with Running(watcher):
-        wait_for(lambda: len(outbox(services)) == 1 and len(failed_rows()) == 1)
+        wait_for(lambda: len(outbox(services)) == 2 and len(failed_rows()) == 1)
         time.sleep(1.0)  # remembered in the store: neither retried nor stored again
+        assert sorted(o.kind for o in outbox(services)) == ["alert", "reply"]  # the admins are told
         [failed] = failed_rows()
         assert len(rows(services)) == 2
         assert watcher.health()["backlog"] == 1 and watcher.health()["connected"] is True
