@@ -172,13 +172,8 @@ class Service:
         if settings.smtp is None:
             return
         from notifier.alerts import alert_sink
-        from notifier.sender import OutboxSender, process_alive
+        from notifier.sender import OutboxSender
 
-        with self.services.sessions.begin() as session:  # our own earlier incarnations, killed mid-send
-            released = queries.release_dead_claims(session, socket.gethostname(), process_alive)
-        if released:
-            self.services.log.warning("outbox items %s were being sent by a process that died: queued again",
-                                      released)
         sender = OutboxSender(sessions=self.services.sessions, smtp=settings.smtp, log=self.services.log,
                               instance=f"{socket.gethostname()}:{os.getpid()}",
                               alert=self._with_push(alert_sink(settings)))

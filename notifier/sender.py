@@ -291,6 +291,11 @@ class OutboxSender:
         host = self.instance.rpartition(":")[0]
         settled: list[int] = []
         with self.sessions.begin() as session:
+            # Claims of a dead process of this host (another instance, killed): back to the queue
+            # at once rather than after their lease, when nothing had been handed to the relay.
+            released = queries.release_dead_claims(session, host, process_alive)
+            if released:
+                self.log.warning("outbox items %s were being sent by a process that died: queued again", released)
             for item in queries.in_doubt_outbox(session, now, host, process_alive):
                 item.status, item.lease_until, item.next_attempt_at = "sent", None, None
                 item.sent_at = item.handed_over_at
