@@ -1,0 +1,236 @@
+"""Dossiers, their submissions, status and history (events), and the campaign-wide queries
+of the digest and the national export.
+
+See :mod:`store.queries`: every function takes a Session first and never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import Dossier, DossierEvent, InboundMessage, Submission
+from store.types import utcnow
+
+
+def get_or_create_dossier(session: Session, campaign_id: str, region_code: str) -> Dossier:
+    """The dossier of a region for a campaign, created (status "missing") when absent."""
+    query = select(Dossier).where(Dossier.campaign_id == campaign_id, Dossier.region_code == region_code)
+    dossier = session.scalar(query)
+    if dossier is not None:
+        return dossier
+    now = utcnow()
+    candidate = Dossier(
+        campaign_id=campaign_id,
+        region_code=region_code,
+        status="missing",
+        exempt=False,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(candidate)
+    except IntegrityError:
+        dossier = session.scalar(query)
+        if dossier is None:  # pragma: no cover - see claim_identity
+            raise
+        return dossier
+    return candidate
+
+
+def latest_submission(session: Session, dossier_id: int, kind: str) -> Submission | None:
+    """The current (not superseded) submission of that kind, or None."""
+    return session.scalar(
+        select(Submission)
+        .where(
+            Submission.dossier_id == dossier_id,
+            Submission.kind == kind,
+            Submission.superseded_by_id.is_(None),
+        )
+        .order_by(Submission.version.desc())
+        .limit(1)
+    )
+
+
+def find_identical_submission(session: Session, dossier_id: int, kind: str, sha256: str) -> Submission | None:
+    """The most recent submission of that kind whose file has the same SHA-256, or None."""
+    return session.scalar(
+        select(Submission)
+        .where(Submission.dossier_id == dossier_id, Submission.kind == kind, Submission.sha256 == sha256)
+        .order_by(Submission.version.desc())
+        .limit(1)
+    )
+
+
+def add_submission(
+    session: Session,
+    *,
+    dossier: Dossier,
+    message: InboundMessage,
+    kind: str,
+    filename: str,
+    sha256: str,
+    verdict: str,
+    received_at: datetime,
+    late: bool,
+    values: Mapping[str, Any],
+    observations: Any,
+    issues: Sequence[Mapping[str, Any]],
+    details: Mapping[str, Any],
+) -> Submission:
+    """Add the next version of ``kind`` for the dossier; the previous latest is superseded by it.
+
+    The dossier row is locked first (SELECT ... FOR UPDATE on PostgreSQL; SQLite transactions
+    are already exclusive), so concurrent submissions for one dossier get distinct versions.
+    """
+    session.execute(select(Dossier.id).where(Dossier.id == dossier.id).with_for_update())
+    previous = latest_submission(session, dossier.id, kind)
+    max_version = session.scalar(
+        select(func.max(Submission.version)).where(
+            Submission.dossier_id == dossier.id, Submission.kind == kind
+        )
+    )
+    submission = Submission(
+        dossier_id=dossier.id,
+        message_pk=message.id,
+        kind=kind,
+        filename=filename[:255],
+        sha256=sha256,
+        version=(max_version or 0) + 1,
+        verdict=verdict,
+        received_at=received_at,
+        late=late,
+        superseded_by_id=None,
+        values=dict(values),
+        observations=observations,
+        issues=[dict(issue) for issue in issues],
+        details=dict(details),
+    )
+    session.add(submission)
+    session.flush()
+    if previous is not None:
+        previous.superseded_by_id = submission.id
+        session.flush()
+    return submission
+
+
+def dossier_status(latest_workbook: Submission | None, latest_narrative: Submission | None) -> str:
+    """The status of a dossier from its latest workbook and narrative (pure function).
+
+    - "missing": neither a workbook nor a narrative has been received;
+    - "rejected": the latest workbook was rejected (whatever the narrative);
+    - "complete": the latest workbook was accepted and an accepted narrative was received;
+    - "incomplete": anything else, i.e. only one of the two parts (a rejected narrative, an
+      unreadable file, counts as not received).
+    """
+    if latest_workbook is None and latest_narrative is None:
+        return "missing"
+    if latest_workbook is not None and latest_workbook.verdict == "rejected":
+        return "rejected"
+    workbook_ok = latest_workbook is not None and latest_workbook.verdict == "accepted"
+    narrative_ok = latest_narrative is not None and latest_narrative.verdict == "accepted"
+    return "complete" if workbook_ok and narrative_ok else "incomplete"
+
+
+def refresh_dossier_status(session: Session, dossier: Dossier) -> str:
+    """Recompute ``dossier.status`` from its latest submissions; updated_at changes with it."""
+    status = dossier_status(
+        latest_submission(session, dossier.id, "workbook"),
+        latest_submission(session, dossier.id, "narrative"),
+    )
+    if status != dossier.status:
+        dossier.status = status
+    dossier.updated_at = utcnow()
+    session.flush()
+    return status
+
+
+def dossiers_by_region(session: Session, campaign_id: str) -> dict[str, Dossier]:
+    """Every dossier of a campaign, keyed by region code."""
+    dossiers = session.scalars(
+        select(Dossier).where(Dossier.campaign_id == campaign_id).order_by(Dossier.region_code)
+    )
+    return {dossier.region_code: dossier for dossier in dossiers}
+
+
+def record_event(
+    session: Session, dossier: Dossier, kind: str, detail: Mapping[str, Any], actor: str = "system"
+) -> DossierEvent:
+    """Append an entry to the dossier's history."""
+    event = DossierEvent(dossier_id=dossier.id, at=utcnow(), actor=actor, kind=kind, detail=dict(detail))
+    session.add(event)
+    session.flush()
+    return event
+
+
+def dossier_events(session: Session, dossier_id: int) -> list[DossierEvent]:
+    """The dossier's history, oldest first."""
+    return list(
+        session.scalars(
+            select(DossierEvent)
+            .where(DossierEvent.dossier_id == dossier_id)
+            .order_by(DossierEvent.at, DossierEvent.id)
+        )
+    )
+
+
+def last_received(session: Session, dossier_id: int) -> datetime | None:
+    """When the most recent file (any kind, any verdict) was received for the dossier."""
+    return session.scalar(
+        select(func.max(Submission.received_at)).where(Submission.dossier_id == dossier_id)
+    )
+
+
+def open_errors(session: Session, dossier_id: int) -> int:
+    """How many error-severity issues the latest workbook has (0 when there is none)."""
+    workbook = latest_submission(session, dossier_id, "workbook")
+    if workbook is None:
+        return 0
+    return sum(1 for issue in workbook.issues if issue.get("severity") == "error")
+
+
+def campaign_submissions(session: Session, campaign_id: str, until: datetime) -> list[tuple[str, Submission]]:
+    """Every file received for the campaign up to ``until`` (reception time), with its region code,
+    in reception order."""
+    rows = session.execute(
+        select(Dossier.region_code, Submission)
+        .join(Submission, Submission.dossier_id == Dossier.id)
+        .where(Dossier.campaign_id == campaign_id, Submission.received_at <= until)
+        .order_by(Submission.received_at, Submission.id)
+    ).all()
+    return [(str(code), submission) for code, submission in rows]
+
+
+def campaign_events(
+    session: Session, campaign_id: str, after: datetime | None, until: datetime
+) -> list[tuple[str, DossierEvent]]:
+    """The dossier events of the campaign in (after, until], with their region code, oldest first."""
+    query = (
+        select(Dossier.region_code, DossierEvent)
+        .join(DossierEvent, DossierEvent.dossier_id == Dossier.id)
+        .where(Dossier.campaign_id == campaign_id, DossierEvent.at <= until)
+    )
+    if after is not None:
+        query = query.where(DossierEvent.at > after)
+    rows = session.execute(query.order_by(DossierEvent.at, DossierEvent.id)).all()
+    return [(str(code), event) for code, event in rows]
+
+
+def dossier_submissions(session: Session, dossier_id: int) -> list[Submission]:
+    """Every version received for a dossier (both kinds), oldest first."""
+    return list(session.scalars(
+        select(Submission).where(Submission.dossier_id == dossier_id)
+        .order_by(Submission.received_at, Submission.id)))
+
+
+def latest_event(session: Session, dossier_id: int, kinds: Sequence[str]) -> DossierEvent | None:
+    """The most recent event of one of ``kinds`` on a dossier, or None."""
+    return session.scalar(
+        select(DossierEvent).where(DossierEvent.dossier_id == dossier_id, DossierEvent.kind.in_(list(kinds)))
+        .order_by(DossierEvent.at.desc(), DossierEvent.id.desc()).limit(1))

@@ -1,0 +1,183 @@
+"""Inbound messages: storage, identities (dedup keys), recovery lists, IMAP lookups, claims.
+
+See :mod:`store.queries`: every function takes a Session first and never commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import SUBJECT_MAX, InboundMessage, MessageIdentity
+from store.types import utcnow
+
+DEDUP_KEY_MAX = 255
+TEXT_MAX = 998
+
+
+def _clean_text(value: str | None, limit: int = TEXT_MAX) -> str | None:
+    """Header-ish text as the database can hold it: no NUL (PostgreSQL refuses them), bounded."""
+    if value is None:
+        return None
+    return value.replace("\x00", "")[:limit]
+
+
+def dedup_key_for(raw: bytes, message_id: str | None) -> str:
+    """The Message-ID when there is one, else "sha256:<hex of the raw bytes>".
+
+    A Message-ID too long for the key column is replaced by "message-id-sha256:<hex>".
+    """
+    if message_id:
+        if len(message_id) <= DEDUP_KEY_MAX:
+            return message_id
+        digest = hashlib.sha256(message_id.encode("utf-8", "surrogateescape")).hexdigest()
+        return "message-id-sha256:" + digest
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def store_inbound(
+    session: Session,
+    *,
+    raw: bytes,
+    received_at: datetime,
+    channel: str,
+    envelope_from: str | None = None,
+    envelope_to: Iterable[str] = (),
+    message_id: str | None = None,
+    from_addr: str | None = None,
+    subject: str = "",
+) -> InboundMessage:
+    """Record a message exactly as received (outcome "received"), flushed so it has an id."""
+    message_id = _clean_text(message_id.strip() if message_id else None) or None
+    message = InboundMessage(
+        dedup_key=dedup_key_for(raw, message_id),
+        message_id=message_id,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        raw=bytes(raw),
+        size=len(raw),
+        channel=channel,
+        received_at=received_at,
+        envelope_from=_clean_text(envelope_from),
+        envelope_to=[_clean_text(address) for address in envelope_to],
+        from_addr=_clean_text(from_addr),
+        subject=_clean_text(subject, SUBJECT_MAX) or "",
+        outcome="received",
+        attempts=0,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def claim_identity(session: Session, message: InboundMessage) -> int | None:
+    """Claim the message's dedup key: None if this message is the first with that key,
+    else the id of the message that claimed it first (this one is then a duplicate).
+
+    The insert runs in a SAVEPOINT: a concurrent claim of the same key waits for the other
+    transaction and then fails on the primary key, and only the savepoint is rolled back.
+    Claiming again for the message that already owns the key returns None.
+    """
+    session.flush()
+    query = select(MessageIdentity.message_pk).where(MessageIdentity.dedup_key == message.dedup_key)
+    owner = session.scalar(query)
+    if owner is None:
+        try:
+            with session.begin_nested():
+                session.add(MessageIdentity(dedup_key=message.dedup_key, message_pk=message.id))
+        except IntegrityError:
+            owner = session.scalar(query)
+        else:
+            return None
+    if owner is None:  # pragma: no cover - the row that made the insert fail is committed
+        raise RuntimeError(f"identity {message.dedup_key!r} vanished after a conflict")
+    return None if owner == message.id else owner
+
+
+def unfinished_messages(session: Session, limit: int = 100) -> list[InboundMessage]:
+    """Messages stored but never processed to an outcome (crash recovery), oldest first."""
+    return list(
+        session.scalars(
+            select(InboundMessage)
+            .where(InboundMessage.outcome == "received")
+            .order_by(InboundMessage.received_at, InboundMessage.id)
+            .limit(limit)
+        )
+    )
+
+
+def failed_messages(session: Session) -> list[InboundMessage]:
+    """Messages whose processing failed, oldest first."""
+    return list(
+        session.scalars(
+            select(InboundMessage)
+            .where(InboundMessage.outcome == "failed")
+            .order_by(InboundMessage.received_at, InboundMessage.id)
+        )
+    )
+
+
+def imap_message(session: Session, folder: str, uidvalidity: int, uid: int) -> InboundMessage | None:
+    """The stored message the IMAP watcher found at (folder, UIDVALIDITY, UID), first one first."""
+    return session.scalar(
+        select(InboundMessage)
+        .where(
+            InboundMessage.imap_folder == folder,
+            InboundMessage.imap_uidvalidity == uidvalidity,
+            InboundMessage.imap_uid == uid,
+        )
+        .order_by(InboundMessage.id)
+        .limit(1)
+    )
+
+
+def record_imap_failure(
+    session: Session,
+    *,
+    raw: bytes,
+    received_at: datetime,
+    folder: str,
+    uidvalidity: int,
+    uid: int,
+    reason: str,
+    error: str,
+) -> InboundMessage:
+    """A message the IMAP watcher could not read: stored as "failed" with whatever bytes it had,
+    so that an administrator sees it and the watcher stops retrying it."""
+    message = store_inbound(session, raw=raw, received_at=received_at, channel="imap")
+    message.imap_folder = folder
+    message.imap_uidvalidity = uidvalidity
+    message.imap_uid = uid
+    message.outcome = "failed"
+    message.outcome_reason = reason
+    message.error = error
+    message.attempts = 1
+    message.processed_at = utcnow()
+    session.flush()
+    return message
+
+
+def last_imap_uidvalidity(session: Session, folder: str) -> int | None:
+    """The UIDVALIDITY under which the IMAP watcher last stored a message of ``folder``."""
+    return session.scalar(
+        select(InboundMessage.imap_uidvalidity)
+        .where(InboundMessage.imap_folder == folder, InboundMessage.imap_uidvalidity.is_not(None))
+        .order_by(InboundMessage.id.desc())
+        .limit(1)
+    )
+
+
+def claim_message(session: Session, inbound_id: int) -> InboundMessage | None:
+    """The stored message, row-locked for this transaction; None when it does not exist or when
+    another transaction holds it (PostgreSQL ``FOR UPDATE SKIP LOCKED``: two workers never
+    process the same message; SQLite renders no lock clause, its transactions are exclusive)."""
+    return session.scalar(
+        select(InboundMessage)
+        .where(InboundMessage.id == inbound_id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )

@@ -1,0 +1,230 @@
+"""The outbox: enqueueing, the storm cap, delivery claims with leases, handover, items in
+doubt, keys already queued and the backlog.
+
+See :mod:`store.queries`: every function takes a Session first and never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import SUBJECT_MAX, InboundMessage, OutboxItem
+from store.queries.messages import _clean_text
+
+
+def enqueue_outbox(
+    session: Session,
+    *,
+    key: str,
+    kind: str,
+    message_pk: int | None,
+    recipients: Sequence[str],
+    cc: Sequence[str],
+    subject: str,
+    raw: bytes,
+    mail_message_id: str,
+) -> OutboxItem | None:
+    """Queue a complete e-mail under a unique key; None when that key was queued already."""
+    if session.scalar(select(OutboxItem.id).where(OutboxItem.key == key)) is not None:
+        return None
+    item = OutboxItem(
+        key=key,
+        kind=kind,
+        message_pk=message_pk,
+        recipients=list(recipients),
+        cc=list(cc),
+        subject=_clean_text(subject, SUBJECT_MAX) or "",
+        raw=bytes(raw),
+        mail_message_id=mail_message_id,
+        status="queued",
+        attempts=0,
+        recipients_key=recipients[0].strip().lower()[:320] if recipients else None,
+    )
+    try:
+        with session.begin_nested():
+            session.add(item)
+    except IntegrityError:
+        return None
+    return item
+
+
+def replies_since(session: Session, address: str, since: datetime) -> int:
+    """How many automatic replies were queued to ``address`` since ``since`` (storm cap)."""
+    return int(session.scalar(
+        select(func.count()).select_from(OutboxItem).where(
+            OutboxItem.recipients_key == address.strip().lower(),
+            OutboxItem.kind == "reply",
+            OutboxItem.created_at >= since,
+        )
+    ) or 0)
+
+
+def due_outbox(session: Session, now: datetime, limit: int = 50) -> list[OutboxItem]:
+    """Queued items whose next attempt is due (or unset), oldest first."""
+    return list(
+        session.scalars(
+            select(OutboxItem)
+            .where(
+                OutboxItem.status == "queued",
+                (OutboxItem.next_attempt_at.is_(None)) | (OutboxItem.next_attempt_at <= now),
+            )
+            .order_by(OutboxItem.id)
+            .limit(limit)
+        )
+    )
+
+
+def outbox_by_message_ids(session: Session, message_ids: Sequence[str]) -> list[OutboxItem]:
+    """Our outgoing mails among ``message_ids`` (to match a delivery report to what bounced)."""
+    if not message_ids:
+        return []
+    return list(session.scalars(select(OutboxItem).where(OutboxItem.mail_message_id.in_(list(message_ids)))))
+
+
+def backlog_counts(session: Session) -> dict[str, int]:
+    """What is waiting: messages stored but not processed, failed ones, mail not yet delivered."""
+    inbound = dict(session.execute(
+        select(InboundMessage.outcome, func.count()).where(InboundMessage.outcome.in_(("received", "failed")))
+        .group_by(InboundMessage.outcome)).all())
+    outbox = dict(session.execute(
+        select(OutboxItem.status, func.count()).where(OutboxItem.status.in_(("queued", "sending", "failed")))
+        .group_by(OutboxItem.status)).all())
+    return {
+        "unprocessed": int(inbound.get("received", 0)),
+        "failed": int(inbound.get("failed", 0)),
+        "outbox_queued": int(outbox.get("queued", 0)) + int(outbox.get("sending", 0)),
+        "outbox_failed": int(outbox.get("failed", 0)),
+    }
+
+
+def claimable_outbox(session: Session, now: datetime, limit: int = 50) -> list[int]:
+    """Ids of the items a sender may claim now, oldest first: queued and due (or never tried),
+    or left in "sending" by a sender whose lease has expired (it died mid-delivery)."""
+    return list(
+        session.scalars(
+            select(OutboxItem.id)
+            .where(
+                (
+                    (OutboxItem.status == "queued")
+                    & (OutboxItem.next_attempt_at.is_(None) | (OutboxItem.next_attempt_at <= now))
+                )
+                | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < now)
+                   & OutboxItem.handed_over_at.is_(None))
+            )
+            .order_by(OutboxItem.id)
+            .limit(limit)
+        )
+    )
+
+
+def claim_outbox(session: Session, item_id: int, *, now: datetime, lease_until: datetime, instance: str) -> bool:
+    """Claim one item for delivery with a single conditional UPDATE; True when this caller won.
+
+    The WHERE clause is re-checked by the database against the row as committed by any
+    concurrent claimer (PostgreSQL re-evaluates it after waiting for the other transaction;
+    SQLite transactions are exclusive), so exactly one of two racing senders gets rowcount 1.
+    The claim counts as an attempt: an item whose senders keep dying is not retried for ever.
+    """
+    result = session.execute(
+        update(OutboxItem)
+        .where(
+            OutboxItem.id == item_id,
+            (OutboxItem.status == "queued") | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < now)),
+        )
+        .values(status="sending", lease_until=lease_until, claimed_by=instance[:128],
+                attempts=OutboxItem.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def finish_outbox(session: Session, item_id: int, *, instance: str, values: Mapping[str, Any]) -> bool:
+    """Record the outcome of a delivery attempt, only if ``instance`` still holds the claim."""
+    result = session.execute(
+        update(OutboxItem)
+        .where(OutboxItem.id == item_id, OutboxItem.status == "sending", OutboxItem.claimed_by == instance[:128])
+        .values(**dict(values))
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def next_outbox_event(session: Session) -> datetime | None:
+    """When the sender has something to do next: the earliest retry of a queued item or lease
+    expiry of a claimed one (None when nothing waits). A queued item never tried is due now:
+    its creation time is returned."""
+    never_tried = session.scalar(
+        select(func.min(OutboxItem.created_at)).where(
+            OutboxItem.status == "queued", OutboxItem.next_attempt_at.is_(None)
+        )
+    )
+    retry = session.scalar(select(func.min(OutboxItem.next_attempt_at)).where(OutboxItem.status == "queued"))
+    lease = session.scalar(select(func.min(OutboxItem.lease_until)).where(OutboxItem.status == "sending"))
+    moments = [moment for moment in (never_tried, retry, lease) if moment is not None]
+    return min(moments) if moments else None
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def outbox_keys(session: Session, prefix: str) -> set[str]:
+    """Every outbox key starting with ``prefix`` (e.g. the reminders already queued for a campaign)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return set(session.scalars(select(OutboxItem.key).where(OutboxItem.key.like(escaped + "%", escape="\\"))))
+
+
+def last_outbox_created(session: Session, kind: str, until: datetime) -> datetime | None:
+    """When the most recent outbox item of ``kind`` created at or before ``until`` was queued."""
+    return session.scalar(
+        select(func.max(OutboxItem.created_at)).where(OutboxItem.kind == kind, OutboxItem.created_at <= until)
+    )
+
+
+def outbox_key_exists(session: Session, key: str) -> bool:
+    return session.scalar(select(OutboxItem.id).where(OutboxItem.key == key)) is not None
+
+
+def release_dead_claims(session: Session, host: str, is_alive: Callable[[int], bool]) -> list[int]:
+    """Outbox items claimed ("sending") by a process of ``host`` that no longer runs go back to
+    the queue at once, instead of waiting for their lease to expire. Returns their ids."""
+    released: list[int] = []
+    prefix = f"{host}:"
+    claimed = session.scalars(select(OutboxItem).where(OutboxItem.status == "sending",
+                                                        OutboxItem.claimed_by.startswith(prefix)))
+    for item in claimed:
+        pid_text = (item.claimed_by or "")[len(prefix):]
+        if pid_text.isdigit() and not is_alive(int(pid_text)) and item.handed_over_at is None:
+            item.status, item.lease_until, item.claimed_by = "queued", None, None
+            released.append(item.id)
+    return released
+
+
+def mark_handed_over(session: Session, item_id: int, *, instance: str, now: datetime) -> bool:
+    """Record that the final dot is about to be sent; False when the claim was lost meanwhile."""
+    result = session.execute(
+        update(OutboxItem).where(OutboxItem.id == item_id, OutboxItem.status == "sending",
+                                 OutboxItem.claimed_by == instance).values(handed_over_at=now))
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def in_doubt_outbox(session: Session, now: datetime, host: str | None = None,
+                    is_alive: Callable[[int], bool] | None = None) -> list[OutboxItem]:
+    """Items whose sender died after handing them to the relay: expired lease, or (on ``host``)
+    a claiming process that no longer runs. They may have been delivered: never send them again."""
+    items = list(session.scalars(select(OutboxItem).where(
+        OutboxItem.status == "sending", OutboxItem.handed_over_at.is_not(None))))
+    doubtful = []
+    for item in items:
+        owner = item.claimed_by or ""
+        dead = (host is not None and is_alive is not None and owner.startswith(f"{host}:")
+                and owner[len(host) + 1:].isdigit() and not is_alive(int(owner[len(host) + 1:])))
+        if dead or (item.lease_until is not None and item.lease_until < now):
+            doubtful.append(item)
+    return doubtful
