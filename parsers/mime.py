@@ -21,297 +21,35 @@ Decisions:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import re
-from collections.abc import Iterable
 from email import policy
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
-from html.parser import HTMLParser
+from email.parser import BytesParser
 
+from parsers.mime_headers import _addresses, _ids, _iso_date, _message_id, _raw_headers, _single_address, message_id_of
 from parsers.mime_large import LARGE_MESSAGE, parse_large
+from parsers.mime_text import _FOLD, decode_bytes, decode_header_value, decode_words, html_to_text, tidy_text
 from parsers.model import Attachment, MailMessage
+
+__all__ = [  # decode_*, html_to_text, tidy_text and message_id_of are re-exported for callers of parsers.mime
+    "FORWARD_MARKER",
+    "MAX_DEPTH",
+    "MAX_PARTS",
+    "decode_bytes",
+    "decode_header_value",
+    "decode_words",
+    "html_to_text",
+    "message_id_of",
+    "parse_message",
+    "tidy_text",
+    "unflow",
+]
 
 FORWARD_MARKER = "---------- Message transféré ----------"
 MAX_DEPTH = 40  # nesting of multiparts / forwarded messages we follow
 MAX_PARTS = 2000
 
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=")
-_FOLD = re.compile(r"\r?\n[ \t]*")
-_MSG_ID = re.compile(r"<[^<>\s]+>")
 _BODY_TYPES = ("text/plain", "text/html")
-# C0 controls but tab and newline (NUL breaks PostgreSQL text columns), and DEL
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-# --------------------------------------------------------------------------- charsets
-
-
-def _codec(charset: str | None) -> str | None:
-    if not charset:
-        return None
-    name = charset.strip().strip('"').lower()
-    # labels commonly used for a superset the sender really used
-    aliases = {"unicode-1-1-utf-7": "utf-7", "cp-850": "cp850", "x-user-defined": "cp1252",
-               "gb2312": "gb18030", "gbk": "gb18030", "ks_c_5601-1987": "cp949", "euc-kr": "cp949",
-               "shift_jis": "cp932", "iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252",
-               "us-ascii": "utf-8", "ascii": "utf-8", "ansi_x3.4-1968": "utf-8"}
-    name = aliases.get(name, name)
-    try:
-        codecs.lookup(name)
-    except (LookupError, ValueError):
-        return None
-    return name
-
-
-def decode_bytes(data: bytes, charset: str | None = None, defects: list[str] | None = None) -> str:
-    """Decode with the declared charset; on failure UTF-8, then Windows-1252 with replacement."""
-    codec = _codec(charset)
-    if charset and codec is None and defects is not None:
-        defects.append(f"unknown_charset:{charset.strip()[:40]}")
-    for candidate in (codec, "utf-8"):
-        if candidate is None:
-            continue
-        try:
-            return data.decode(candidate)
-        except (UnicodeDecodeError, LookupError):
-            continue
-        except Exception:  # some codecs raise odd errors on odd input
-            continue
-    if defects is not None and charset:
-        defects.append(f"charset_mismatch:{charset.strip()[:40]}")
-    return data.decode("cp1252", errors="replace")
-
-
-# --------------------------------------------------------------------------- headers
-
-
-def _unsurrogate(text: str) -> str:
-    """Header strings from BytesParser carry raw 8-bit bytes as surrogates: decode them."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
-        return text
-    return decode_bytes(text.encode("utf-8", "surrogateescape"))
-
-
-def _decode_word(charset: str, encoding: str, payload: str) -> bytes | None:
-    try:
-        if encoding.lower() == "q":
-            return binascii.a2b_qp(payload.encode("ascii", "replace"), header=True)
-        padded = payload + "=" * (-len(payload) % 4)
-        data = base64.b64decode(padded.encode("ascii", "replace"), validate=False)
-        return data if data or not payload.strip("=") else None
-    except (binascii.Error, ValueError):
-        return None
-
-
-def decode_words(text: str) -> str:
-    """Decode RFC 2047 encoded words anywhere in ``text`` (also inside quotes), leniently.
-
-    Adjacent encoded words of the same charset are joined before decoding, so a multi-byte
-    character split across two words survives; white space between encoded words is dropped.
-    """
-    out: list[str] = []
-    pending = b""
-    pending_charset = ""
-    pos = 0
-
-    def flush() -> None:
-        nonlocal pending
-        if pending:
-            out.append(decode_bytes(pending, pending_charset))
-            pending = b""
-
-    prev_word = False
-    for match in _ENCODED_WORD.finditer(text):
-        between = text[pos : match.start()]
-        charset = match.group(1).split("*", 1)[0]
-        decoded = _decode_word(charset, match.group(2), match.group(3))
-        pos = match.end()
-        if decoded is None:
-            flush()
-            out.append(between + match.group(0))
-            prev_word = False
-            continue
-        if prev_word and not between.strip():
-            if charset.lower() != pending_charset.lower():
-                flush()
-        else:
-            flush()
-            out.append(between)
-        pending += decoded
-        pending_charset = charset
-        prev_word = True
-    flush()
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def decode_header_value(raw: object) -> str:
-    """Any header value (str with surrogates, Header object, ...) -> clean one-line str."""
-    try:
-        text = raw if isinstance(raw, str) else str(raw)
-    except Exception:
-        return ""
-    text = _FOLD.sub(" ", _unsurrogate(text))
-    return _CONTROL.sub("", decode_words(text).replace("\r", " ").replace("\n", " ")).strip()
-
-
-def _raw_headers(msg: Message) -> list[tuple[str, str]]:
-    try:
-        return [(str(k), str(v)) for k, v in msg.raw_items()]
-    except Exception:
-        return []
-
-
-def _addresses(raw_values: Iterable[str]) -> tuple[tuple[str, str], ...]:
-    """(decoded name, lower-case address) pairs; invalid addresses are skipped."""
-    result: list[tuple[str, str]] = []
-    values = [_FOLD.sub(" ", _unsurrogate(v)) for v in raw_values]
-    try:
-        pairs = getaddresses(values)
-    except Exception:
-        pairs = []
-    for name, addr in pairs:
-        addr = addr.strip().strip("<>").lower()
-        if _valid_address(addr):
-            result.append((decode_words(name).strip(), addr))
-    return tuple(result)
-
-
-def _valid_address(addr: str) -> bool:
-    if addr.count("@") != 1 or any(ch.isspace() for ch in addr):
-        return False
-    local, domain = addr.split("@")
-    return bool(local) and bool(domain)
-
-
-def _single_address(raw: str | None) -> tuple[str, str | None]:
-    if raw is None:
-        return "", None
-    value = _FOLD.sub(" ", _unsurrogate(raw))
-    try:
-        name, addr = parseaddr(value)
-    except Exception:
-        name, addr = "", ""
-    addr = addr.strip().lower()
-    if not _valid_address(addr):
-        pairs = _addresses([raw])
-        if pairs:
-            return pairs[0]
-        return decode_words(name).strip(), None
-    return decode_words(name).strip(), addr
-
-
-def _ids(raw: str | None) -> tuple[str, ...]:
-    if not raw:
-        return ()
-    return tuple(_MSG_ID.findall(_unsurrogate(raw)))
-
-
-def _message_id(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    ids = _ids(raw)
-    if ids:
-        return ids[0]
-    value = _unsurrogate(raw).strip()
-    return value or None
-
-
-def _iso_date(raw: str | None, defects: list[str]) -> str | None:
-    if not raw:
-        return None
-    try:
-        return parsedate_to_datetime(_unsurrogate(raw).strip()).isoformat()
-    except Exception:
-        defects.append("bad_date")
-        return None
-
-
-def message_id_of(raw: bytes) -> str | None:
-    """The Message-ID of raw bytes (with angle brackets), reading the header block only."""
-    try:
-        end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
-        head = BytesHeaderParser(policy=policy.compat32).parsebytes(raw[: end + 2])
-        value = head.get("Message-ID")
-        return _message_id(None if value is None else str(value))
-    except Exception:
-        return None
-
-
-# --------------------------------------------------------------------------- html
-
-
-class _HtmlText(HTMLParser):
-    _SKIP = frozenset({"script", "style", "head", "title", "noscript", "template", "xml"})
-    _BLOCK = frozenset({"div", "tr", "table", "ul", "ol", "blockquote", "section", "article",
-                        "header", "footer", "address", "pre", "center", "dl", "dt", "dd", "form"})
-    _PARA = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skip = 0
-        self.cells = 0  # cells seen in the current table row
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self._SKIP:
-            self.skip += 1
-        elif tag == "br":
-            self.parts.append("\n")
-        elif tag in self._PARA:
-            self.parts.append("\n\n")
-        elif tag in self._BLOCK or tag == "hr":
-            self.parts.append("\n")
-            if tag == "tr":
-                self.cells = 0
-        elif tag == "li":
-            self.parts.append("\n- ")
-        elif tag in ("td", "th"):
-            self.parts.append(" | " if self.cells else " ")
-            self.cells += 1
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("br", "hr"):
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif tag in self._PARA:
-            self.parts.append("\n\n")
-        elif tag in self._BLOCK or tag == "li":
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.parts.append(data)
-
-
-_TAG = re.compile(r"<[^>]*>")
-
-
-def html_to_text(html: str) -> str:
-    """Readable plain text from HTML: no tags, scripts or styles; entities and paragraphs kept."""
-    parser = _HtmlText()
-    try:
-        parser.feed(html)
-        parser.close()
-        text = "".join(parser.parts)
-    except Exception:
-        text = _TAG.sub(" ", html)
-    return tidy_text(text)
-
-
-def tidy_text(text: str) -> str:
-    """Trim every line, collapse runs of spaces and of blank lines."""
-    text = text.replace("\xa0", " ").replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text)
-    lines = [re.sub(r"[ \t\f\v]+", " ", line).strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 # --------------------------------------------------------------------------- parts

@@ -32,7 +32,7 @@ from functools import lru_cache
 
 from parsers.catalogue import CONVENTIONS, NARRATIVE_POINTS
 from parsers.messages import make_issue
-from parsers.mime import decode_bytes, html_to_text, tidy_text
+from parsers.mime_text import decode_bytes, html_to_text, tidy_text
 from parsers.model import Issue, NarrativeReport, UnreadableFile
 from parsers.text import fold
 from parsers.xlsx import CHECK_EVERY, DEFAULT_LIMITS, ReadLimits, check_deadline, check_zip_limits
