@@ -35,7 +35,7 @@ from parsers.messages import make_issue
 from parsers.mime_text import decode_bytes, html_to_text, tidy_text
 from parsers.model import Issue, NarrativeReport, UnreadableFile
 from parsers.text import fold
-from parsers.xlsx import CHECK_EVERY, DEFAULT_LIMITS, ReadLimits, check_deadline, check_zip_limits
+from parsers.xlsx_zip import CHECK_EVERY, DEFAULT_LIMITS, ReadLimits, check_deadline, check_zip_limits
 
 MAX_PDF_PAGES = 200
 MAX_TEXT_CHARS = 2_000_000  # extracted text is cut there

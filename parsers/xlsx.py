@@ -27,89 +27,51 @@ or ``too_large`` -- never another exception.
 
 from __future__ import annotations
 
-import codecs
 import io
-import math
 import posixpath
 import re
-import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import IO, Literal
-from xml.etree import ElementTree as ET
+from typing import IO
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
 
 from parsers.model import Cell, CellScalar, Sheet, UnreadableFile, Workbook
 from parsers.sniff import OLE_MAGIC, ole_stream_names
+from parsers.xlsx_styles import BUILTIN_FORMATS, _iso_datetime, _number, excel_serial_to_datetime, is_date_format
+from parsers.xlsx_zip import (
+    CHECK_EVERY,
+    DEFAULT_LIMITS,
+    ReadLimits,
+    ReadReport,
+    _Corrupt,
+    _local,
+    check_deadline,
+    check_zip_limits,
+    parse_xml,
+    xml_events,
+)
 
-
-@dataclass(frozen=True)
-class ReadLimits:
-    """Bounds on what a reader accepts; pass an instance explicitly to every reader."""
-
-    max_total_uncompressed: int = 100 * 1024 * 1024  # bytes, sum over the archive's members
-    max_compression_ratio: float = 200.0  # per member, uncompressed / compressed
-    ratio_floor: int = 1024 * 1024  # members smaller than this are exempt from the ratio check
-    max_members: int = 10_000
-    max_sheets: int = 64  # further sheets are listed, without cells
-    max_rows: int = 10_000  # per sheet
-    max_cols: int = 300  # per sheet: cells beyond are ignored
-    max_cells: int = 300_000  # per sheet
-    max_total_cells: int = 1_000_000  # per workbook
-    seconds: float | None = 10.0  # time allowed for one file; check_workbook/extract_text set `deadline`
-    deadline: float | None = None  # time.monotonic() value past which a reader gives up ("too_slow")
-
-
-DEFAULT_LIMITS = ReadLimits()
-CHECK_EVERY = 256  # rows (or shared strings) between two looks at the clock
-
-
-@dataclass
-class ReadReport:
-    """What a reader had to leave out, for the caller to tell the user (optional out-parameter)."""
-
-    truncated: list[str] = field(default_factory=list)  # sheets cut at max_rows/max_cols/max_cells
-
-
-def check_deadline(limits: ReadLimits) -> None:
-    """Raise ``UnreadableFile("too_slow")`` once ``limits.deadline`` has passed (cooperative)."""
-    if limits.deadline is not None and time.monotonic() > limits.deadline:
-        raise UnreadableFile("too_slow", "time allowed for one file exceeded")
-
-BUILTIN_FORMATS: dict[int, str] = {
-    0: "General", 1: "0", 2: "0.00", 3: "#,##0", 4: "#,##0.00",
-    5: '"$"#,##0_);("$"#,##0)', 6: '"$"#,##0_);[Red]("$"#,##0)',
-    7: '"$"#,##0.00_);("$"#,##0.00)', 8: '"$"#,##0.00_);[Red]("$"#,##0.00)',
-    9: "0%", 10: "0.00%", 11: "0.00E+00", 12: "# ?/?", 13: "# ??/??",
-    14: "mm-dd-yy", 15: "d-mmm-yy", 16: "d-mmm", 17: "mmm-yy", 18: "h:mm AM/PM",
-    19: "h:mm:ss AM/PM", 20: "h:mm", 21: "h:mm:ss", 22: "m/d/yy h:mm",
-    37: "#,##0_);(#,##0)", 38: "#,##0_);[Red](#,##0)", 39: "#,##0.00_);(#,##0.00)",
-    40: "#,##0.00_);[Red](#,##0.00)", 41: r'_(* #,##0_);_(* \(#,##0\);_(* "-"_);_(@_)',
-    42: r'_("$"* #,##0_);_("$"* \(#,##0\);_("$"* "-"_);_(@_)',
-    43: r'_(* #,##0.00_);_(* \(#,##0.00\);_(* "-"??_);_(@_)',
-    44: r'_("$"* #,##0.00_)_("$"* \(#,##0.00\)_("$"* "-"??_)_(@_)',
-    45: "mm:ss", 46: "[h]:mm:ss", 47: "mmss.0", 48: "##0.0E+0", 49: "@",
-}
-# Locale-dependent (East Asian) built-in date formats: their text is not stored in the file.
-for _fmt_id in (*range(27, 37), *range(50, 59)):
-    BUILTIN_FORMATS[_fmt_id] = "yyyy-mm-dd"
+__all__ = [  # the limits, zip checks and format helpers are re-exported for callers of parsers.xlsx
+    "BUILTIN_FORMATS",
+    "CHECK_EVERY",
+    "DEFAULT_LIMITS",
+    "ReadLimits",
+    "ReadReport",
+    "check_deadline",
+    "check_zip_limits",
+    "excel_serial_to_datetime",
+    "is_date_format",
+    "parse_xml",
+    "read_xlsx",
+    "split_ref",
+    "xml_events",
+]
 
 _REF = re.compile(r"\$?([A-Za-z]{1,4})\$?([0-9]{1,8})")
 _ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
-_FORMAT_NOISE = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]|_.|\*.')
-_DATE_TOKENS = re.compile(r"[dmyhsDMYHS]")
-_EPOCH_1900 = datetime(1899, 12, 30)
-_EPOCH_1904 = datetime(1904, 1, 1)
-_MAX_SERIAL = 2_958_465  # 9999-12-31
-
-
-class _Corrupt(Exception):
-    """Internal: a structural problem found while reading (becomes UnreadableFile("corrupt"))."""
+_TREE_MAX = 4 * 1024 * 1024  # worksheet parts up to this size are parsed whole (faster), larger streamed
 
 
 def read_xlsx(data: bytes, *, limits: ReadLimits = DEFAULT_LIMITS, report: ReadReport | None = None) -> Workbook:
@@ -130,86 +92,6 @@ def read_xlsx(data: bytes, *, limits: ReadLimits = DEFAULT_LIMITS, report: ReadR
         raise UnreadableFile("corrupt", f"{type(exc).__name__}: {str(exc)[:200]}") from exc
 
 
-def check_zip_limits(zf: zipfile.ZipFile, limits: ReadLimits) -> None:
-    """Refuse archives whose central directory announces too much data (zip bombs)."""
-    infos = zf.infolist()
-    if len(infos) > limits.max_members:
-        raise UnreadableFile("too_large", f"{len(infos)} members in the archive")
-    total = 0
-    for info in infos:
-        total += info.file_size
-        if info.file_size > limits.ratio_floor:
-            ratio = info.file_size / max(info.compress_size, 1)
-            if ratio > limits.max_compression_ratio:
-                raise UnreadableFile("too_large", f"{info.filename}: compression ratio {ratio:.0f}")
-    if total > limits.max_total_uncompressed:
-        raise UnreadableFile("too_large", f"{total} bytes uncompressed")
-
-
-_Event = Literal["start", "end"]
-_CHUNK = 64 * 1024
-_TREE_MAX = 4 * 1024 * 1024  # worksheet parts up to this size are parsed whole (faster), larger streamed
-_DTD_MARKERS = ("<!DOCTYPE", "<!ENTITY")
-
-
-def _utf8_text(head: bytes) -> bool:
-    """Whether a document can take the fast path: UTF-8 (or ASCII) bytes, no UTF-16/32 marks."""
-    return not head.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" not in head[:4]
-
-
-def _check_no_dtd(text: str) -> None:
-    if "<!" in text and any(marker in text for marker in _DTD_MARKERS):
-        raise _Corrupt("XML document type declarations are not allowed")
-
-
-def parse_xml(data: bytes) -> Element:
-    """Parse a whole (small) XML part safely.
-
-    Fast path: the bytes are decoded as UTF-8 by us and handed to the C parser as text (so expat
-    sees exactly the text we checked); a document containing ``<!DOCTYPE``/``<!ENTITY`` is
-    refused, and without a DTD there are no entities to expand or fetch. Documents in another
-    encoding go through defusedxml (slower, same guarantees).
-    """
-    if _utf8_text(data):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-        else:
-            _check_no_dtd(text)
-            return ET.fromstring(text)
-    return SafeET.fromstring(data, forbid_dtd=True)
-
-
-def xml_events(fh: IO[bytes], events: tuple[_Event, ...]) -> Iterator[tuple[str, Element]]:
-    """Stream ``(event, element)`` pairs from an XML part, with the guarantees of :func:`parse_xml`."""
-    head = fh.read(_CHUNK)
-    if not _utf8_text(head):
-        yield from SafeET.iterparse(io.BytesIO(head + fh.read()), events=events, forbid_dtd=True)
-        return
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    parser: ET.XMLPullParser[Element] = ET.XMLPullParser(events)
-    tail = ""
-    chunk = head
-    while chunk:
-        text = decoder.decode(chunk)
-        _check_no_dtd(tail + text)
-        tail = text[-10:]
-        parser.feed(text)
-        yield from parser.read_events()  # type: ignore[misc]  # only start/end events were asked for
-        chunk = fh.read(_CHUNK)
-    text = decoder.decode(b"", final=True)
-    _check_no_dtd(tail + text)
-    parser.feed(text)
-    parser.close()
-    yield from parser.read_events()  # type: ignore[misc]  # only start/end events were asked for
-
-
-@lru_cache(maxsize=512)
-def _local(tag: str) -> str:
-    return tag[tag.rfind("}") + 1:]
-
-
 def _decode(text: str) -> str:
     if "_x" not in text:
         return text
@@ -228,28 +110,6 @@ def _rich_text(el: Element) -> str:
         elif name == "r":
             parts.extend(g.text or "" for g in child if _local(g.tag) == "t")
     return _decode("".join(parts))
-
-
-def is_date_format(code: str) -> bool:
-    """Whether a number format code displays a date or a time."""
-    if not code or code.lower() == "general":
-        return False
-    section = code.split(";")[0]
-    return _DATE_TOKENS.search(_FORMAT_NOISE.sub("", section)) is not None
-
-
-def excel_serial_to_datetime(serial: float, date1904: bool) -> datetime | None:
-    """The datetime of an Excel serial number, None when out of the representable range."""
-    if not math.isfinite(serial) or serial < 0 or serial > _MAX_SERIAL:
-        return None
-    if date1904:
-        epoch = _EPOCH_1904
-    else:
-        epoch = _EPOCH_1900
-        if 0 < serial < 60:  # Excel's phantom 29 February 1900 shifts the first two months
-            serial += 1
-    millis = round(serial * 86_400_000)
-    return epoch + timedelta(milliseconds=millis)
 
 
 _DIGITS = "0123456789"
@@ -561,25 +421,3 @@ def _cell(
     return Cell(row=row, col=col, value=value, number_format=number_format, formula=formula, error=error)
 
 
-def _number(text: str, is_date: bool, date1904: bool) -> CellScalar:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    if not math.isfinite(number):
-        return text
-    if is_date:
-        moment = excel_serial_to_datetime(number, date1904)
-        if moment is not None:
-            return moment
-    return number
-
-
-def _iso_datetime(text: str) -> CellScalar:
-    try:
-        return datetime.fromisoformat(text.strip()).replace(tzinfo=None)
-    except ValueError:
-        return text
