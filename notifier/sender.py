@@ -41,7 +41,6 @@ turned into CRLF, as SMTP requires (RFC 5321, 2.3.8).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -51,16 +50,47 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config import SmtpConfig
+from notifier.smtp_client import (
+    Outcome,
+    RelayUnavailable,
+    _Connection,
+    _text,
+    classify,
+    describe,
+    printable,
+    wire_bytes,
+)
 from store import queries
 from store.models import OutboxItem
+
+__all__ = [  # the SMTP helpers are re-exported for callers of notifier.sender
+    "ERROR_BACKOFF_SECONDS",
+    "FINISH_RETRY_DELAYS",
+    "INVALID_ADDRESS",
+    "KIND_LABELS",
+    "MAX_IDLE_SECONDS",
+    "MIN_WAIT_SECONDS",
+    "STOP_POLL_SECONDS",
+    "AlertFn",
+    "Claimed",
+    "OutboxSender",
+    "Outcome",
+    "RelayUnavailable",
+    "classify",
+    "default_instance",
+    "describe",
+    "printable",
+    "process_alive",
+    "wire_bytes",
+]
 
 AlertFn = Callable[[Session, str, str], None]
 
@@ -70,7 +100,6 @@ STOP_POLL_SECONDS = 0.2  # how quickly a set ``stop`` is noticed while idle
 MIN_WAIT_SECONDS = 0.02  # never spin, even when the clock says something is due
 FINISH_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0)
 
-_EOL = re.compile(rb"\r\n|\n|\r(?!\n)")
 _DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321, 4.5.2)
 # A bare envelope address: one "@", no space, control character, bracket, quote or separator
 # (smtplib would quietly keep a fragment of "a@b>\r\nRCPT TO:<c@d>"; we refuse it instead).
@@ -82,11 +111,6 @@ KIND_LABELS = {
     "digest": "synthèse",
     "alert": "alerte",
 }
-
-
-def wire_bytes(raw: bytes) -> bytes:
-    """The stored message with CRLF line endings (SMTP's); every other byte unchanged."""
-    return _EOL.sub(b"\r\n", raw)
 
 
 def process_alive(pid: int) -> bool:
@@ -139,91 +163,8 @@ class Claimed:
         return result
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one delivery attempt."""
-
-    status: Literal["sent", "temporary", "permanent"]
-    error: str = ""
-    refused: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # partial refusal, when sent
-    relay_down: bool = False  # the relay could not be reached: stop the batch, back off
-    recorded: bool = False  # already committed (delivery and record in one step)
-
-
 class _ClaimLost(Exception):
     """Another sender holds the item now (our lease expired): abort before the final dot."""
-
-
-class RelayUnavailable(Exception):
-    """The relay could not be reached or refused the session (connect, EHLO, STARTTLS, AUTH)."""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def describe(exc: BaseException) -> str:
-    """A short account of an SMTP or network error, for ``last_error`` and alerts."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "; ".join(f"{printable(a)} : {code} {_text(msg)}" for a, (code, msg) in exc.recipients.items())
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return f"délai dépassé ({exc or 'timeout'})"
-    return f"{type(exc).__name__} : {exc}"
-
-
-def classify(exc: BaseException) -> Outcome:
-    """Temporary or permanent, for an error raised during the SMTP transaction of one item."""
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        codes = [code for code, _ in exc.recipients.values()]
-        if codes and all(500 <= code < 600 for code in codes):
-            return Outcome("permanent", f"tous les destinataires refusés : {describe(exc)}")
-        return Outcome("temporary", f"destinataires refusés temporairement : {describe(exc)}")
-    if isinstance(exc, smtplib.SMTPResponseException):
-        if 500 <= exc.smtp_code < 600:
-            return Outcome("permanent", f"refus définitif du relais : {describe(exc)}")
-        return Outcome("temporary", f"refus temporaire du relais : {describe(exc)}")
-    if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return Outcome("permanent", f"le relais ne prend pas en charge ce message : {exc}")
-    if isinstance(exc, OSError):  # disconnection, timeout, reset (SMTPException is an OSError)
-        return Outcome("temporary", f"connexion interrompue : {describe(exc)}")
-    if isinstance(exc, ValueError):  # e.g. CR/LF or non-encodable characters in an address
-        return Outcome("permanent", f"adresse ou message inacceptable : {describe(exc)}")
-    return Outcome("temporary", f"erreur inattendue : {describe(exc)}")
-
-
-class _Connection:
-    """One SMTP session, opened lazily and reused for the items of a batch."""
-
-    def __init__(self, opener: Callable[[], smtplib.SMTP]) -> None:
-        self._opener = opener
-        self._client: smtplib.SMTP | None = None
-
-    def get(self) -> smtplib.SMTP:
-        if self._client is not None:
-            try:
-                code, _ = self._client.noop()
-                if code == 250:
-                    return self._client
-            except (OSError, smtplib.SMTPException):
-                pass
-            self.discard()
-        self._client = self._opener()
-        return self._client
-
-    def discard(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.close()
-            finally:
-                self._client = None
-
-    def close(self) -> None:
-        if self._client is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self._client.quit()
-            self.discard()
 
 
 class OutboxSender:
@@ -572,6 +513,3 @@ def _refused_note(refused: Mapping[str, tuple[int, str]]) -> str:
     return "refusé pour " + "; ".join(f"{printable(a)} : {code} {msg}" for a, (code, msg) in refused.items())
 
 
-def printable(text: str) -> str:
-    """``text`` with control characters escaped (``\\r``, ``\\n``...): safe in logs and alerts."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -1,0 +1,111 @@
+"""The SMTP side of :mod:`notifier.sender`: the lazily opened, reused connection, the bytes put on
+the wire, and how an SMTP or network error is described and classified (temporary or permanent).
+
+The message bytes are the stored ``raw`` exactly, never rebuilt; only bare line endings are
+turned into CRLF, as SMTP requires (RFC 5321, 2.3.8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import smtplib
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+_EOL = re.compile(rb"\r\n|\n|\r(?!\n)")
+
+
+def wire_bytes(raw: bytes) -> bytes:
+    """The stored message with CRLF line endings (SMTP's); every other byte unchanged."""
+    return _EOL.sub(b"\r\n", raw)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one delivery attempt."""
+
+    status: Literal["sent", "temporary", "permanent"]
+    error: str = ""
+    refused: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # partial refusal, when sent
+    relay_down: bool = False  # the relay could not be reached: stop the batch, back off
+    recorded: bool = False  # already committed (delivery and record in one step)
+
+
+class RelayUnavailable(Exception):
+    """The relay could not be reached or refused the session (connect, EHLO, STARTTLS, AUTH)."""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def describe(exc: BaseException) -> str:
+    """A short account of an SMTP or network error, for ``last_error`` and alerts."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{printable(a)} : {code} {_text(msg)}" for a, (code, msg) in exc.recipients.items())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"délai dépassé ({exc or 'timeout'})"
+    return f"{type(exc).__name__} : {exc}"
+
+
+def classify(exc: BaseException) -> Outcome:
+    """Temporary or permanent, for an error raised during the SMTP transaction of one item."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        if codes and all(500 <= code < 600 for code in codes):
+            return Outcome("permanent", f"tous les destinataires refusés : {describe(exc)}")
+        return Outcome("temporary", f"destinataires refusés temporairement : {describe(exc)}")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        if 500 <= exc.smtp_code < 600:
+            return Outcome("permanent", f"refus définitif du relais : {describe(exc)}")
+        return Outcome("temporary", f"refus temporaire du relais : {describe(exc)}")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return Outcome("permanent", f"le relais ne prend pas en charge ce message : {exc}")
+    if isinstance(exc, OSError):  # disconnection, timeout, reset (SMTPException is an OSError)
+        return Outcome("temporary", f"connexion interrompue : {describe(exc)}")
+    if isinstance(exc, ValueError):  # e.g. CR/LF or non-encodable characters in an address
+        return Outcome("permanent", f"adresse ou message inacceptable : {describe(exc)}")
+    return Outcome("temporary", f"erreur inattendue : {describe(exc)}")
+
+
+class _Connection:
+    """One SMTP session, opened lazily and reused for the items of a batch."""
+
+    def __init__(self, opener: Callable[[], smtplib.SMTP]) -> None:
+        self._opener = opener
+        self._client: smtplib.SMTP | None = None
+
+    def get(self) -> smtplib.SMTP:
+        if self._client is not None:
+            try:
+                code, _ = self._client.noop()
+                if code == 250:
+                    return self._client
+            except (OSError, smtplib.SMTPException):
+                pass
+            self.discard()
+        self._client = self._opener()
+        return self._client
+
+    def discard(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            finally:
+                self._client = None
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._client.quit()
+            self.discard()
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\r``, ``\\n``...): safe in logs and alerts."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
