@@ -231,9 +231,12 @@ class ImapWatcher:
 
     def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
         """One IDLE of at most ``idle_seconds``, ended early by new mail or ``stop``."""
+        _announced_before_idle(client)  # forget what SELECT/SEARCH reported: our search saw it
         client.idle()
         deadline = time.monotonic() + self.config.idle_seconds
         try:
+            if _announced_before_idle(client):
+                return  # new mail announced between our last search and the IDLE: look now
             while not stop.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -409,6 +412,21 @@ class ImapWatcher:
         self._health.last_error = text
         self._health.connected = False
         self.log.warning("imap: %s:%d: %s; reconnecting", self.config.host, self.config.port, text)
+
+
+def _announced_before_idle(client: IMAPClient) -> bool:
+    """Whether the server announced new mail just before accepting IDLE.
+
+    ``IMAPClient.idle()`` reads a single response: an ``* N EXISTS`` sent before the ``+ idling``
+    continuation is filed by imaplib among its stored untagged responses, where ``idle_check``
+    never looks. Without this, mail appended between our last SEARCH and the IDLE waits for the
+    next IDLE re-issue (``idle_seconds``).
+    """
+    stored = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    if not isinstance(stored, dict):
+        return False
+    announced = bool(stored.pop("EXISTS", None)) | bool(stored.pop("RECENT", None))
+    return announced
 
 
 def _wakes_up(response: Any) -> bool:
