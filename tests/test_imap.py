@@ -386,3 +386,15 @@ def test_silently_dead_connection_is_noticed_by_the_reissued_idle(dovecot: Dovec
             assert len(proxy.pairs) >= 2  # it reconnected
     finally:
         proxy.close()
+
+
+def test_mail_announced_before_the_idle_continuation_is_not_missed() -> None:
+    """imaplib files an ``* N EXISTS`` read before ``+ idling`` among its stored responses."""
+    from types import SimpleNamespace
+
+    from intake.imap import _announced_before_idle
+
+    client = SimpleNamespace(_imap=SimpleNamespace(untagged_responses={"EXISTS": [b"3"], "FLAGS": [b"()"]}))
+    assert _announced_before_idle(client) is True  # type: ignore[arg-type]
+    assert client._imap.untagged_responses == {"FLAGS": [b"()"]}  # consumed: no spinning on stale news
+    assert _announced_before_idle(client) is False  # type: ignore[arg-type]
