@@ -65,6 +65,10 @@ _KINDS = (
     IssueKind("missing_value", "warning",
               "{indicator} « {label} » : ni résultat ni observation (cellule {cell}). Indiquez le résultat, "
               "ou « NC » avec une observation expliquant pourquoi la donnée n'est pas disponible."),
+    IssueKind("empty_return", "error",
+              "Le tableau « {file} » (feuille « {sheet} ») ne contient aucun résultat ni aucune observation "
+              "pour les indicateurs à renseigner localement : c'est sans doute le modèle vierge. Complétez "
+              "la colonne « Résultat régional » et les observations, puis renvoyez le fichier."),
     IssueKind("missing_observation", "warning",
               "{indicator} « {label} » : la colonne « Observations » est vide (cellule {cell}). La notice "
               "demande d'y préciser la cible régionale, l'analyse des écarts, le contexte ou les "

@@ -110,8 +110,22 @@ def ambiguous_percent(ctx: Context) -> Iterable[Issue]:
                                  label=ctx.label(ident), points=problem.context.get("points"))
 
 
+def _nothing_filled(ctx: Context) -> bool:
+    """Not one local indicator has a figure, a marker or an observation: the table was sent blank."""
+    local = [ident for ident in ctx.normalised if ctx.indicator(ident).is_local]
+    return bool(local) and all(ctx.normalised[i].empty and not ctx.entries[i].observation for i in local)
+
+
+def empty_return(ctx: Context) -> Iterable[Issue]:
+    """A table with no local figure nor observation at all (the blank template sent back)."""
+    if _nothing_filled(ctx):
+        yield make_issue("empty_return", sheet=ctx.sheet, file=ctx.file)
+
+
 def missing_value(ctx: Context) -> Iterable[Issue]:
     """A local indicator with neither figure nor observation (error when ``strict``)."""
+    if _nothing_filled(ctx):
+        return  # one clear error says it all, not sixteen warnings
     for ident, result in ctx.normalised.items():
         entry = ctx.entries[ident]
         if ctx.indicator(ident).is_local and result.empty and not entry.observation:
@@ -166,6 +180,7 @@ RULES: tuple[Rule, ...] = (
     duplicate_indicator,
     value_problems,
     ambiguous_percent,
+    empty_return,
     missing_value,
     missing_observation,
     national_indicator,

@@ -253,6 +253,17 @@ def test_fuzz_cell_values_never_raise(vals: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("layout", [document_layout(), hand_made_layout()])
-def test_empty_template_lists_every_local_indicator(layout: Any) -> None:
+def test_blank_table_is_one_empty_return_error(layout: Any) -> None:
     result = check_workbook(build_return(values={}, layout=layout), "x.xlsx")
-    assert {(i.code, i.indicator) for i in result.issues} == {("missing_value", i) for i in LOCAL}
+    assert [(i.code, i.severity, i.indicator) for i in result.issues] == [("empty_return", "error", None)]
+    assert result.verdict == "rejected"
+
+
+@pytest.mark.parametrize("layout", [document_layout(), hand_made_layout()])
+def test_one_local_figure_is_not_an_empty_return_and_the_rest_are_listed(layout: Any) -> None:
+    result = check_workbook(build_return(values={"I09": 4}, observations={"I09": "DDSP"}, layout=layout), "x.xlsx")
+    assert {(i.code, i.indicator) for i in result.issues} == {("missing_value", i) for i in LOCAL if i != "I09"}
+    assert result.verdict == "accepted"
+    only_observation = check_workbook(build_return(values={}, observations={"I12": "Donnée non disponible"},
+                                                   layout=layout), "x.xlsx")
+    assert "empty_return" not in {i.code for i in only_observation.issues}
