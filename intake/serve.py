@@ -35,7 +35,6 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from intake import pipeline
 from intake.journey import Delivery, Services
-from notifier.outbox import export_to_folder
 from store import queries
 
 HEALTH_EVERY = 5.0
@@ -105,13 +104,11 @@ class Service:
         self.with_receiver = receiver
         self.threads: list[threading.Thread] = []
         self.queue: asyncio.Queue[int | None] = asyncio.Queue()
-        base = services.settings
-        outbox_dir = base.outbox_dir
+        write_folder = services.after_commit  # build_services: the outbox folder when there is no relay
 
         def after_commit() -> None:
-            if base.smtp is None:
-                with services.sessions() as session:
-                    export_to_folder(session, outbox_dir)
+            if write_folder is not None:
+                write_folder()
             self.outbox_wake.set()
 
         self.services = replace(services, after_commit=after_commit)
