@@ -182,10 +182,7 @@ def cmd_exempt(args: argparse.Namespace, settings: Settings, environ: Mapping[st
     region = _region_code(args.region, campaign)
     services = _services(args, settings, environ)
     with services.sessions.begin() as session:
-        dossier = queries.get_or_create_dossier(session, campaign.id, region)
-        dossier.exempt = not args.undo
-        queries.record_event(session, dossier, "exempt" if not args.undo else "exempt_lifted",
-                             {"campaign": campaign.id}, actor=args.by)
+        queries.set_exempt(session, campaign.id, region, not args.undo, actor=args.by)
     verb = "n'est plus exemptée" if args.undo else "est exemptée"
     print(f"{catalogue.region_name(region, campaign.geography)} {verb} pour la campagne {campaign.id}")
     return 0
@@ -196,11 +193,7 @@ def cmd_extend(args: argparse.Namespace, settings: Settings, environ: Mapping[st
     region = _region_code(args.region, campaign)
     services = _services(args, settings, environ)
     with services.sessions.begin() as session:
-        dossier = queries.get_or_create_dossier(session, campaign.id, region)
-        dossier.deadline_override = args.until
-        queries.record_event(session, dossier, "extension",
-                             {"campaign": campaign.id, "until": args.until.isoformat() if args.until else None},
-                             actor=args.by)
+        queries.set_extension(session, campaign.id, region, args.until, actor=args.by)
     name = catalogue.region_name(region, campaign.geography)
     change = "ramenée à celle de la campagne" if args.until is None else f"prolongée au {args.until:%d/%m/%Y}"
     print(f"{name} : date limite {change}")

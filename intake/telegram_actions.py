@@ -118,10 +118,7 @@ def extend(services: Services, campaign: Campaign, code: str, until: date, actor
         return Answer(False, f"Le {fr_day(until)} est déjà passé.")
     settings = services.settings
     with services.sessions.begin() as session:
-        dossier = queries.get_or_create_dossier(session, campaign.id, code)
-        dossier.deadline_override = until
-        queries.record_event(session, dossier, "extension", {"campaign": campaign.id, "until": until.isoformat()},
-                             actor=actor[:255])
+        queries.set_extension(session, campaign.id, code, until, actor=actor)
         state = state_of(session, settings, campaign, code, now)
     return Answer(True, f"📅 <b>{esc(state.name)}</b> : date limite prolongée au {fr_day(until)}.")
 

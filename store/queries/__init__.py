@@ -27,6 +27,8 @@ from store.queries.dossiers import (
     open_errors,
     record_event,
     refresh_dossier_status,
+    set_exempt,
+    set_extension,
 )
 from store.queries.messages import (
     DEDUP_KEY_MAX,
@@ -99,6 +101,8 @@ __all__ = [
     "refresh_dossier_status",
     "release_dead_claims",
     "replies_since",
+    "set_exempt",
+    "set_extension",
     "store_inbound",
     "unfinished_messages",
 ]

@@ -7,7 +7,7 @@ See :mod:`store.queries`: every function takes a Session first and never commits
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -234,3 +234,22 @@ def latest_event(session: Session, dossier_id: int, kinds: Sequence[str]) -> Dos
     return session.scalar(
         select(DossierEvent).where(DossierEvent.dossier_id == dossier_id, DossierEvent.kind.in_(list(kinds)))
         .order_by(DossierEvent.at.desc(), DossierEvent.id.desc()).limit(1))
+
+
+def set_extension(session: Session, campaign_id: str, region_code: str, until: date | None,
+                  actor: str) -> Dossier:
+    """An admin extends a region's deadline (``None``: back to the campaign's); recorded with who."""
+    dossier = get_or_create_dossier(session, campaign_id, region_code)
+    dossier.deadline_override = until
+    record_event(session, dossier, "extension",
+                 {"campaign": campaign_id, "until": until.isoformat() if until else None}, actor=actor[:255])
+    return dossier
+
+
+def set_exempt(session: Session, campaign_id: str, region_code: str, exempt: bool, actor: str) -> Dossier:
+    """An admin exempts a region from a campaign, or lifts the exemption; recorded with who."""
+    dossier = get_or_create_dossier(session, campaign_id, region_code)
+    dossier.exempt = exempt
+    record_event(session, dossier, "exempt" if exempt else "exempt_lifted", {"campaign": campaign_id},
+                 actor=actor[:255])
+    return dossier
