@@ -17,6 +17,11 @@ from parsers.model import Region
 PARIS = ZoneInfo("Europe/Paris")
 
 
+def end_of_day(day: date) -> datetime:
+    """Midnight after ``day``, Paris time: anything received before it was received on ``day``."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=PARIS)
+
+
 class ConfigError(Exception):
     """A configuration the service refuses to start with."""
 
@@ -38,8 +43,8 @@ class Campaign:
 
     @property
     def deadline_end(self) -> datetime:
-        """The last instant of the deadline day, Paris time, as an aware datetime."""
-        return datetime.combine(self.deadline + timedelta(days=1), time(0), tzinfo=PARIS)
+        """The end of the deadline day, Paris time, as an aware datetime."""
+        return end_of_day(self.deadline)
 
     @property
     def opens_at(self) -> datetime:
@@ -200,5 +205,5 @@ from intake.config_load import load_settings  # noqa: E402
 
 __all__ = [
     "PARIS", "Campaign", "ConfigError", "Coordinator", "DigestConfig", "ImapConfig", "Limits", "ReceiverConfig",
-    "RegionConfig", "SecurityConfig", "Settings", "SmtpConfig", "TelegramConfig", "load_settings",
+    "RegionConfig", "SecurityConfig", "Settings", "SmtpConfig", "TelegramConfig", "end_of_day", "load_settings",
 ]

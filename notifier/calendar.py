@@ -75,6 +75,11 @@ def reminder_steps(campaign: Campaign, deadline: date) -> list[ReminderStep]:
     return sorted(steps, key=lambda s: s.due)
 
 
+def last_reminder_day(campaign: Campaign, deadline: date) -> date:
+    """The last day a reminder step can fall due for a region whose deadline is ``deadline``."""
+    return deadline + timedelta(days=max(campaign.reminders_after, default=0))
+
+
 def due_step(campaign: Campaign, deadline: date, now: datetime) -> ReminderStep | None:
     """The latest step whose day has come (None before the first one or before the campaign opens)."""
     today = local_date(now)

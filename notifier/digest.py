@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from intake.config import PARIS, Campaign, DigestConfig, Settings
-from notifier.calendar import RegionState, local_date
+from notifier.calendar import RegionState, last_reminder_day, local_date
 from notifier.export import Consolidation, consolidate, to_xlsx, value_text
 from notifier.outbox import build_mail
 from notifier.replies import environment, fr_date, fr_datetime
@@ -127,7 +127,7 @@ def open_campaigns(settings: Settings, now: datetime) -> list[Campaign]:
         return []
     latest = max(opened, key=lambda c: c.opens)
     running = [c for c in opened
-               if c is latest or today <= c.deadline + timedelta(days=max(c.reminders_after, default=0))]
+               if c is latest or today <= last_reminder_day(c, c.deadline)]
     return sorted(running, key=lambda c: c.opens)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from intake.config import Campaign, Settings
-from notifier.calendar import RegionState, campaign_states, due_step, local_date
+from notifier.calendar import RegionState, campaign_states, due_step, last_reminder_day, local_date
 from notifier.outbox import build_mail
 from notifier.replies import environment, fr_date, fr_datetime
 from notifier.template_workbook import build_template
@@ -80,7 +80,7 @@ def campaign_is_open(session: Session, campaign: Campaign, now: datetime) -> boo
     override = session.scalar(
         select(func.max(Dossier.deadline_override)).where(Dossier.campaign_id == campaign.id))
     last_deadline = max(campaign.deadline, override) if override else campaign.deadline
-    return today <= last_deadline + timedelta(days=max(campaign.reminders_after, default=0))
+    return today <= last_reminder_day(campaign, last_deadline)
 
 
 def open_campaigns(session: Session, settings: Settings, now: datetime) -> list[Campaign]:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-
-from intake.config import PARIS
+from intake.config import PARIS, end_of_day
 from intake.journey import IdenticalFile, Journey, Services
+from notifier.calendar import region_deadline
 from parsers.messages import make_issue
 from store import queries
 
@@ -15,10 +14,8 @@ def record(journey: Journey, services: Services) -> None:
     session, inbound = journey.session, journey.inbound
     dossier = queries.get_or_create_dossier(session, journey.campaign.id, journey.region.code)
     journey.dossier = dossier
-    deadline_end = journey.campaign.deadline_end
-    if dossier.deadline_override is not None:
-        deadline_end = datetime.combine(dossier.deadline_override + timedelta(days=1), time(0), tzinfo=PARIS)
-    journey.late = inbound.received_at > deadline_end
+    deadline, _ = region_deadline(journey.campaign, dossier)  # the region's own when extended
+    journey.late = inbound.received_at > end_of_day(deadline)
 
     parts: list[tuple[str, str, str, str, dict[str, object], dict[str, object], list[dict[str, str | None]],
                       dict[str, object]]] = []
