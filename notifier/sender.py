@@ -415,9 +415,7 @@ class OutboxSender:
         if outcome.relay_down:
             self._relay_failures += 1
             self._relay_retry_at = now + timedelta(seconds=self._delay(self._relay_failures))
-        if outcome.recorded:
-            if outcome.status == "sent":
-                self._log_outcome(claimed, outcome, self._values(claimed, outcome, now))
+        if outcome.recorded:  # the claim was lost: the other sender owns the item now
             return
         if outcome.status == "temporary" and claimed.attempts >= self.smtp.max_attempts:
             outcome = Outcome("permanent", f"{outcome.error} (abandon après {claimed.attempts} tentatives)")

@@ -31,7 +31,7 @@ class Outcome:
     error: str = ""
     refused: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # partial refusal, when sent
     relay_down: bool = False  # the relay could not be reached: stop the batch, back off
-    recorded: bool = False  # already committed (delivery and record in one step)
+    recorded: bool = False  # nothing left to record (the claim was lost to another sender)
 
 
 class RelayUnavailable(Exception):
