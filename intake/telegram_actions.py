@@ -17,7 +17,7 @@ from intake.telegram_views import esc, fr_day, plural, state_of
 from notifier.calendar import local_date
 from notifier.digest import Digest, build_digest, previous_digest_at
 from notifier.export import to_xlsx
-from notifier.reminders import _draft, reminder_key, send_reminders
+from notifier.reminders import draft_reminder, reminder_key, send_reminders
 from store import queries
 from store.models import DossierEvent
 
@@ -90,7 +90,7 @@ def send_manual_reminder(services: Services, campaign: Campaign, code: str, aske
         state = state_of(session, settings, campaign, code, now)
         dossier = queries.dossiers_by_region(session, campaign.id).get(code)
         step = "after-manual" if state.late else "manual"  # the late wording when the region is late
-        draft = _draft(session, settings, campaign, state, dossier, step, False, key, region.contacts, (), now)
+        draft = draft_reminder(session, settings, campaign, state, dossier, step, False, key, region.contacts, (), now)
         items = send_reminders(session, settings, [draft])
         if not items:
             return Answer(False, f"Cette relance à {esc(state.name)} est déjà partie.")

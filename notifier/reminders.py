@@ -113,7 +113,7 @@ def plan_reminders(session: Session, settings: Settings, campaign: Campaign, now
             continue
         cc = tuple(c.email for c in settings.coordinators if c.email not in contacts) if step.escalate else ()
         dossier = dossiers.get(state.code)
-        plan.drafts.append(_draft(session, settings, campaign, state, dossier, step.name, step.escalate,
+        plan.drafts.append(draft_reminder(session, settings, campaign, state, dossier, step.name, step.escalate,
                                   key, contacts, cc, now))
     return plan
 
@@ -158,9 +158,10 @@ def send_reminders(session: Session, settings: Settings, drafts: list[ReminderDr
 # ---------------------------------------------------------------------- drafting
 
 
-def _draft(session: Session, settings: Settings, campaign: Campaign, state: RegionState, dossier: Dossier | None,
-           step: str, escalate: bool, key: str, to: tuple[str, ...], cc: tuple[str, ...],
-           now: datetime) -> ReminderDraft:
+def draft_reminder(session: Session, settings: Settings, campaign: Campaign, state: RegionState,
+                   dossier: Dossier | None, step: str, escalate: bool, key: str, to: tuple[str, ...],
+                   cc: tuple[str, ...], now: datetime) -> ReminderDraft:
+    """One region's reminder text and attachment (also used by the chat bot's manual reminder)."""
     workbook = queries.latest_submission(session, dossier.id, "workbook") if dossier else None
     narrative = queries.latest_submission(session, dossier.id, "narrative") if dossier else None
     after = step.startswith("after-")
