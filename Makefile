@@ -12,8 +12,9 @@ run: $(STAMP)  ## start the service on its embedded defaults (SQLite, SMTP recei
 test: $(STAMP)  ## the whole test suite (what .ci/run runs)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the import rule of docs/architecture.md (import-linter)
 	$(BIN)/ruff check intake parsers store notifier templates tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,4 +1,4 @@
-"""Ingest throughput: messages per second through ``pipeline.ingest`` (store, classify, extract,
+"""Ingest throughput: messages per second through ``flow.ingest`` (store, classify, extract,
 validate, record, reply queued), on SQLite and on PostgreSQL, one process, one message at a time.
 
 Messages: e-mails from the regions each carrying a filled Annexe 2 workbook (every third one
@@ -33,13 +33,13 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from bench.report import machine, write_section
-from intake import pipeline
-from intake.app import build_services
-from intake.config import load_settings
-from intake.journey import Delivery, Services
+from intake.config.loader import load_settings
+from intake.pipeline import flow
+from intake.pipeline.journey import Delivery
+from intake.pipeline.services import Services, build_services
 from store.db import engine_of
 from tests.factories.emails import build_email
-from tests.pipeline_support import good_workbook, write_config
+from tests.support.pipeline import good_workbook, write_config
 
 SECTION = "## Ingest throughput"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -87,12 +87,12 @@ def one_run(database: Callable[[], AbstractContextManager[str]], raws: list[byte
     """Messages per second for one run on a fresh database."""
     with database() as url, tempfile.TemporaryDirectory(prefix="bench-ingest-data-") as data:
         services = services_for(url, Path(data))
-        pipeline.ingest(services, Delivery(raw=raws[0], received_at=AT, channel="cli"))  # warm-up
+        flow.ingest(services, Delivery(raw=raws[0], received_at=AT, channel="cli"))  # warm-up
         if profile is not None:
             profile.enable()
         started = time.perf_counter()
         for raw in raws[1:]:
-            result = pipeline.ingest(services, Delivery(raw=raw, received_at=AT, channel="cli"))
+            result = flow.ingest(services, Delivery(raw=raw, received_at=AT, channel="cli"))
             assert result.outcome in ("accepted", "rejected"), result
         elapsed = time.perf_counter() - started
         if profile is not None:
@@ -106,7 +106,7 @@ def step_split(profile: cProfile.Profile) -> dict[str, float]:
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     split: dict[str, float] = {}
     for (filename, _line, function), (_cc, _nc, _tt, cumulative, _callers) in stats.items():
-        if function in STEPS and ("intake/steps/" in filename or filename.endswith("intake/pipeline.py")):
+        if function in STEPS and ("intake/steps/" in filename or filename.endswith("intake/flow.py")):
             split[function] = split.get(function, 0.0) + cumulative
     return split
 
@@ -136,7 +136,7 @@ def main() -> None:
             f"{1000 * s.get(step, 0.0) / args.messages:.1f} ms" for s in splits.values()) + " |")
     body = (
         f"{SECTION}\n\n"
-        f"`pipeline.ingest` (store + process, committed) of {args.messages} messages per run, each with a filled "
+        f"`flow.ingest` (store + process, committed) of {args.messages} messages per run, each with a filled "
         f"Annexe 2 workbook, one at a time in one process; median of {args.runs} runs on a fresh database each. "
         f"`bench/ingest.py` on {machine()}; PostgreSQL on 127.0.0.1.\n\n" + "\n".join(lines) + "\n\n"
         "Where the time goes (one profiled run, cumulative time per message under cProfile, which inflates "

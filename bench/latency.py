@@ -26,11 +26,11 @@ import time
 from email import policy
 from pathlib import Path
 
-from tests.dovecot import NO_IDLE_CAPABILITY, Dovecot, dovecot_binary
 from tests.factories.emails import build_email
-from tests.pipeline_support import good_workbook
-from tests.relay import Relay, free_port
-from tests.service_support import CONFIG, ServiceProcess
+from tests.support.dovecot import NO_IDLE_CAPABILITY, Dovecot, dovecot_binary
+from tests.support.pipeline import good_workbook
+from tests.support.relay import Relay, free_port
+from tests.support.service import CONFIG, ServiceProcess
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"

@@ -1,4 +1,4 @@
-"""Peak memory (RSS) of ingesting through ``pipeline.ingest``, each case in a fresh subprocess.
+"""Peak memory (RSS) of ingesting through ``flow.ingest``, each case in a fresh subprocess.
 
 Cases:
 
@@ -46,7 +46,7 @@ max_uncompressed_bytes = 104857600
 
 
 def big_workbook(size: int) -> bytes:
-    from tests.pipeline_support import good_workbook
+    from tests.support.pipeline import good_workbook
 
     source = zipfile.ZipFile(io.BytesIO(good_workbook()))
     out = io.BytesIO()
@@ -73,11 +73,11 @@ def message(n: int, book: bytes) -> bytes:
 
 
 def child(case: str, burst: int) -> dict[str, float]:
-    from intake import pipeline
-    from intake.app import build_services
-    from intake.config import load_settings
-    from intake.journey import Delivery
-    from tests.pipeline_support import good_workbook, write_config
+    from intake.config.loader import load_settings
+    from intake.pipeline import flow
+    from intake.pipeline.journey import Delivery
+    from intake.pipeline.services import build_services
+    from tests.support.pipeline import good_workbook, write_config
 
     at = datetime(2014, 5, 2, 9, 30, tzinfo=UTC)
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
@@ -92,7 +92,7 @@ def child(case: str, burst: int) -> dict[str, float]:
             return ingest_raw(message(n, book))
 
         def ingest_raw(raw: bytes) -> str:
-            return pipeline.ingest(services, Delivery(raw=raw, received_at=at, channel="cli")).outcome
+            return flow.ingest(services, Delivery(raw=raw, received_at=at, channel="cli")).outcome
 
         outcomes = [ingest(0, good_workbook())]
         before = peak_kib()
@@ -138,7 +138,7 @@ def main() -> None:
         lines.append(f"| {label} | {statistics.median(peaks):.0f} MB | {', '.join(f'{p:.0f}' for p in peaks)} |")
     body = (
         f"{SECTION}\n\n"
-        f"Peak resident memory of a process ingesting through `pipeline.ingest` (SQLite), each case in a fresh "
+        f"Peak resident memory of a process ingesting through `flow.ingest` (SQLite), each case in a fresh "
         f"subprocess, median of {args.runs}. `bench/memory.py --burst {args.burst}` on {machine()}.\n\n"
         + "\n".join(lines) + "\n\nGoal (issue 7): under 300 MB with a 25 MB attachment.\n"
     )

@@ -31,10 +31,10 @@ import openpyxl
 import python_calamine
 
 from bench.report import machine, write_section
-from parsers.check import check_workbook
-from parsers.workbook import read_workbook
+from parsers.workbook.check import check_workbook
+from parsers.workbook.reader import read_workbook
 from tests.factories.workbooks import hand_made_layout
-from tests.pipeline_support import good_workbook
+from tests.support.pipeline import good_workbook
 
 SECTION = "## Parse and validate"
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from intake.config import PARIS, Settings
-from intake.journey import Result, Services
+from intake.config.clock import PARIS
+from intake.config.settings import Settings
 from notifier.outbox import build_mail
 from parsers.text import one_line
 from store import queries
@@ -63,34 +63,23 @@ def alert_sink(settings: Settings) -> AlertFn:
     return alert
 
 
-def alert_failed_message(services: Services, result: Result) -> None:
-    """Tell the admins by mail that a message could not be processed (``failed``).
+def queue_failed_alert(session: Session, settings: Settings, inbound_id: int, reason: str) -> OutboxItem | None:
+    """Queue the admins' mail about a message that could not be processed (``failed``).
 
-    Meant to be called by the pipeline right after the failure is recorded (its own
-    transaction, committed here), then ``services.after_commit`` to hand the mail over. One alert
-    per message and attempt count: a message failing again after ``reprocess`` alerts again.
-    Never raises: an alert that cannot be queued is logged, the failure itself is already stored.
+    One alert per message and attempt count: a message failing again after ``reprocess`` alerts
+    again. Queued in the caller's transaction.
     """
-    if result.outcome != "failed":
-        return
-    try:
-        with services.sessions.begin() as session:
-            inbound = session.get(InboundMessage, result.inbound_id)
-            attempts = inbound.attempts if inbound is not None else 0
-            sender = (inbound.from_addr or inbound.envelope_from or "?") if inbound is not None else "?"
-            received = (inbound.received_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
-                        if inbound is not None else "?")
-            text = (
-                f"Le message n° {result.inbound_id} (reçu le {received}, de {one_line(sender, 200)}) n'a pas pu "
-                f"être traité.\n\nErreur : {one_line(result.reason, 1000)}\n\n"
-                "Il est conservé tel quel (état « en échec ») ; aucune réponse n'a été envoyée à l'expéditeur. "
-                "Une fois la cause corrigée, relancez son traitement :\n\n"
-                f"    conventions-intake reprocess {result.inbound_id}\n\n"
-                "(ou « conventions-intake reprocess --failed » pour tous les messages en échec)."
-            )
-            queue_alert(session, services.settings, key=f"failed:{result.inbound_id}:{attempts}",
-                        subject=f"message n° {result.inbound_id} en échec", text=text)
-        if services.after_commit is not None:
-            services.after_commit()
-    except Exception:
-        services.log.exception("alert about failed message #%d could not be queued", result.inbound_id)
+    inbound = session.get(InboundMessage, inbound_id)
+    attempts = inbound.attempts if inbound is not None else 0
+    sender = (inbound.from_addr or inbound.envelope_from or "?") if inbound is not None else "?"
+    received = inbound.received_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M") if inbound is not None else "?"
+    text = (
+        f"Le message n° {inbound_id} (reçu le {received}, de {one_line(sender, 200)}) n'a pas pu "
+        f"être traité.\n\nErreur : {one_line(reason, 1000)}\n\n"
+        "Il est conservé tel quel (état « en échec ») ; aucune réponse n'a été envoyée à l'expéditeur. "
+        "Une fois la cause corrigée, relancez son traitement :\n\n"
+        f"    conventions-intake reprocess {inbound_id}\n\n"
+        "(ou « conventions-intake reprocess --failed » pour tous les messages en échec)."
+    )
+    return queue_alert(session, settings, key=f"failed:{inbound_id}:{attempts}",
+                       subject=f"message n° {inbound_id} en échec", text=text)

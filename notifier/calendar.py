@@ -10,6 +10,10 @@ always agree. Decisions depend only on the store and on ``now`` (reproducible wi
   and ``after-N`` (N days after it, to late regions); from ``escalate_after`` days late the
   coordinators are copied. Only the latest step due is ever sent: a service that was down for a
   week sends one reminder, not a burst of stale ones.
+- A region's **reminder window** runs from the campaign's opening day to the last day a step can
+  fall due for its own deadline (``last_reminder_day``); no reminder is due outside it. A campaign
+  is **running** while some region of it is in its window: until the last reminder day of the
+  latest deadline, the campaign's or an extended one. An extension only moves that region's window.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.config import PARIS, Campaign, Settings
+from intake.config.clock import local_date
+from intake.config.settings import Campaign, Settings
 from store import queries
 from store.models import Dossier, Submission
 
@@ -57,10 +62,6 @@ class ReminderStep:
     escalate: bool  # coordinators copied
 
 
-def local_date(moment: datetime) -> date:
-    return moment.astimezone(PARIS).date()
-
-
 def days_late(deadline: date, now: datetime) -> int:
     """Whole days since the end of the deadline day; 0 on or before it."""
     return max(0, (local_date(now) - deadline).days)
@@ -80,10 +81,29 @@ def last_reminder_day(campaign: Campaign, deadline: date) -> date:
     return deadline + timedelta(days=max(campaign.reminders_after, default=0))
 
 
-def due_step(campaign: Campaign, deadline: date, now: datetime) -> ReminderStep | None:
-    """The latest step whose day has come (None before the first one or before the campaign opens)."""
+def in_reminder_window(campaign: Campaign, deadline: date, today: date) -> bool:
+    """Whether a region whose deadline is ``deadline`` may still be reminded on ``today``."""
+    return campaign.opens <= today <= last_reminder_day(campaign, deadline)
+
+
+def campaign_running(campaign: Campaign, latest_deadline: date | None, today: date) -> bool:
+    """Whether some region of the campaign is still in its reminder window: ``latest_deadline`` is the
+    latest extended deadline of any region (None: no extension)."""
+    deadline = max(campaign.deadline, latest_deadline) if latest_deadline else campaign.deadline
+    return in_reminder_window(campaign, deadline, today)
+
+
+def running_campaigns(session: Session, settings: Settings, now: datetime) -> list[Campaign]:
+    """The campaigns whose calendar runs at ``now`` (extensions included)."""
     today = local_date(now)
-    if today < campaign.opens:
+    return [c for c in settings.campaigns if campaign_running(c, queries.latest_extension(session, c.id), today)]
+
+
+def due_step(campaign: Campaign, deadline: date, now: datetime) -> ReminderStep | None:
+    """The latest step whose day has come, within the region's reminder window (None before the
+    first one, before the campaign opens, or after the last reminder day of ``deadline``)."""
+    today = local_date(now)
+    if not in_reminder_window(campaign, deadline, today):
         return None
     due = [s for s in reminder_steps(campaign, deadline) if s.due <= today and s.due >= campaign.opens]
     return due[-1] if due else None
@@ -123,3 +143,26 @@ def campaign_states(session: Session, settings: Settings, campaign: Campaign, no
             open_errors=queries.open_errors(session, dossier.id) if dossier else 0,
         ))
     return states
+
+
+def region_notes(state: RegionState, *, with_errors: bool = True) -> str:
+    """What else there is to know about a region besides its dossier status, in French."""
+    notes = [text for text, on in (
+        ("exemptée", state.exempt),
+        (f"en retard de {state.days_late} j", state.late),
+        (f"délai prolongé au {state.deadline:%d/%m/%Y}", state.extended),
+        ("reçu en retard", state.received_late),
+        (f"{state.open_errors} erreur{'s' if state.open_errors > 1 else ''}", with_errors and state.open_errors > 0),
+    ) if on]
+    return ", ".join(notes)
+
+
+def extension_refusal(campaign: Campaign, until: date, today: date | None = None) -> str | None:
+    """Why a region's deadline cannot be extended to ``until`` (French), or None when it can: never
+    before the campaign's own deadline, nor (given ``today``) to a day already past."""
+    if until < campaign.deadline:
+        return (f"le {until:%d/%m/%Y} est avant la date limite de la campagne ({campaign.deadline:%d/%m/%Y}) : "
+                "une prolongation ne peut que la reporter")
+    if today is not None and until < today:
+        return f"le {until:%d/%m/%Y} est déjà passé"
+    return None

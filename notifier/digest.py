@@ -25,20 +25,19 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from intake.config import PARIS, Campaign, DigestConfig, Settings
-from notifier.calendar import RegionState, last_reminder_day, local_date
+from intake.config.clock import PARIS, local_date
+from intake.config.settings import Campaign, DigestConfig, Settings
+from notifier.calendar import RegionState, region_notes, running_campaigns
 from notifier.export import Consolidation, consolidate, to_xlsx, value_text
 from notifier.outbox import build_mail
-from notifier.replies import environment, fr_date, fr_datetime
-from parsers import catalogue
+from notifier.rendering import STATUS_WORDS, environment, fr_date, fr_datetime
+from parsers.reference import catalogue
 from parsers.text import fold
 from store import queries
 from store.models import OutboxItem, Submission
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 STATUSES = ("complete", "incomplete", "rejected", "missing")
-STATUS_WORDS = {"complete": "complet", "incomplete": "incomplet", "rejected": "à corriger",
-                "missing": "aucun envoi"}
 MAX_ISSUES = 3
 
 
@@ -119,21 +118,21 @@ class Digest:
 # ---------------------------------------------------------------------- building
 
 
-def open_campaigns(settings: Settings, now: datetime) -> list[Campaign]:
-    """Campaigns whose calendar runs at ``now``, and always the latest opened one."""
+def digest_campaigns(session: Session, settings: Settings, now: datetime) -> list[Campaign]:
+    """The campaigns whose calendar runs at ``now`` (``calendar.running_campaigns``), and always the
+    latest opened one: coordinators keep seeing the last collection once its reminders are over."""
     today = local_date(now)
     opened = [c for c in settings.campaigns if c.opens <= today]
     if not opened:
         return []
     latest = max(opened, key=lambda c: c.opens)
-    running = [c for c in opened
-               if c is latest or today <= last_reminder_day(c, c.deadline)]
-    return sorted(running, key=lambda c: c.opens)
+    running = running_campaigns(session, settings, now)
+    return sorted((c for c in opened if c is latest or c in running), key=lambda c: c.opens)
 
 
 def build_digest(session: Session, settings: Settings, now: datetime, since: datetime | None,
                  campaign: Campaign | None = None) -> Digest:
-    campaigns = [campaign] if campaign is not None else open_campaigns(settings, now)
+    campaigns = [campaign] if campaign is not None else digest_campaigns(session, settings, now)
     return Digest(now=now, since=since,
                   campaigns=tuple(_campaign_digest(session, settings, c, now, since) for c in campaigns))
 
@@ -280,18 +279,6 @@ def render_digest(digest: Digest) -> tuple[str, str, str]:
     env = environment()
     return (subject, env.get_template("digest.txt.j2").render(context),
             env.get_template("digest.html.j2").render(context))
-
-
-def region_notes(state: RegionState) -> str:
-    """What else there is to know about a region besides its dossier status, in French."""
-    notes = [text for text, on in (
-        ("exemptée", state.exempt),
-        (f"en retard de {state.days_late} j", state.late),
-        (f"délai prolongé au {state.deadline:%d/%m/%Y}", state.extended),
-        ("reçu en retard", state.received_late),
-        (f"{state.open_errors} erreur{'s' if state.open_errors > 1 else ''}", state.open_errors > 0),
-    ) if on]
-    return ", ".join(notes)
 
 
 # ---------------------------------------------------------------------- queuing

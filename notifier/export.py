@@ -34,16 +34,16 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.orm import Session
 
-from intake.config import PARIS, Campaign, Settings
+from intake.config.clock import PARIS
+from intake.config.settings import Campaign, Settings
 from notifier.calendar import RegionState, campaign_states
-from parsers import catalogue
+from notifier.rendering import STATUS_WORDS
 from parsers.model import Indicator
+from parsers.reference import catalogue
 from store import queries
 from store.models import Submission
 
 FigureKind = Literal["sum", "range", "pair_sum", "none"]
-STATUS_WORDS = {"complete": "complet", "incomplete": "incomplet", "rejected": "à corriger",
-                "missing": "aucun envoi"}
 UNIT_WORDS = {"count": "nombre", "percent": "pourcentage", "count_pair": "nombre (créées / rénovées)",
               "text": "texte"}
 FILLED_BY_WORDS = {"local": "région", "national": "niveau national"}

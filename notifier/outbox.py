@@ -18,8 +18,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.config import Settings
-from intake.journey import ReplyDraft
+from intake.config.settings import Settings
+from notifier.replies import ReplyDraft
 from parsers.model import MailMessage
 from store import queries
 from store.models import InboundMessage, OutboxItem

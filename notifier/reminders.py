@@ -22,15 +22,15 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from intake.config import Campaign, Settings
-from notifier.calendar import RegionState, campaign_states, due_step, last_reminder_day, local_date
+from intake.config.clock import local_date
+from intake.config.settings import Campaign, Settings
+from notifier.calendar import RegionState, campaign_states, due_step
 from notifier.outbox import build_mail
-from notifier.replies import environment, fr_date, fr_datetime
+from notifier.rendering import environment, fr_date, fr_datetime
 from notifier.template_workbook import build_template
-from parsers import catalogue
+from parsers.reference import catalogue
 from store import queries
 from store.models import Dossier, OutboxItem, Submission
 
@@ -70,21 +70,6 @@ class ReminderPlan:
 def reminder_key(campaign_id: str, region: str, step: str, extended_deadline: date | None = None) -> str:
     key = f"reminder:{campaign_id}:{region}:{step}"
     return f"{key}:{extended_deadline.isoformat()}" if extended_deadline else key
-
-
-def campaign_is_open(session: Session, campaign: Campaign, now: datetime) -> bool:
-    """From the opening day to the last day a reminder step can fall due (extensions included)."""
-    today = local_date(now)
-    if today < campaign.opens:
-        return False
-    override = session.scalar(
-        select(func.max(Dossier.deadline_override)).where(Dossier.campaign_id == campaign.id))
-    last_deadline = max(campaign.deadline, override) if override else campaign.deadline
-    return today <= last_reminder_day(campaign, last_deadline)
-
-
-def open_campaigns(session: Session, settings: Settings, now: datetime) -> list[Campaign]:
-    return [c for c in settings.campaigns if campaign_is_open(session, c, now)]
 
 
 def plan_reminders(session: Session, settings: Settings, campaign: Campaign, now: datetime) -> ReminderPlan:

@@ -1,54 +1,58 @@
-"""The French answer to a region's message: what was received, what is wrong, what is missing."""
+"""The French answer to a region's message: what was received, what is wrong, what is missing.
+
+The pipeline hands over the facts of the message (:class:`ReplyFacts`: plain data, no session,
+no journey); :func:`draft_reply` turns them into a :class:`ReplyDraft` (recipients, subject, text
+and HTML), or None when the message must not be answered.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from functools import lru_cache
+from datetime import datetime
 
-import jinja2
-
-from intake.config import PARIS, Settings
-from intake.journey import Journey, ReplyDraft
-from parsers import catalogue
-from parsers.model import Issue
-from store import queries
-from templates import TEMPLATE_DIR
-
-MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-          "novembre", "décembre")
-STATUS_WORDS = {
-    "complete": "complet",
-    "incomplete": "incomplet",
-    "rejected": "à corriger",
-    "missing": "aucun envoi reçu",
-}
+from intake.config.settings import Campaign, RegionConfig, Settings
+from notifier.rendering import STATUS_WORDS, environment, fr_date, fr_datetime
+from parsers.model import Issue, NarrativeReport, WorkbookReturn
+from parsers.reference import catalogue
 
 
-def fr_date(value: date) -> str:
-    day = "1er" if value.day == 1 else str(value.day)
-    return f"{day} {MONTHS[value.month - 1]} {value.year}"
+@dataclass(frozen=True)
+class ReplyDraft:
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
 
 
-def fr_datetime(value: datetime) -> str:
-    local = value.astimezone(PARIS)
-    return f"{fr_date(local.date())} à {local:%H:%M}"
+@dataclass(frozen=True)
+class DossierFacts:
+    """The region's dossier once the message is recorded."""
+
+    status: str  # store.queries.dossier_status
+    workbook_verdict: str | None  # of the latest table received; None: none received
+    narrative_received: bool
 
 
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    """The template environment (immutable once built): HTML templates are autoescaped."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["fr_date"] = fr_date
-    env.filters["fr_datetime"] = fr_datetime
-    return env
+@dataclass(frozen=True)
+class ReplyFacts:
+    """What the reply to one message needs to know, as plain data."""
+
+    outcome: str
+    received_at: datetime
+    subject: str
+    from_addr: str | None
+    reply_to: tuple[str, ...] = ()
+    message_issues: tuple[Issue, ...] = ()
+    region: RegionConfig | None = None
+    campaign: Campaign | None = None
+    late: bool = False
+    workbooks: tuple[WorkbookReturn, ...] = ()
+    narratives: tuple[NarrativeReport, ...] = ()
+    versions: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # (kind, file, sha256) -> version
+    identical: frozenset[tuple[str, str]] = frozenset()  # (kind, file) identical to the latest version
+    dossier: DossierFacts | None = None
 
 
 @dataclass
@@ -63,46 +67,45 @@ class PartView:
     warnings: list[Issue] = field(default_factory=list)
 
 
-def draft_reply(journey: Journey, settings: Settings) -> ReplyDraft | None:
-    mail = journey.mail
-    if mail is None:
-        return None
-    to = tuple(a for a in (mail.reply_to or ((mail.from_addr,) if mail.from_addr else ())) if a)
+def draft_reply(facts: ReplyFacts, settings: Settings) -> ReplyDraft | None:
+    to = facts.reply_to or ((facts.from_addr,) if facts.from_addr else ())
+    to = tuple(a for a in to if a)
     if not to:
         return None
     context: dict[str, object] = {
-        "outcome": journey.outcome,
-        "received": fr_datetime(journey.inbound.received_at),
-        "subject": mail.subject,
+        "outcome": facts.outcome,
+        "received": fr_datetime(facts.received_at),
+        "subject": facts.subject,
         "mailbox": settings.mailbox_address,
-        "sender": mail.from_addr or "",
-        "message_issues": journey.message_issues,
+        "sender": facts.from_addr or "",
+        "message_issues": list(facts.message_issues),
     }
-    if any(i.code == "unauthenticated_sender" for i in journey.message_issues):
+    if any(i.code == "unauthenticated_sender" for i in facts.message_issues):
         return None  # From may be forged: answering would write to whoever was impersonated
-    if journey.outcome == "quarantined" or journey.region is None or journey.campaign is None:
+    if facts.outcome == "quarantined" or facts.region is None or facts.campaign is None:
         subject = "Message non rattaché à une région – conventions d'objectifs"
         return _render("quarantined", context, to, (), subject)
 
-    campaign, region = journey.campaign, journey.region
-    parts = _parts(journey)
-    status, missing = _dossier_state(journey)
-    n_errors = sum(len(p.errors) for p in parts) + sum(1 for i in journey.message_issues if i.severity == "error")
+    campaign, region = facts.campaign, facts.region
+    parts = _parts(facts)
+    status, missing = _dossier_state(facts.dossier)
+    general_errors = [i for i in facts.message_issues if i.severity == "error"]
+    n_errors = sum(len(p.errors) for p in parts) + len(general_errors)
     context.update({
         "region": region.name,
         "campaign": campaign,
         "year": campaign.year,
         "deadline": fr_date(campaign.deadline),
-        "late": journey.late,
+        "late": facts.late,
         "parts": parts,
         "n_errors": n_errors,
-        "general_errors": [i for i in journey.message_issues if i.severity == "error"],
-        "general_warnings": [i for i in journey.message_issues if i.severity == "warning"],
+        "general_errors": general_errors,
+        "general_warnings": [i for i in facts.message_issues if i.severity == "warning"],
         "status": status,
         "status_word": STATUS_WORDS.get(status, status),
         "missing": missing,
     })
-    verdict = "à corriger" if journey.outcome == "rejected" else "accusé de réception"
+    verdict = "à corriger" if facts.outcome == "rejected" else "accusé de réception"
     subject = f"Bilan {campaign.year} – {region.name} : {verdict}"
     cc = tuple(c for c in region.contacts if c not in to)
     return _render("reply", context, to, cc, subject)
@@ -117,41 +120,36 @@ def _render(name: str, context: dict[str, object], to: tuple[str, ...], cc: tupl
     return ReplyDraft(to=to, cc=cc, subject=subject, text=text, html=html)
 
 
-def _parts(journey: Journey) -> list[PartView]:
-    versions = {(s.kind, s.filename, s.sha256): s.version for s in journey.submissions}
-    identical = {(i.kind, i.filename) for i in journey.identical}
+def _parts(facts: ReplyFacts) -> list[PartView]:
     local_total = len(catalogue.local_indicators())
     views: list[PartView] = []
-    for wb in journey.workbooks:
+    for wb in facts.workbooks:
         filled = sum(1 for ind in catalogue.local_indicators()
                      if (e := wb.entries.get(ind.id)) is not None and (e.value is not None or e.observation))
         views.append(PartView(
-            "workbook", wb.file, wb.verdict, versions.get(("workbook", wb.file, wb.sha256)),
-            ("workbook", wb.file) in identical,
+            "workbook", wb.file, wb.verdict, facts.versions.get(("workbook", wb.file, wb.sha256)),
+            ("workbook", wb.file) in facts.identical,
             f"{filled} indicateur(s) local(aux) renseigné(s) sur {local_total}",
             [i for i in wb.issues if i.severity == "error"], [i for i in wb.issues if i.severity == "warning"]))
-    for nar in journey.narratives:
+    for nar in facts.narratives:
         covered = len(nar.points_covered)
         views.append(PartView(
-            "narrative", nar.source, "accepted", versions.get(("narrative", nar.source, nar.sha256)),
-            ("narrative", nar.source) in identical,
+            "narrative", nar.source, "accepted", facts.versions.get(("narrative", nar.source, nar.sha256)),
+            ("narrative", nar.source) in facts.identical,
             f"{covered} point(s) de la notice traité(s) sur {len(catalogue.NARRATIVE_POINTS)}",
             [i for i in nar.issues if i.severity == "error"], [i for i in nar.issues if i.severity == "warning"]))
     return views
 
 
-def _dossier_state(journey: Journey) -> tuple[str, list[str]]:
+def _dossier_state(dossier: DossierFacts | None) -> tuple[str, list[str]]:
     """The dossier's status after this message, and what it still lacks, in words."""
-    dossier = journey.dossier
     if dossier is None:
         return "missing", ["le tableau de bord (annexe 2)", "l'analyse qualitative"]
-    workbook = queries.latest_submission(journey.session, dossier.id, "workbook")
-    narrative = queries.latest_submission(journey.session, dossier.id, "narrative")
     missing: list[str] = []
-    if workbook is None:
+    if dossier.workbook_verdict is None:
         missing.append("le tableau de bord (annexe 2, fichier Excel)")
-    elif workbook.verdict != "accepted":
+    elif dossier.workbook_verdict != "accepted":
         missing.append("un tableau de bord corrigé")
-    if narrative is None:
+    if not dossier.narrative_received:
         missing.append("l'analyse qualitative")
     return dossier.status, missing

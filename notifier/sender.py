@@ -51,13 +51,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake.config import SmtpConfig
+from intake.config.clock import utcnow
+from intake.config.settings import SmtpConfig
 from notifier.smtp_client import (
     Outcome,
     RelayUnavailable,
@@ -129,9 +130,6 @@ def default_instance() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 @dataclass(frozen=True)
 class Claimed:
@@ -177,7 +175,7 @@ class OutboxSender:
         log: logging.Logger,
         instance: str,
         alert: AlertFn | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] = utcnow,
         lease_seconds: float = 300.0,
         *,
         ssl_context: ssl.SSLContext | None = None,

@@ -47,8 +47,8 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
-from parsers.catalogue import indicators
 from parsers.model import Indicator
+from parsers.reference.catalogue import indicators
 
 TEMPLATE_MARKER = "conventions-intake-template"
 MAIN_SHEET = "Tableau de bord"

@@ -7,7 +7,9 @@ import unicodedata
 from difflib import SequenceMatcher
 from functools import lru_cache
 
-_LIGATURES = str.maketrans({"œ": "oe", "Œ": "oe", "æ": "ae", "Æ": "ae", "ß": "ss", "’": "'", "‘": "'"})
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "’": "'", "‘": "'"})
+# The combining diacritical marks left by NFKD decomposition (accents, cedillas, diaereses...).
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _SPACES = re.compile(r"\s+")
 # Words too common in indicator labels to tell two of them apart.
@@ -18,9 +20,8 @@ STOPWORDS = frozenset((
 
 
 def strip_accents(text: str) -> str:
-    text = text.translate(_LIGATURES)
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """The text without accents nor ligatures, case kept: « Œuvre à Évry » -> « OEuvre a Evry »."""
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.translate(_LIGATURES)))
 
 
 @lru_cache(maxsize=32_768)

@@ -27,7 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from store.types import UTCDateTime, utcnow
+from intake.config.clock import utcnow
+from store.types import UTCDateTime
 
 # Explicit constraint names, so that migrations can name what they alter or drop.
 NAMING_CONVENTION = {

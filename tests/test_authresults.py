@@ -5,7 +5,12 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.authresults import aligned, authenticated, organisational_domain, parse_authentication_results
+from parsers.mail.authresults import (
+    aligned,
+    authenticated,
+    organisational_domain,
+    parse_authentication_results,
+)
 
 TRUSTED = ("mx.ville.gouv.fr",)
 FROM = "sgar@bretagne.pref.gouv.fr"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.automated import LOOP_HEADER, RULES, automated_reason
-from parsers.mime import parse_message
+from parsers.mail.automated import LOOP_HEADER, RULES, automated_reason
+from parsers.mail.mime import parse_message
 from tests.factories.emails import XLSX, Style, bounce, build_email, out_of_office_reply
 
 WORKBOOK = [("Bilan région Bretagne.xlsx", b"PK\x03\x04", XLSX)]

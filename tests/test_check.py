@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.catalogue import indicators, local_indicators
-from parsers.check import check_workbook, issue_order, read_return, unreadable
 from parsers.model import WorkbookReturn
+from parsers.reference.catalogue import indicators, local_indicators
+from parsers.workbook.check import check_workbook, issue_order, read_return, unreadable
 from tests.factories.workbooks import Formula, build_return, document_layout, hand_made_layout
 
 LOCAL = [i.id for i in local_indicators()]

@@ -11,10 +11,10 @@ from typing import Any
 import openpyxl
 import pytest
 
-from intake.cli import main
+from intake.cli.main import main
 from tests.factories.documents import docx_bytes, narrative_blocks
 from tests.factories.emails import build_email, out_of_office_reply
-from tests.pipeline_support import GOOD_OBSERVATIONS, GOOD_VALUES, good_workbook, write_config
+from tests.support.pipeline import GOOD_OBSERVATIONS, GOOD_VALUES, good_workbook, write_config
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

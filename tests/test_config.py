@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from intake.config import ConfigError, load_settings
+from intake.config.loader import ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from intake.commands import check_file
-from intake.config import load_settings
-from intake.journey import Services
-from tests.pipeline_support import IN_TIME, ingest, make_services
+from intake.cli.check import check_file
+from intake.config.loader import load_settings
+from intake.pipeline.services import Services
+from tests.support.pipeline import IN_TIME, ingest, make_services
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 MAILS = sorted((CORPUS / "mail").glob("*.eml")) if CORPUS.is_dir() else []

@@ -16,10 +16,10 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
-from intake.argtypes import parse_when
-from intake.cli import main
-from intake.config import DigestConfig
-from intake.journey import Services
+from intake.cli.argtypes import parse_when
+from intake.cli.main import main
+from intake.config.settings import DigestConfig
+from intake.pipeline.services import Services
 from notifier.digest import build_digest, digest_period_start, queue_digest, render_digest, send_due_digest
 from store import queries
 from store.models import OutboxItem

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from parsers.messages import KINDS
+from parsers.issues import KINDS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

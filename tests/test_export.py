@@ -13,17 +13,17 @@ from typing import Any
 import openpyxl
 import pytest
 
-from intake.app import build_services, make_logger
-from intake.cli import main
-from intake.config import load_settings
-from intake.journey import Services
+from intake.cli.main import main
+from intake.config.loader import load_settings
+from intake.pipeline.services import Services, build_services
+from intake.service.logs import make_logger
 from notifier.calendar import campaign_states
 from notifier.export import consolidate, to_csv, to_xlsx
-from parsers import catalogue
+from parsers.reference import catalogue
 from store import queries
 from tests.factories.documents import docx_bytes, narrative_blocks
 from tests.factories.emails import DOCX, XLSX, build_email
-from tests.pipeline_support import good_workbook, ingest
+from tests.support.pipeline import good_workbook, ingest
 
 # Regions that answer, with the sender domain each uses.
 SENDERS = {"53": "bretagne", "82": "rhone-alpes", "52": "pays-de-la-loire", "11": "ile-de-france",

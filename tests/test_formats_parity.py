@@ -16,9 +16,9 @@ from typing import Any
 import openpyxl
 import pytest
 
-from parsers.check import check_workbook
 from parsers.model import WorkbookReturn
-from tests.pipeline_support import GOOD_VALUES, good_workbook
+from parsers.workbook.check import check_workbook
+from tests.support.pipeline import GOOD_VALUES, good_workbook
 
 
 def _grid(xlsx: bytes) -> tuple[list[tuple[str, dict[tuple[int, int], Any], list[tuple[int, int, int, int]]]]]:

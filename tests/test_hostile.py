@@ -25,7 +25,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
 from tests.factories import hostile
-from tests.pipeline_support import CONFIG, good_workbook
+from tests.support.pipeline import CONFIG, good_workbook
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "spreadsheets"
@@ -59,7 +59,7 @@ def _peak():
     Path(sys.argv[sys.argv.index("--config") + 1]).with_name("peak").write_text(
         re.search(r"VmHWM:\\s+(\\d+)", status).group(1))
 atexit.register(_peak)
-from intake.cli import main
+from intake.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -219,8 +219,8 @@ SCRIPT = "<script>alert(1)</script>"
 
 
 def test_subject_file_name_and_cell_text_are_escaped_in_the_html_reply(tmp_path: Path) -> None:
-    from tests.pipeline_support import ingest as ingest_in_process
-    from tests.pipeline_support import make_services
+    from tests.support.pipeline import ingest as ingest_in_process
+    from tests.support.pipeline import make_services
 
     services = make_services(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}")
     workbook = good_workbook(values={"I07": SCRIPT})
@@ -234,7 +234,7 @@ def test_subject_file_name_and_cell_text_are_escaped_in_the_html_reply(tmp_path:
 
 
 def test_region_name_is_escaped_in_the_html_reply(tmp_path: Path) -> None:
-    from notifier.replies import environment
+    from notifier.rendering import environment
 
     html = environment().get_template("quarantined.html.j2").render(
         received="1er mai 2014 à 10:00", subject=SCRIPT, mailbox="x@y", sender=f"{SCRIPT}@x", message_issues=[],
@@ -245,7 +245,7 @@ def test_region_name_is_escaped_in_the_html_reply(tmp_path: Path) -> None:
 def test_no_log_injection_through_line_breaks() -> None:
     import logging
 
-    from intake.app import StructuredFormatter
+    from intake.service.logs import StructuredFormatter
 
     evil = "bilan.xlsx\nts=2014 level=error msg=forged\r\u2028\x85\x0b"
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "file %s", (evil,), None)
@@ -257,7 +257,7 @@ def test_no_log_injection_through_line_breaks() -> None:
 def test_no_terminal_escape_sequences_in_logs() -> None:
     import logging
 
-    from intake.app import StructuredFormatter
+    from intake.service.logs import StructuredFormatter
 
     evil = "bilan\x1b[2J\x1b]0;pwned\x07.xlsx"
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "file %s", (evil,), None)
@@ -297,9 +297,9 @@ _VALUES = st.one_of(
 @given(st.lists(st.tuples(st.sampled_from(_HEADER_NAMES), _VALUES), max_size=10), st.binary(max_size=200))
 def test_random_headers_always_get_a_classification(headers: list[tuple[str, str]], body: bytes) -> None:
     """Random headers -> one of the classify decisions (automated, unauthenticated, stranger, region)."""
-    from parsers.authresults import authenticated
-    from parsers.automated import automated_reason
-    from parsers.mime import parse_message
+    from parsers.mail.authresults import authenticated
+    from parsers.mail.automated import automated_reason
+    from parsers.mail.mime import parse_message
 
     settings = _fuzz_settings()
     lines = b"".join(f"{name}: {value}".replace("\r", " ").replace("\n", " ").encode("utf-8", "replace") + b"\r\n"
@@ -321,7 +321,7 @@ _SETTINGS_CACHE: list[object] = []
 
 
 def _fuzz_settings() -> Any:
-    from intake.config import load_settings
+    from intake.config.loader import load_settings
 
     if not _SETTINGS_CACHE:
         import tempfile

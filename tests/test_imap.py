@@ -15,15 +15,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from intake import pipeline
-from intake.config import ImapConfig
-from intake.imap import FETCH_FAILED, MAX_FETCH_ATTEMPTS, ImapWatcher
-from intake.journey import Delivery, Journey, Result, Services
-from intake.steps.extract import extract
+from intake.channels.imap import FETCH_FAILED, MAX_FETCH_ATTEMPTS, ImapWatcher
+from intake.config.settings import ImapConfig
+from intake.pipeline import flow
+from intake.pipeline.journey import Delivery, Journey, Result
+from intake.pipeline.services import Services
+from intake.pipeline.steps.extract import extract
 from store.models import InboundMessage
-from tests.dovecot import Dovecot, dovecot, dovecot_minimal, dovecot_no_idle  # noqa: F401 - fixtures
 from tests.factories.emails import XLSX, build_email
-from tests.pipeline_support import good_workbook, make_services, outbox
+from tests.support.dovecot import Dovecot, dovecot, dovecot_minimal, dovecot_no_idle  # noqa: F401 - fixtures
+from tests.support.pipeline import good_workbook, make_services, outbox
 
 PROCESSED = "Traités"
 
@@ -213,8 +214,8 @@ def test_message_stored_before_a_crash_is_moved_without_a_second_reply(
                         imap_uidvalidity=uidvalidity, imap_uid=uid)
 
     # Killed after process (reply queued) but before the move; and after receive only.
-    pipeline.process(services, pipeline.receive(services, delivery(processed, uid_processed)))
-    pipeline.receive(services, delivery(unprocessed, uid_unprocessed))
+    flow.process(services, flow.receive(services, delivery(processed, uid_processed)))
+    flow.receive(services, delivery(unprocessed, uid_unprocessed))
     assert len(outbox(services)) == 1
 
     watcher = ImapWatcher(services, imap_config(dovecot))
@@ -253,8 +254,8 @@ def test_message_that_breaks_the_parser_is_stored_failed_and_the_next_is_process
             raise ValueError("parser exploded")
         extract(journey, services)
 
-    steps = tuple(replace(s, run=exploding) if s.name == "extract" else s for s in pipeline.STEPS)
-    monkeypatch.setattr(pipeline, "STEPS", steps)
+    steps = tuple(replace(s, run=exploding) if s.name == "extract" else s for s in flow.STEPS)
+    monkeypatch.setattr(flow, "STEPS", steps)
     bad, good = mail(subject="EXPLOSE"), mail(subject="normal")
     dovecot.append(bad)
     dovecot.append(good)
@@ -392,7 +393,7 @@ def test_mail_announced_before_the_idle_continuation_is_not_missed() -> None:
     """imaplib files an ``* N EXISTS`` read before ``+ idling`` among its stored responses."""
     from types import SimpleNamespace
 
-    from intake.imap import _announced_before_idle
+    from intake.channels.imap import _announced_before_idle
 
     client = SimpleNamespace(_imap=SimpleNamespace(untagged_responses={"EXISTS": [b"3"], "FLAGS": [b"()"]}))
     assert _announced_before_idle(client) is True  # type: ignore[arg-type]

@@ -12,20 +12,21 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
-from intake import pipeline
-from intake.app import build_services, make_logger
-from intake.cli import main
-from intake.config import load_settings
-from intake.journey import Journey, Services
-from notifier.alerts import alert_failed_message as alert_failed
-from parsers.check import check_workbook
+from intake.cli.main import main
+from intake.config.loader import load_settings
+from intake.pipeline import flow
+from intake.pipeline.failures import alert_failed
+from intake.pipeline.journey import Journey
+from intake.pipeline.services import Services, build_services
+from intake.service.logs import make_logger
+from parsers.documents.reader import extract_text
 from parsers.model import UnreadableFile
-from parsers.narrative import extract_text
-from parsers.xlsx import ReadLimits, ReadReport, read_xlsx
+from parsers.workbook.check import check_workbook
+from parsers.workbook.xlsx import ReadLimits, ReadReport, read_xlsx
 from store.models import OutboxItem, Submission
 from tests.factories import hostile
 from tests.factories.documents import docx_bytes, narrative_blocks, pdf_bytes
-from tests.pipeline_support import CONFIG, count, good_workbook, ingest, outbox
+from tests.support.pipeline import CONFIG, count, good_workbook, ingest, outbox
 
 XLSX = hostile.XLSX_TYPE
 
@@ -174,8 +175,8 @@ def test_a_failed_message_alerts_the_admins_once_per_attempt(tmp_path: Path, mon
     def broken(journey: Journey, services: Services) -> None:
         raise RuntimeError("lecture impossible\ninjected: line")
 
-    steps = tuple(pipeline.Step(s.name, broken if s.name == "extract" else s.run, s.when) for s in pipeline.STEPS)
-    monkeypatch.setattr(pipeline, "STEPS", steps)
+    steps = tuple(flow.Step(s.name, broken if s.name == "extract" else s.run, s.when) for s in flow.STEPS)
+    monkeypatch.setattr(flow, "STEPS", steps)
     result = ingest(services, hostile.with_workbook(good_workbook()))
     assert result.outcome == "failed"
     alert_failed(services, result)
@@ -185,7 +186,7 @@ def test_a_failed_message_alerts_the_admins_once_per_attempt(tmp_path: Path, mon
     text = alerts[0].raw.decode("utf-8", "replace")
     assert f"reprocess {result.inbound_id}" in text and "RuntimeError" in text
     monkeypatch.undo()
-    again = pipeline.reprocess(services, result.inbound_id)
+    again = flow.reprocess(services, result.inbound_id)
     assert again.outcome == "accepted"
     alert_failed(services, again)  # not a failure: nothing
     with services.sessions() as session:

@@ -7,8 +7,8 @@ import tracemalloc
 
 import pytest
 
-from parsers.mime import _parse_standard, parse_message
-from parsers.mime_large import LARGE_MESSAGE
+from parsers.mail.large import LARGE_MESSAGE
+from parsers.mail.mime import _parse_standard, parse_message
 from tests.factories.emails import build_email, forward
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

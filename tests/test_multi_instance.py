@@ -21,11 +21,11 @@ from sqlalchemy.engine import make_url
 
 from store.db import make_engine, session_factory
 from store.models import InboundMessage, OutboxItem
-from tests.dovecot import Dovecot, dovecot  # noqa: F401  (fixture)
 from tests.factories.emails import build_email, out_of_office_reply
-from tests.pipeline_support import good_workbook
-from tests.relay import Relay, free_port, relay  # noqa: F401  (fixture)
-from tests.service_support import CONFIG, ServiceProcess
+from tests.support.dovecot import Dovecot, dovecot  # noqa: F401  (fixture)
+from tests.support.pipeline import good_workbook
+from tests.support.relay import Relay, free_port, relay  # noqa: F401  (fixture)
+from tests.support.service import CONFIG, ServiceProcess
 
 pytestmark = pytest.mark.postgres
 

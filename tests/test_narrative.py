@@ -6,9 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.catalogue import CONVENTIONS, NARRATIVE_POINTS, narrative_point
+from parsers.documents.narrative import analyse_narrative, looks_like_narrative
+from parsers.documents.reader import extract_text
 from parsers.model import UnreadableFile
-from parsers.narrative import analyse_narrative, extract_text, looks_like_narrative
+from parsers.reference.catalogue import CONVENTIONS, NARRATIVE_POINTS, narrative_point
 from tests.factories.documents import (
     ALL_POINTS,
     blocks_to_text,

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from intake import pipeline
-from intake.journey import Journey, Services
-from intake.pipeline import STEPS, Step
+from intake.pipeline import flow
+from intake.pipeline.flow import STEPS, Step
+from intake.pipeline.journey import Journey
+from intake.pipeline.services import Services
 from store.models import InboundMessage, Submission
 from tests.factories.documents import docx_bytes, narrative_blocks, narrative_text, odt_bytes, pdf_bytes
 from tests.factories.emails import bounce, build_email, forward, out_of_office_reply
 from tests.factories.workbooks import hand_made_layout
-from tests.pipeline_support import (
+from tests.support.pipeline import (
     GOOD_VALUES,
     LATE,
     codes,
@@ -244,7 +245,7 @@ def test_a_failing_step_leaves_the_message_failed_and_reprocess_recovers_it(
     def explode(journey: Journey, services: Services) -> None:
         raise RuntimeError("disk full\nFAKE LOG LINE")
 
-    monkeypatch.setattr(pipeline, "STEPS", (*STEPS[:2], Step("explode", explode, lambda j: True), *STEPS[2:]))
+    monkeypatch.setattr(flow, "STEPS", (*STEPS[:2], Step("explode", explode, lambda j: True), *STEPS[2:]))
     result = ingest(services, full_return())
     assert result.outcome == "failed" and "disk full" in result.reason
     assert [o.kind for o in outbox(services)] == ["alert"] and submissions(services) == []
@@ -253,26 +254,26 @@ def test_a_failing_step_leaves_the_message_failed_and_reprocess_recovers_it(
         assert stored is not None and stored.outcome == "failed" and "RuntimeError" in (stored.error or "")
 
     # the next message is not blocked by the broken one
-    monkeypatch.setattr(pipeline, "STEPS", STEPS)
+    monkeypatch.setattr(flow, "STEPS", STEPS)
     other = ingest(services, build_email(attachments=[("bilan.xlsx", good_workbook(), XLSX)]))
     assert other.outcome == "accepted"
 
-    again = pipeline.reprocess(services, result.inbound_id)
+    again = flow.reprocess(services, result.inbound_id)
     assert again.outcome == "accepted"
     assert len([o for o in outbox(services) if o.kind == "reply"]) == 2
     # processing it once more does not answer twice
-    assert pipeline.process(services, result.inbound_id).outcome == "accepted"
+    assert flow.process(services, result.inbound_id).outcome == "accepted"
     assert len([o for o in outbox(services) if o.kind == "reply"]) == 2
 
 
 def test_recover_processes_messages_stored_but_never_processed(services: Services) -> None:
-    from intake.journey import Delivery
-    from tests.pipeline_support import IN_TIME
+    from intake.pipeline.journey import Delivery
+    from tests.support.pipeline import IN_TIME
 
-    inbound_id = pipeline.receive(services, Delivery(raw=full_return(), received_at=IN_TIME, channel="smtp"))
-    [result] = pipeline.recover(services)
+    inbound_id = flow.receive(services, Delivery(raw=full_return(), received_at=IN_TIME, channel="smtp"))
+    [result] = flow.recover(services)
     assert result.inbound_id == inbound_id and result.outcome == "accepted"
-    assert pipeline.recover(services) == []
+    assert flow.recover(services) == []
 
 
 def test_values_are_recorded_for_every_local_indicator(services: Services) -> None:
@@ -288,7 +289,7 @@ def test_automatic_replies_to_one_address_are_capped(tmp_path: Path, db_url: str
     services = make_services(tmp_path, db_url)
     from dataclasses import replace
 
-    from intake.config import Limits
+    from intake.config.settings import Limits
 
     services = replace(services, settings=replace(services.settings, limits=Limits(replies_per_sender_per_hour=3)))
     results = [ingest(services, build_email(subject=f"Essai {n}")) for n in range(5)]
@@ -331,7 +332,7 @@ def test_out_of_office_answer_to_our_reply_is_not_a_bounce_and_gets_no_answer(se
 
 
 def test_quarantined_message_released_to_a_region_is_processed_and_answered(services: Services) -> None:
-    from intake.quarantine import ReleaseError, list_quarantined, release
+    from intake.pipeline.quarantine import ReleaseError, list_quarantined, release
 
     raw = build_email(sender="Jean Dupont <jean.dupont@gmail.example.com>",
                       attachments=[("bilan.xlsx", good_workbook(), XLSX)])
@@ -353,11 +354,11 @@ def test_a_failed_message_alerts_the_admins_once(services: Services, monkeypatch
     def explode(journey: Journey, services: Services) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pipeline, "STEPS", (Step("explode", explode, lambda j: True),))
+    monkeypatch.setattr(flow, "STEPS", (Step("explode", explode, lambda j: True),))
     result = ingest(services, full_return())
     assert result.outcome == "failed"
     [alert] = [o for o in outbox(services) if o.kind == "alert"]
     assert alert.recipients == ["coordination@ville.gouv.fr"]
     assert f"message n° {result.inbound_id} en échec" in alert.subject
-    assert pipeline.process(services, result.inbound_id).outcome == "failed"  # already recorded: no new alert
+    assert flow.process(services, result.inbound_id).outcome == "failed"  # already recorded: no new alert
     assert len([o for o in outbox(services) if o.kind == "alert"]) == 1

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from intake.app import build_services, make_logger
-from intake.config import ReceiverConfig, Settings, load_settings
-from intake.journey import Services
-from intake.serve import run
+from intake.config.loader import load_settings
+from intake.config.settings import ReceiverConfig, ServiceConfig, Settings
+from intake.pipeline.services import Services, build_services
+from intake.service.logs import make_logger
+from intake.service.supervisor import run
 from store.models import InboundMessage
 
 
@@ -53,8 +54,8 @@ class Running:
 def running(tmp_path: Path) -> Iterator[Running]:
     port = free_port()
     base: Settings = load_settings(None)
-    settings = replace(base, receiver=ReceiverConfig(host="127.0.0.1", port=port, max_message_bytes=200_000),
-                       data_dir=tmp_path, outbox_dir=tmp_path / "outbox")
+    settings = replace(base, receiver=ReceiverConfig(host="127.0.0.1", port=port),
+                       limits=replace(base.limits, max_message_bytes=200_000), service=ServiceConfig(tmp_path))
     services = build_services(settings, f"sqlite:///{tmp_path / 'db.sqlite3'}", make_logger())
     stop = threading.Event()
     thread = threading.Thread(target=run, args=(services,), kwargs={"stop": stop}, daemon=True)
@@ -126,7 +127,7 @@ def test_health_reports_channels_and_backlog(running: Running, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from intake.cli import main
+    from intake.cli.main import main
 
     health_file = running.services.settings.data_dir / "health.json"
     wait_for(health_file.exists)
@@ -140,7 +141,7 @@ def test_health_reports_channels_and_backlog(running: Running, tmp_path: Path,
 
 
 def test_health_without_a_running_service_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from intake.cli import main
+    from intake.cli.main import main
 
     config = tmp_path / "c.toml"
     config.write_text(f'[service]\ndata_dir = "{tmp_path.as_posix()}"\n', encoding="utf-8")
@@ -150,7 +151,7 @@ def test_health_without_a_running_service_fails(tmp_path: Path, capsys: pytest.C
 
 def test_outbox_folder_export_is_safe_from_several_threads(tmp_path: Path) -> None:
     from notifier.outbox import export_to_folder
-    from tests.pipeline_support import full_reply_services
+    from tests.support.pipeline import full_reply_services
 
     services = full_reply_services(tmp_path)
     folder = tmp_path / "parallel"

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parsers.catalogue import regions
-from parsers.regions import by_code, find_region_in_text, match_region
+from parsers.reference.catalogue import regions
+from parsers.reference.regions import by_code, find_region_in_text, match_region
 
 
 def code(region: object) -> str | None:

@@ -26,19 +26,21 @@ import openpyxl
 import pytest
 from sqlalchemy import select
 
-from intake.app import build_services, make_logger
-from intake.cli import main
-from intake.config import PARIS, Settings, load_settings
-from intake.journey import Services
+from intake.cli.main import main
+from intake.config.clock import PARIS
+from intake.config.loader import load_settings
+from intake.config.settings import Settings
+from intake.pipeline.services import Services, build_services
+from intake.service.logs import make_logger
 from notifier.reminders import due_reminders, plan_reminders, reminder_key, send_reminders
-from parsers import catalogue
-from parsers.check import check_workbook
+from parsers.reference import catalogue
+from parsers.workbook.check import check_workbook
 from store import queries
 from store.models import Dossier, DossierEvent, OutboxItem, Submission
 from tests.factories.documents import docx_bytes, narrative_blocks
 from tests.factories.emails import DOCX, XLSX, build_email
 from tests.factories.workbooks import build_return
-from tests.pipeline_support import GOOD_OBSERVATIONS, GOOD_VALUES, ingest
+from tests.support.pipeline import GOOD_OBSERVATIONS, GOOD_VALUES, ingest
 
 CAMPAIGN = "bilan-2013"
 OPENS, DEADLINE, LAST_DAY = date(2014, 3, 26), date(2014, 5, 15), date(2014, 6, 14)  # LAST_DAY = deadline + 30
@@ -432,7 +434,7 @@ def test_only_the_latest_due_step_after_downtime_and_a_lost_race_is_dropped(
 
 def test_every_branch_of_the_templates_renders_and_html_is_escaped() -> None:
     from notifier.reminders import _narrative_view, _workbook_view
-    from notifier.replies import environment
+    from notifier.rendering import environment
 
     received = datetime(2014, 5, 2, 8, tzinfo=PARIS)
     issue = {"severity": "error", "code": "x", "indicator": "I07", "sheet": "<Feuil1>", "cell": "G11",

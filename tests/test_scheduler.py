@@ -4,19 +4,17 @@ a loop that survives failing jobs and wakes the outbox sender."""
 
 from __future__ import annotations
 
-import sys
 import threading
-import types
 from datetime import date, datetime, time
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
-from intake.app import build_services, make_logger
-from intake.config import PARIS, load_settings
-from intake.journey import Services
-from intake.scheduler import Scheduler, digests_job, reminders_job
+from intake.config.clock import PARIS
+from intake.config.loader import load_settings
+from intake.pipeline.services import Services, build_services
+from intake.service.logs import make_logger
+from intake.service.scheduler import Scheduler, digests_job, reminders_job
 from store.models import DossierEvent, OutboxItem
 from tests.test_reminders import (
     SCENARIO,
@@ -142,23 +140,15 @@ def test_run_does_not_wake_when_nothing_was_queued(tmp_path: Path) -> None:
     assert len(passes) == 3 and not wake.is_set()
 
 
-def test_digest_job_is_optional_and_called_when_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_digest_job_queues_the_digest_of_each_period_once(tmp_path: Path) -> None:
     config = write_campaign_config(tmp_path)
     services = fresh_services(config, f"sqlite:///{tmp_path / 'digest.sqlite3'}")
     scheduler = Scheduler(services, jobs={"digests": digests_job})
-    monkeypatch.setitem(sys.modules, "notifier.digest", None)  # import fails: the job is skipped
-    assert scheduler.run_once(at_nine(date(2014, 5, 1))) == {"digests": 0}
-    seen: list[datetime] = []
-    fake = types.ModuleType("notifier.digest")
-
-    def send_due_digest(session: object, settings: object, now: datetime) -> object:
-        seen.append(now)
-        return object() if len(seen) == 1 else None
-
-    fake.send_due_digest = send_due_digest  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "notifier.digest", fake)
-    assert scheduler.run_once(at_nine(date(2014, 5, 1))) == {"digests": 1}
-    assert scheduler.run_once(at_nine(date(2014, 5, 1))) == {"digests": 0}
-    assert seen == [at_nine(date(2014, 5, 1))] * 2
-    monkeypatch.setitem(sys.modules, "notifier.digest", types.ModuleType("notifier.digest"))
-    assert scheduler.run_once(at_nine(date(2014, 5, 1))) == {"digests": 0}  # no such function yet
+    monday, tuesday, next_monday = date(2014, 5, 5), date(2014, 5, 6), date(2014, 5, 12)  # weekly, Monday 08:00
+    assert scheduler.run_once(at_nine(monday)) == {"digests": 1}
+    assert scheduler.run_once(at_nine(monday)) == {"digests": 0}  # this week's is queued
+    assert scheduler.run_once(at_nine(tuesday)) == {"digests": 0}
+    assert scheduler.run_once(at_nine(next_monday)) == {"digests": 1}
+    with services.sessions() as session:
+        keys = list(session.scalars(select(OutboxItem.key).where(OutboxItem.kind == "digest").order_by(OutboxItem.id)))
+    assert keys == ["digest:2014-05-05", "digest:2014-05-12"]

@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake.config import Settings, SmtpConfig, load_settings
+from intake.config.loader import load_settings
+from intake.config.settings import AlertsConfig, Settings, SmtpConfig
 from notifier import sender as sender_module
 from notifier.alerts import alert_sink, queue_alert
 from notifier.outbox import build_mail
@@ -27,8 +28,8 @@ from notifier.sender import OutboxSender, classify, process_alive, wire_bytes
 from store import queries
 from store.db import make_engine, migrate, session_factory
 from store.models import OutboxItem
-from tests import relay as relay_support
-from tests.relay import Relay
+from tests.support import relay as relay_support
+from tests.support.relay import Relay
 
 relay = relay_support.relay  # the fixture, under its own name in this module
 
@@ -53,7 +54,7 @@ class Clock:
 def make_settings(relay: Relay, **smtp: Any) -> Settings:
     config = SmtpConfig(host=relay.host, port=relay.port, sender=SENDER, timeout_seconds=5.0,
                         retry_initial_seconds=0.05, retry_max_seconds=1.0, max_attempts=12)
-    return replace(load_settings(None), smtp=replace(config, **smtp), alert_emails=(ADMIN,))
+    return replace(load_settings(None), smtp=replace(config, **smtp), alerts=AlertsConfig((ADMIN,)))
 
 
 def make_sender(sessions: sessionmaker[Session], settings: Settings, *, instance: str = "test:1",
@@ -552,7 +553,8 @@ def test_queue_alert_is_idempotent_per_key_and_needs_recipients(
     with sqlite_sessions.begin() as session:
         first = queue_alert(session, settings, key="relay", subject="Relais injoignable", text="En panne.")
         again = queue_alert(session, settings, key="relay", subject="Relais injoignable", text="Autre texte")
-        nobody = queue_alert(session, replace(settings, alert_emails=()), key="x", subject="s", text="t")
+        nobody_listed = replace(settings, alerts=AlertsConfig(), coordinators=())
+        nobody = queue_alert(session, nobody_listed, key="x", subject="s", text="t")
         assert first is not None and again is None and nobody is None
         assert (first.key, first.kind, first.recipients) == ("alert:relay", "alert", [ADMIN])
         assert b"Auto-Submitted: auto-generated" in first.raw

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.dovecot import Dovecot, dovecot  # noqa: F401  (fixture)
 from tests.factories.emails import build_email, out_of_office_reply
-from tests.pipeline_support import good_workbook
-from tests.relay import Relay, free_port, relay  # noqa: F401  (fixture)
-from tests.service_support import CONFIG, ServiceProcess
+from tests.support.dovecot import Dovecot, dovecot  # noqa: F401  (fixture)
+from tests.support.pipeline import good_workbook
+from tests.support.relay import Relay, free_port, relay  # noqa: F401  (fixture)
+from tests.support.service import CONFIG, ServiceProcess
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 ROOT = Path(__file__).resolve().parent.parent

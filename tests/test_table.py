@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from parsers.catalogue import indicators, indicators_by_id
 from parsers.model import Cell, CellScalar, Sheet, Workbook
-from parsers.table import ACCEPT, decide, find_header, label_score, locate_table, match_rows
+from parsers.reference.catalogue import indicators, indicators_by_id
 from parsers.text import strip_accents
+from parsers.workbook.table import ACCEPT, decide, find_header, label_score, locate_table, match_rows
 
 CATALOGUE = indicators()
 LABEL = {i.id: i.label for i in CATALOGUE}

@@ -18,17 +18,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from intake import pipeline, serve
-from intake.app import build_services, make_logger
-from intake.config import PARIS, load_settings
-from intake.journey import Delivery, Result, Services
-from intake.telegram_views import MAX_CHARS, cut, esc, fit, resolve_region
-from notifier.telegram_push import outbox_failure_text, result_text
+from intake.chat.push import outbox_failure_text, result_text
+from intake.chat.views import MAX_CHARS, cut, esc, fit, resolve_region
+from intake.config.clock import PARIS
+from intake.config.loader import load_settings
+from intake.pipeline import flow
+from intake.pipeline.journey import Delivery, Result
+from intake.pipeline.services import Services, build_services
+from intake.service import supervisor
+from intake.service.logs import make_logger
 from store import queries
 from store.models import Dossier, DossierEvent, OutboxItem
-from tests.botapi import BotApiServer, Call, html_error
 from tests.factories.emails import XLSX, build_email
-from tests.pipeline_support import good_workbook, ingest
+from tests.support.botapi import BotApiServer, Call, html_error
+from tests.support.pipeline import good_workbook, ingest
 
 ADMIN = 111_111_111
 OTHER_ADMIN = 222_222_222
@@ -89,7 +92,7 @@ class Running:
     api: BotApiServer
     services: Services
     quarantined: int
-    service: serve.Service
+    service: supervisor.Service
     loop: asyncio.AbstractEventLoop
 
     def ask(self, text: str, user: int = ADMIN, username: str = "alice") -> Call:
@@ -131,7 +134,7 @@ def running(tmp_path: Path, db_url: str) -> Iterator[Running]:
         services = _services(tmp_path, db_url, api)
         quarantined = _fill_store(services)
         stop = threading.Event()
-        service = serve.Service(services, receiver=False)
+        service = supervisor.Service(services, receiver=False)
         loops: list[asyncio.AbstractEventLoop] = []
 
         async def main() -> None:
@@ -356,16 +359,16 @@ def test_events_pushed_after_an_ingest(running: Running) -> None:
     mark = api.mark()
     bad = good_workbook("Bretagne", values={"I07": "<b>n/a</b>"})
     raw = build_email(attachments=[("v2 <bretagne>.xlsx", bad, XLSX)])
-    inbound_id = pipeline.receive(services, Delivery(raw=raw, received_at=datetime.now(UTC), channel="smtp"))
-    running.loop.call_soon_threadsafe(running.service.queue.put_nowait, inbound_id)
+    inbound_id = flow.receive(services, Delivery(raw=raw, received_at=datetime.now(UTC), channel="smtp"))
+    running.service.worker.submit(inbound_id)
     for chat in (ADMIN, GROUP):
         push = api.sent(chat, after=mark)
         assert push.text.startswith("❌ <b>Bretagne</b> : envoi refusé, 1 erreur")
         assert f"message n° {inbound_id}" in push.text and push.params["parse_mode"] == "HTML"
     mark = api.mark()
     stray = build_email(sender="X <x@nowhere.example>", attachments=[("b.xlsx", good_workbook(), XLSX)])
-    inbound_id = pipeline.receive(services, Delivery(raw=stray, received_at=datetime.now(UTC), channel="smtp"))
-    running.loop.call_soon_threadsafe(running.service.queue.put_nowait, inbound_id)
+    inbound_id = flow.receive(services, Delivery(raw=stray, received_at=datetime.now(UTC), channel="smtp"))
+    running.service.worker.submit(inbound_id)
     push = api.sent(GROUP, after=mark)
     assert push.text.startswith(f"📥 Message n° {inbound_id} mis en quarantaine")
 
@@ -374,9 +377,9 @@ def test_push_failure_never_breaks_processing(running: Running) -> None:
     api, services = running.api, running.services
     api.fail_methods.add("sendMessage")
     raw = build_email(attachments=[("v3.xlsx", good_workbook(), XLSX)])
-    inbound_id = pipeline.receive(services, Delivery(raw=raw, received_at=datetime.now(UTC), channel="smtp"))
+    inbound_id = flow.receive(services, Delivery(raw=raw, received_at=datetime.now(UTC), channel="smtp"))
     mark = api.mark()
-    running.loop.call_soon_threadsafe(running.service.queue.put_nowait, inbound_id)
+    running.service.worker.submit(inbound_id)
     api.wait_for(lambda c: c.method == "sendMessage" and str(c.params["chat_id"]) == str(GROUP), after=mark)
     api.fail_methods.clear()
     assert "Bretagne" in running.ask("/region bretagne").text  # the bot still answers
@@ -425,7 +428,7 @@ def test_lists_are_cut_and_messages_fit() -> None:
 
 
 def test_region_resolution_of_typed_names() -> None:
-    from intake.config import Campaign
+    from intake.config.settings import Campaign
 
     campaign = Campaign("c", 2013, date(2014, 3, 26), date(2014, 5, 15))
     for typed, code in (("bretagne", "53"), ("Île de France", "11"), ("idf", "11"), ("PACA", "93"), ("53", "53"),
@@ -437,8 +440,8 @@ def test_region_resolution_of_typed_names() -> None:
 
 
 def test_deadline_line_days_left_today_and_late() -> None:
-    from intake.config import Campaign
-    from intake.telegram_views import deadline_line
+    from intake.chat.views import deadline_line
+    from intake.config.settings import Campaign
 
     campaign = Campaign("c", 2013, date(2014, 3, 26), date(2014, 5, 15))
     at = lambda day: datetime(2014, 5, day, 12, tzinfo=PARIS)  # noqa: E731

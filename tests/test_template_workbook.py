@@ -14,9 +14,9 @@ from notifier.template_workbook import (
     build_template,
     headers,
 )
-from parsers.catalogue import indicators
 from parsers.model import Workbook
-from parsers.xlsx import read_xlsx
+from parsers.reference.catalogue import indicators
+from parsers.workbook.xlsx import read_xlsx
 
 EXPECTED_HEADERS = [
     "Convention", "Objectif stratégique", "Objectif opérationnel", "BOP", "Indicateur",

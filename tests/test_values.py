@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from parsers.model import Cell, CellScalar, Unit
-from parsers.values import Normalised, is_marker, normalise, parse_pair
+from parsers.workbook.values import Normalised, is_marker, normalise, parse_pair
 
 
 def cell(value: CellScalar, number_format: str = "General", formula: str | None = None,

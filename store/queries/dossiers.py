@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from intake.config.clock import utcnow
 from store.models import Dossier, DossierEvent, InboundMessage, Submission
-from store.types import utcnow
 
 
 def get_or_create_dossier(session: Session, campaign_id: str, region_code: str) -> Dossier:
@@ -234,6 +234,11 @@ def latest_event(session: Session, dossier_id: int, kinds: Sequence[str]) -> Dos
     return session.scalar(
         select(DossierEvent).where(DossierEvent.dossier_id == dossier_id, DossierEvent.kind.in_(list(kinds)))
         .order_by(DossierEvent.at.desc(), DossierEvent.id.desc()).limit(1))
+
+
+def latest_extension(session: Session, campaign_id: str) -> date | None:
+    """The latest deadline any region of the campaign was extended to, or None."""
+    return session.scalar(select(func.max(Dossier.deadline_override)).where(Dossier.campaign_id == campaign_id))
 
 
 def set_extension(session: Session, campaign_id: str, region_code: str, until: date | None,

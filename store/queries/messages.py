@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from intake.config.clock import utcnow
 from store.models import SUBJECT_MAX, InboundMessage, MessageIdentity
-from store.types import utcnow
 
 DEDUP_KEY_MAX = 255
 TEXT_MAX = 998

@@ -19,7 +19,7 @@ from typing import Any
 import openpyxl
 from openpyxl.utils import get_column_letter
 
-from parsers.catalogue import indicators, indicators_by_id
+from parsers.reference.catalogue import indicators, indicators_by_id
 
 TITLE = "TABLEAU DE SUIVI DES CONVENTIONS INTERMINISTERIELLES"
 # Column keys, in the order of the document's Annexe 2.
@@ -242,7 +242,7 @@ def _put(ws: Any, row: int, col: int, value: Any, formulas: dict[str, Formula]) 
 
 
 def _write_meta(wb: Any, sheet: str, layout: Layout, region: str | None, rows_of: dict[str, int]) -> None:
-    from parsers.regions import match_region
+    from parsers.reference.regions import match_region
 
     meta = wb.create_sheet("_meta")
     meta.sheet_state = "veryHidden"

@@ -1,0 +1,2 @@
+"""How mail comes in: the SMTP receiver and the IMAP watcher, both feeding the pipeline's one
+worker."""

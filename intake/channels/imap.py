@@ -1,0 +1,438 @@
+"""The IMAP watcher: every message of a mailbox folder through the pipeline, then moved away.
+
+A message is stored, then handed to the pipeline's worker (``process``: in ``serve``, the same
+worker the SMTP receiver feeds), and moved to ``processed_folder`` only once its verdict came
+back, i.e. once its raw bytes, its verdict and its reply are committed. Every message still in the folder is
+looked up in the store by (folder, UIDVALIDITY, UID) first, so a crash between processing and the
+move never answers twice; a UIDVALIDITY change makes those UIDs meaningless, and the pipeline's
+deduplication (Message-ID, or the bytes' SHA-256) then recognises what was already answered.
+
+The watcher waits with IDLE when the server has it, re-issued every ``idle_seconds`` (60 s by
+default, as GitLab's mail_room) so a dead connection is noticed and a lost notification costs at
+most that long; otherwise it polls every ``poll_seconds``. A connection error closes the
+connection and reconnects with exponential backoff, then catches up again.
+
+Several instances may watch one folder (``serve`` scaled out on PostgreSQL): each UID is handled
+under an advisory lock on (folder, UIDVALIDITY, UID), so one instance fetches, stores, processes
+and moves it while the others skip it; the unique index on those three columns stores it once
+even without the lock (SQLite), and a move of a UID another instance already moved is harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+from sqlalchemy.exc import IntegrityError
+
+from intake.config.clock import utcnow
+from intake.config.settings import ImapConfig
+from intake.pipeline import flow
+from intake.pipeline.failures import alert_failed
+from intake.pipeline.journey import Delivery, Result
+from intake.pipeline.services import Services
+from parsers.text import one_line
+from store import queries
+from store.db import advisory_lock, engine_of
+from store.models import InboundMessage
+
+MAX_FETCH_ATTEMPTS = 3
+# A pass that left UIDs to another instance looks at the folder again after this long.
+ELSEWHERE_RETRY_SECONDS = 0.5
+# outcome_reason of a message that could never be read from the server (it stays in the folder).
+FETCH_FAILED = "Lecture IMAP impossible"
+
+
+class ConnectionLost(Exception):
+    """The IMAP connection is gone (closed by the server, socket error, protocol abort)."""
+
+
+# Errors that mean the connection itself is unusable: reconnect. Any other IMAPClientError is a
+# NO/BAD answer to one command and concerns one message.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionLost, IMAPClientAbortError, OSError, ssl.SSLError, socket.timeout, EOFError,
+)
+
+
+@dataclass
+class _Health:
+    connected: bool = False
+    idle_supported: bool | None = None
+    last_sync_at: datetime | None = None
+    last_error: str | None = None
+    backlog: int = 0
+
+
+class ImapWatcher:
+    """Watches ``config.folder``; see the module docstring."""
+
+    def __init__(
+        self,
+        services: Services,
+        config: ImapConfig,
+        *,
+        log: logging.Logger | None = None,
+        process: Callable[[int], Result] | None = None,
+        on_processed: Callable[[Result], None] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        self.services = services
+        self.config = config
+        self.log = log or services.log
+        # How a stored message is processed: serve hands it to its worker; alone, it is processed here.
+        self.process = process or (lambda inbound_id: flow.process(services, inbound_id))
+        self.on_processed = on_processed
+        self.clock = clock
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._client: IMAPClient | None = None
+        self._uidvalidity: int | None = None
+        self._failures: dict[tuple[int, int], int] = {}  # (uidvalidity, uid) -> failed attempts
+        self._stop = threading.Event()
+        self._health = _Health()
+        self._engine = engine_of(services.sessions)
+        self._elsewhere = False  # some UID of the last pass was in another instance's hands
+
+    # ------------------------------------------------------------------ public API
+
+    def run(self, stop: threading.Event) -> None:
+        """Watch until ``stop`` is set; never raises (errors are logged and retried)."""
+        self._stop = stop
+        delay = self.backoff_initial
+        while not stop.is_set():
+            try:
+                self._catch_up(stop)
+                delay = self.backoff_initial
+                self._watch(stop)
+            except Exception as exc:
+                self._error(exc)
+                self.close()
+                if stop.wait(delay):
+                    break
+                delay = min(delay * 2, self.backoff_max)
+        self.close()
+
+    def sync_once(self) -> list[Result]:
+        """Process and move every message of the folder (connecting first when needed).
+
+        Connection errors are raised (the caller reconnects); a failure on one message is logged
+        and the next message is handled.
+        """
+        client = self._connected()
+        info = client.select_folder(self.config.folder)
+        uidvalidity = int(info[b"UIDVALIDITY"])
+        if self._uidvalidity is None:  # first sync of this process: compare with the store
+            with self.services.sessions() as session:
+                self._uidvalidity = queries.last_imap_uidvalidity(session, self.config.folder)
+        if self._uidvalidity is not None and uidvalidity != self._uidvalidity:
+            self.log.warning("imap: UIDVALIDITY of %s changed from %d to %d; already processed "
+                             "messages are recognised by their Message-ID or content",
+                             self.config.folder, self._uidvalidity, uidvalidity)
+            self._failures.clear()
+        self._uidvalidity = uidvalidity
+        # Ascending, except that UIDs which already failed to be read come last.
+        uids = sorted((int(uid) for uid in client.search(["NOT", "DELETED"])),
+                      key=lambda uid: ((uidvalidity, uid) in self._failures, uid))
+        self._health.backlog = len(uids)
+        results: list[Result] = []
+        for uid in uids:
+            if self._stop.is_set():
+                break
+            result = self._handle(client, uidvalidity, uid)
+            if result is not None:
+                results.append(result)
+        self._health.last_sync_at = self.clock()
+        return results
+
+    def health(self) -> dict[str, Any]:
+        h = self._health
+        return {
+            "connected": h.connected,
+            "idle_supported": h.idle_supported,
+            "last_sync_at": h.last_sync_at.isoformat() if h.last_sync_at else None,
+            "last_error": h.last_error,
+            "backlog": h.backlog,
+        }
+
+    def close(self) -> None:
+        """Log out (best effort) and forget the connection."""
+        client, self._client = self._client, None
+        self._health.connected = False
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+
+    # ------------------------------------------------------------------ connection
+
+    def _connected(self) -> IMAPClient:
+        if self._client is not None:
+            return self._client
+        cfg = self.config
+        client = IMAPClient(cfg.host, cfg.port, ssl=cfg.security == "ssl", timeout=cfg.timeout_seconds)
+        try:
+            client.normalise_times = False  # INTERNALDATE as an aware datetime
+            if cfg.security == "starttls":
+                client.starttls(ssl.create_default_context())
+            client.login(cfg.username, cfg.password)
+            if not client.folder_exists(cfg.processed_folder):
+                try:
+                    client.create_folder(cfg.processed_folder)
+                except IMAPClientError:
+                    if not client.folder_exists(cfg.processed_folder):  # not created by a rival
+                        raise
+                self.log.info("imap: folder %s created", cfg.processed_folder)
+            self._health.idle_supported = bool(client.has_capability("IDLE"))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
+        self._client = client
+        self._health.connected = True
+        self.log.info("imap: connected to %s:%d as %s (%s)", cfg.host, cfg.port, cfg.username,
+                      "IDLE" if self._health.idle_supported else f"polling every {cfg.poll_seconds:g} s")
+        return client
+
+    def _watch(self, stop: threading.Event) -> None:
+        """Wait for new mail (IDLE or polling) and catch up, until ``stop`` or an error."""
+        while not stop.is_set():
+            client = self._connected()
+            if self._health.idle_supported:
+                self._idle(client, stop)
+            elif stop.wait(self.config.poll_seconds):
+                return
+            self._catch_up(stop)
+
+    def _catch_up(self, stop: threading.Event) -> None:
+        """Sync until a pass finds nothing new. Mail that arrived while we worked was announced in
+        the untagged EXISTS of some command's response (SEARCH, MOVE...), which the client library
+        swallows: IDLE would not announce it again, so we look once more before idling. Messages
+        another instance (or worker) was handling are looked at again shortly: if it died, they
+        are taken over at once instead of at the next IDLE re-issue."""
+        while not stop.is_set():
+            self._elsewhere = False
+            if self.sync_once():
+                continue
+            if not self._elsewhere or stop.wait(ELSEWHERE_RETRY_SECONDS):
+                return
+
+    def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
+        """One IDLE of at most ``idle_seconds``, ended early by new mail or ``stop``."""
+        _announced_before_idle(client)  # forget what SELECT/SEARCH reported: our search saw it
+        client.idle()
+        deadline = time.monotonic() + self.config.idle_seconds
+        try:
+            if _announced_before_idle(client):
+                return  # new mail announced between our last search and the IDLE: look now
+            while not stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                wait = min(1.0, remaining)
+                started = time.monotonic()
+                responses = client.idle_check(timeout=wait)
+                if any(_wakes_up(r) for r in responses):
+                    break
+                if not responses and time.monotonic() - started < wait / 2:
+                    break  # readable but nothing parsed: end of stream; DONE below will tell
+        finally:
+            client.idle_done()
+
+    # ------------------------------------------------------------------ one message
+
+    def _handle(self, client: IMAPClient, uidvalidity: int, uid: int) -> Result | None:
+        """One UID, under a database lock on (folder, UIDVALIDITY, UID): when another instance
+        watching the same mailbox holds it, that instance stores, processes and moves it."""
+        with advisory_lock(self._engine, f"imap:{self.config.folder}:{uidvalidity}:{uid}") as won:
+            if not won:
+                self._elsewhere = True
+                return None
+            return self._handle_claimed(client, uidvalidity, uid)
+
+    def _handle_claimed(self, client: IMAPClient, uidvalidity: int, uid: int) -> Result | None:
+        folder = self.config.folder
+        with self.services.sessions() as session:
+            known = queries.imap_message(session, folder, uidvalidity, uid)
+            known_id = known.id if known else None
+            known_outcome = known.outcome if known else None
+            fetch_failed = bool(known and (known.outcome_reason or "").startswith(FETCH_FAILED))
+        if known_id is not None:
+            if fetch_failed:
+                return None  # kept in the folder for an administrator; not retried every cycle
+            result = self._process(known_id) if known_outcome == "received" else self._stored(known_id)
+            if result is None or self._held_elsewhere(result):
+                return None
+            self._move(client, uid)
+            return result
+        try:
+            raw, received_at = self._fetch(client, uid)
+        except Exception as exc:
+            # Dovecot answers an unreadable message with BYE: a connection error can be the
+            # message's fault too, so it counts against this UID before the reconnection.
+            self._fetch_failed(uidvalidity, uid, exc)
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise
+            return None
+        self._failures.pop((uidvalidity, uid), None)
+        try:
+            inbound_id = flow.receive(self.services, Delivery(
+                raw=raw, received_at=received_at, channel="imap",
+                imap_folder=folder, imap_uidvalidity=uidvalidity, imap_uid=uid,
+            ))
+        except IntegrityError:  # another instance stored this UID first: it processes and moves it
+            self.log.info("imap: UID %d of %s already stored by another instance", uid, folder)
+            self._elsewhere = True
+            return None
+        except Exception as exc:  # the database is down: left in the folder, retried next cycle
+            self._health.last_error = one_line(f"{type(exc).__name__}: {exc}")
+            self.log.error("imap: UID %d not stored, left in %s: %s", uid, folder, self._health.last_error)
+            return None
+        result = self._process(inbound_id)
+        if result is None or self._held_elsewhere(result):
+            return None
+        self._move(client, uid)
+        return result
+
+    def _held_elsewhere(self, result: Result) -> bool:
+        """The message is being processed by another worker (still ``received``): not moved now;
+        looked at again shortly, once that worker has committed."""
+        if result.outcome != "received":  # type: ignore[comparison-overlap]
+            return False
+        self._elsewhere = True
+        return True
+
+    def _fetch(self, client: IMAPClient, uid: int) -> tuple[bytes, datetime]:
+        data = client.fetch([uid], ["BODY.PEEK[]", "INTERNALDATE"])
+        item = data.get(uid)
+        if not item or b"BODY[]" not in item:
+            raise LookupError(f"FETCH returned nothing for UID {uid}")
+        raw = item[b"BODY[]"]
+        if raw is None:
+            raise LookupError(f"FETCH returned NIL for UID {uid}")
+        if not isinstance(raw, bytes):
+            raw = str(raw).encode("utf-8", "surrogateescape")
+        internal = item.get(b"INTERNALDATE")
+        if isinstance(internal, datetime):
+            received_at = internal.astimezone(UTC) if internal.tzinfo else internal.replace(tzinfo=UTC)
+        else:
+            received_at = self.clock()
+        return raw, received_at
+
+    def _process(self, inbound_id: int) -> Result | None:
+        try:
+            result = self.process(inbound_id)
+        except Exception as exc:
+            self.log.error("imap: message #%d not processed, left in %s: %s", inbound_id,
+                           self.config.folder, one_line(f"{type(exc).__name__}: {exc}"))
+            self._health.last_error = one_line(f"{type(exc).__name__}: {exc}")
+            return None
+        if self.on_processed is not None:
+            try:
+                self.on_processed(result)
+            except Exception:
+                self.log.exception("imap: on_processed failed for message #%d", inbound_id)
+        return result
+
+    def _stored(self, inbound_id: int) -> Result | None:
+        with self.services.sessions() as session:
+            inbound = session.get(InboundMessage, inbound_id)
+            return flow.stored_result(inbound) if inbound is not None else None
+
+    def _move(self, client: IMAPClient, uid: int) -> None:
+        target = self.config.processed_folder
+        try:
+            if client.has_capability("MOVE"):
+                client.move([uid], target)
+            else:
+                client.copy([uid], target)
+                client.delete_messages([uid])
+                if client.has_capability("UIDPLUS"):
+                    client.uid_expunge([uid])
+                else:
+                    client.expunge()
+        except _CONNECTION_ERRORS:
+            raise
+        except IMAPClientError as exc:  # stored and processed: moved again next cycle
+            if not self._still_there(client, uid):  # another instance moved it first: harmless
+                self.log.info("imap: UID %d already moved by another instance", uid)
+                return
+            self.log.error("imap: UID %d could not be moved to %s: %s", uid, target, one_line(str(exc)))
+            self._health.last_error = one_line(f"move: {exc}")
+
+    def _still_there(self, client: IMAPClient, uid: int) -> bool:
+        try:
+            return uid in {int(u) for u in client.search(["UID", str(uid), "NOT", "DELETED"])}
+        except IMAPClientError:
+            return True
+
+    def _fetch_failed(self, uidvalidity: int, uid: int, exc: Exception) -> None:
+        key = (uidvalidity, uid)
+        attempts = self._failures.get(key, 0) + 1
+        self._failures[key] = attempts
+        reason = one_line(f"{type(exc).__name__}: {exc}")
+        self._health.last_error = f"UID {uid}: {reason}"
+        self.log.error("imap: UID %d of %s not read (attempt %d/%d), left in the folder: %s",
+                       uid, self.config.folder, attempts, MAX_FETCH_ATTEMPTS, reason)
+        if attempts < MAX_FETCH_ATTEMPTS:
+            return
+        try:
+            with self.services.sessions.begin() as session:
+                row = queries.record_imap_failure(
+                    session, raw=b"", received_at=self.clock(), folder=self.config.folder,
+                    uidvalidity=uidvalidity, uid=uid,
+                    reason=f"{FETCH_FAILED} (UID {uid}, dossier {self.config.folder}) : {reason}",
+                    error=f"{MAX_FETCH_ATTEMPTS} tentatives de lecture IMAP ont échoué : {reason}",
+                )
+                row_id = row.id
+        except Exception:
+            self.log.exception("imap: the failure of UID %d could not be stored", uid)
+            return
+        self._failures.pop(key, None)
+        self.log.error("imap: UID %d stored as failed message #%d; it stays in %s", uid, row_id,
+                       self.config.folder)
+        alert_failed(self.services, Result(
+            row_id, None, "failed", None, None, (), None, None,
+            reason=f"{FETCH_FAILED} (UID {uid}, dossier {self.config.folder}) : {reason}"))
+
+    def _error(self, exc: Exception) -> None:
+        text = one_line(f"{type(exc).__name__}: {exc}")
+        self._health.last_error = text
+        self._health.connected = False
+        self.log.warning("imap: %s:%d: %s; reconnecting", self.config.host, self.config.port, text)
+
+
+def _announced_before_idle(client: IMAPClient) -> bool:
+    """Whether the server announced new mail just before accepting IDLE.
+
+    ``IMAPClient.idle()`` reads a single response: an ``* N EXISTS`` sent before the ``+ idling``
+    continuation is filed by imaplib among its stored untagged responses, where ``idle_check``
+    never looks. Without this, mail appended between our last SEARCH and the IDLE waits for the
+    next IDLE re-issue (``idle_seconds``).
+    """
+    stored = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    if not isinstance(stored, dict):
+        return False
+    announced = bool(stored.pop("EXISTS", None)) | bool(stored.pop("RECENT", None))
+    return announced
+
+
+def _wakes_up(response: Any) -> bool:
+    """New mail (EXISTS) or the server leaving (BYE) ends the IDLE."""
+    if not isinstance(response, tuple) or not response:
+        return False
+    return response[0] == b"BYE" or (len(response) > 1 and response[1] == b"EXISTS")

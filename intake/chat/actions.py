@@ -1,0 +1,155 @@
+"""What the admins' chat bot changes: manual reminders, extensions, releases, the digest on demand.
+
+Synchronous (the bot runs these in a worker thread). Every change is recorded on the dossier with
+who did it (``actor``, e.g. ``"telegram:111111111 alice"``) and when, so ``/region`` shows it.
+Answers are Telegram HTML with every dynamic value escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from intake.chat.views import esc, fr_day, plural, state_of
+from intake.config.clock import local_date
+from intake.config.settings import Campaign
+from intake.pipeline.journey import Result
+from intake.pipeline.services import Services
+from notifier.digest import Digest, build_digest, previous_digest_at
+from notifier.export import to_xlsx
+from notifier.reminders import draft_reminder, reminder_key, send_reminders
+from store import queries
+from store.models import DossierEvent
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_DATE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})(?:[/.-](\d{2}|\d{4}))?$")
+
+
+@dataclass(frozen=True)
+class Answer:
+    ok: bool
+    text: str  # Telegram HTML
+
+
+def parse_day(text: str, today: date) -> date | None:
+    """"30/06/2014", "30/06/14", "30/06" (this year), "2014-06-30"; None when not a date."""
+    text = text.strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    m = _DATE.match(text)
+    if not m:
+        return None
+    year = int(m.group(3)) if m.group(3) else today.year
+    if year < 100:
+        year += 2000
+    try:
+        return date(year, int(m.group(2)), int(m.group(1)))
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------- /relancer
+
+
+def reminder_question(services: Services, campaign: Campaign, code: str, now: datetime) -> Answer:
+    """Whether a manual reminder can go to the region, and the question asked before sending it."""
+    settings = services.settings
+    with services.sessions() as session:
+        state = state_of(session, settings, campaign, code, now)
+    region = settings.region(code)
+    contacts = region.contacts if region else ()
+    if state.exempt:
+        return Answer(False, f"{esc(state.name)} est exemptée pour cette campagne : pas de relance.")
+    if state.dossier == "complete":
+        return Answer(False, f"Le dossier de {esc(state.name)} est complet : pas de relance.")
+    if not contacts:
+        return Answer(False, f"Aucun contact configuré pour {esc(state.name)} ([[regions]] contacts) : "
+                             "relance impossible.")
+    situation = f"en retard de {plural(state.days_late, 'jour')}" if state.late else \
+        f"date limite le {fr_day(state.deadline)}"
+    return Answer(True, f"Envoyer maintenant une relance à <b>{esc(state.name)}</b> ({situation}) ?\n"
+                        f"Destinataires : {esc(', '.join(contacts))}")
+
+
+def send_manual_reminder(services: Services, campaign: Campaign, code: str, asked_at: int, actor: str,
+                         now: datetime) -> Answer:
+    """Queue the region's reminder now, under ``reminder:<campaign>:<region>:manual:<asked_at>``.
+
+    ``asked_at`` is the moment the admin asked (epoch seconds): pressing the button twice queues
+    one reminder, the outbox key being unique."""
+    settings = services.settings
+    question = reminder_question(services, campaign, code, now)
+    if not question.ok:
+        return question
+    region = settings.region(code)
+    assert region is not None
+    key = f"{reminder_key(campaign.id, code, 'manual')}:{asked_at}"
+    with services.sessions.begin() as session:
+        state = state_of(session, settings, campaign, code, now)
+        dossier = queries.dossiers_by_region(session, campaign.id).get(code)
+        step = "after-manual" if state.late else "manual"  # the late wording when the region is late
+        draft = draft_reminder(session, settings, campaign, state, dossier, step, False, key, region.contacts, (), now)
+        items = send_reminders(session, settings, [draft])
+        if not items:
+            return Answer(False, f"Cette relance à {esc(state.name)} est déjà partie.")
+        dossier = queries.get_or_create_dossier(session, campaign.id, code)
+        event = queries.latest_event(session, dossier.id, ("reminder",))
+        if isinstance(event, DossierEvent):
+            event.actor = actor[:255]
+    if services.after_commit is not None:
+        try:  # wakes the outbox sender (or writes the folder); the reminder is committed either way
+            services.after_commit()
+        except Exception:
+            services.log.exception("manual reminder %s queued; after_commit failed", key)
+    return Answer(True, f"📨 Relance à <b>{esc(state.name)}</b> mise en file d'envoi "
+                        f"({esc(', '.join(region.contacts))}).")
+
+
+# ---------------------------------------------------------------------- /prolonger
+
+
+def extend(services: Services, campaign: Campaign, code: str, until: date, actor: str, now: datetime) -> Answer:
+    if until < campaign.deadline:
+        return Answer(False, f"Le {fr_day(until)} est avant la date limite de la campagne "
+                             f"({fr_day(campaign.deadline)}).")
+    if until < local_date(now):
+        return Answer(False, f"Le {fr_day(until)} est déjà passé.")
+    settings = services.settings
+    with services.sessions.begin() as session:
+        queries.set_extension(session, campaign.id, code, until, actor=actor)
+        state = state_of(session, settings, campaign, code, now)
+    return Answer(True, f"📅 <b>{esc(state.name)}</b> : date limite prolongée au {fr_day(until)}.")
+
+
+# ---------------------------------------------------------------------- /liberer
+
+
+def release_answer(result: Result, region_name: str) -> Answer:
+    errors = sum(1 for i in result.issues if i.severity == "error")
+    outcome = {
+        "accepted": "✅ envoi accepté",
+        "rejected": f"❌ envoi refusé ({plural(errors, 'erreur')})",
+        "quarantined": "toujours en quarantaine",
+        "failed": "⚠️ échec du traitement",
+        "duplicate": "déjà reçu (doublon)",
+        "ignored": "ignoré (message automatique)",
+    }.get(result.outcome, result.outcome)
+    text = f"Message n° {result.inbound_id} attribué à <b>{esc(region_name)}</b> : {esc(outcome)}."
+    if result.reply is not None:
+        text += "\nLa réponse à l'expéditeur est en file d'envoi."
+    return Answer(result.outcome not in ("failed",), text)
+
+
+# ---------------------------------------------------------------------- /synthese
+
+
+def synthesis(services: Services, now: datetime) -> tuple[Digest, list[tuple[str, bytes]]]:
+    """The digest as it stands now (changes since the last one queued) and one workbook per campaign."""
+    with services.sessions() as session:
+        digest = build_digest(session, services.settings, now, previous_digest_at(session, now))
+    stamp = local_date(now).isoformat()
+    files = [(f"consolidation-{c.campaign.id}-{stamp}.xlsx", to_xlsx(c.consolidation)) for c in digest.campaigns]
+    return digest, files

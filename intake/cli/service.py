@@ -1,0 +1,63 @@
+"""The running service: start it, and ask it how it is.
+
+    conventions-intake serve [--no-receiver]
+    conventions-intake health [--json] [--max-age SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from datetime import datetime
+
+from intake.cli.common import Subparsers, open_services
+from intake.cli.output import Printer
+from intake.config.clock import utcnow
+from intake.config.settings import Settings
+from intake.service.health import health_path, read_report
+
+
+def register(sub: Subparsers) -> None:
+    p = sub.add_parser("serve", help="lancer le service (récepteur SMTP, IMAP, envoi, rappels et synthèses)")
+    p.add_argument("--no-receiver", action="store_true", help="ne pas lancer le récepteur SMTP intégré")
+    p.set_defaults(handler=cmd_serve)
+
+    p = sub.add_parser("health", help="état du service en cours (canaux, file d'attente, dernière erreur)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-age", type=float, default=30.0, help="âge maximal du rapport, en secondes")
+    p.set_defaults(handler=cmd_health)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    from intake.service.supervisor import run  # the event loop and its channels, only for serve
+
+    return run(open_services(args, settings, environ), receiver=not args.no_receiver)
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
+    """Reads the health file ``serve`` refreshes; exit 0 only if it is fresh and every channel is up."""
+    out = Printer()
+    report = read_report(settings.data_dir)
+    if report is None:
+        path = health_path(settings.data_dir)
+        if args.json:
+            out.json({"healthy": False, "reason": "service not running (no health file)", "path": str(path)})
+        else:
+            out.line(f"service arrêté ou jamais démarré ({path} introuvable)")
+        return 1
+    age = (utcnow() - datetime.fromisoformat(report["updated_at"])).total_seconds()
+    down = [name for name, ch in report["channels"].items() if not ch.get("up", ch.get("connected", False))]
+    healthy = age <= args.max_age and not down
+    if args.json:
+        out.json({"healthy": healthy, "age_seconds": round(age, 1), "down": down, **report})
+        return 0 if healthy else 1
+    out.line(f"service {'en bonne santé' if healthy else 'EN DIFFICULTÉ'} (pid {report['pid']}, "
+             f"rapport d'il y a {age:.0f} s)")
+    for name, channel in report["channels"].items():
+        state = "actif" if name not in down else "INACTIF"
+        details = ", ".join(f"{k}={v}" for k, v in channel.items() if k not in ("up", "connected"))
+        out.line(f"  {name:<9} {state}  {details}")
+    out.line(f"  en attente : {report['backlog']}")
+    out.line(f"  messages traités depuis le démarrage : {report['processed']}")
+    out.line(f"  dernière erreur : {report['last_error'] or 'aucune'}")
+    return 0 if healthy else 1

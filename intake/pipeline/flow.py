@@ -1,0 +1,185 @@
+"""The journey of one message, top to bottom.
+
+1. ``receive``: the raw bytes are stored and committed before anything else, so a channel can
+   acknowledge the message (SMTP 250, IMAP move) knowing nothing can be lost after that.
+2. ``process``: the steps below run in ONE transaction. Either the verdict, the dossier's new
+   versions and the queued reply are all committed together, or none is: a message can never get
+   two replies, and a crash leaves it ``received`` to be processed again.
+3. A step that raises leaves the message ``failed`` with its error; ``reprocess`` runs it again.
+
+Steps (one module each under ``intake/pipeline/steps``), each run when its guard says so:
+  classify → extract → validate → record → reply
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from intake.config.clock import utcnow
+from intake.pipeline.failures import alert_failed, record_failure
+from intake.pipeline.journey import Delivery, Journey, Outcome, Result
+from intake.pipeline.services import Services
+from intake.pipeline.steps.classify import classify
+from intake.pipeline.steps.extract import extract
+from intake.pipeline.steps.record import record
+from intake.pipeline.steps.reply import reply
+from intake.pipeline.steps.validate import validate
+from parsers.mail.mime import message_id_of
+from parsers.model import Issue
+from parsers.text import one_line
+from store import queries
+from store.models import InboundMessage
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[Journey, Services], None]
+    when: Callable[[Journey], bool]
+
+
+def _undecided(j: Journey) -> bool:
+    return j.outcome is None
+
+
+def _judged(j: Journey) -> bool:
+    return j.outcome in ("accepted", "rejected")
+
+
+def _answerable(j: Journey) -> bool:
+    return j.outcome in ("accepted", "rejected", "quarantined")
+
+
+STEPS: tuple[Step, ...] = (
+    Step("classify", classify, lambda j: True),  # ignored / duplicate / quarantined, or a region
+    Step("extract", extract, _undecided),  # workbooks and narratives read and checked
+    Step("validate", validate, _undecided),  # message-level rules; verdict accepted / rejected
+    Step("record", record, _judged),  # new versions on the region's dossier
+    Step("reply", reply, _answerable),  # French answer queued in the outbox
+)
+
+
+def receive(services: Services, delivery: Delivery) -> int:
+    """Store the raw message durably; returns its id. Nothing else happens here."""
+    with services.sessions.begin() as session:
+        inbound = queries.store_inbound(
+            session,
+            raw=delivery.raw,
+            received_at=delivery.received_at,
+            channel=delivery.channel,
+            envelope_from=delivery.envelope_from,
+            envelope_to=delivery.envelope_to,
+            message_id=message_id_of(delivery.raw),
+        )
+        inbound.imap_folder = delivery.imap_folder
+        inbound.imap_uidvalidity = delivery.imap_uidvalidity
+        inbound.imap_uid = delivery.imap_uid
+        session.flush()
+        inbound_id = inbound.id
+    services.log.info("stored message #%d (%d bytes, %s)", inbound_id, len(delivery.raw), delivery.channel)
+    return inbound_id
+
+
+def ingest(services: Services, delivery: Delivery) -> Result:
+    return process(services, receive(services, delivery))
+
+
+def process(services: Services, inbound_id: int) -> Result:
+    """Run the steps on a stored message; idempotent for a message already processed.
+
+    The message row is claimed first (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL; a
+    SQLite transaction is exclusive): when another worker or instance holds it, nothing is done
+    and the stored result says ``received`` (that worker commits the verdict and the reply).
+    """
+    try:
+        with services.sessions() as session, session.begin():
+            inbound = queries.claim_message(session, inbound_id)
+            if inbound is None:
+                held = session.get(InboundMessage, inbound_id)
+                if held is None:
+                    raise LookupError(f"no stored message #{inbound_id}")
+                services.log.debug("message #%d is being processed by another worker", inbound_id)
+                return stored_result(held)  # outcome "received": the holder answers it
+            if inbound.outcome != "received":
+                return stored_result(inbound)
+            journey = Journey(inbound=inbound, session=session)
+            for step in STEPS:
+                if step.when(journey):
+                    step.run(journey, services)
+            result = _finish(journey)
+        if services.after_commit is not None:
+            services.after_commit()
+    except Exception as exc:
+        result = record_failure(services, inbound_id, exc)
+        alert_failed(services, result)  # the admins are told; the message waits for reprocess
+        return result
+    services.log.info("message #%d: %s (%s) region=%s", inbound_id, result.outcome,
+                      one_line(result.reason or "-"), result.region or "-")
+    return result
+
+
+def _finish(journey: Journey) -> Result:
+    inbound = journey.inbound
+    outcome: Outcome = journey.outcome or "failed"
+    inbound.outcome = outcome
+    inbound.outcome_reason = journey.reason or None
+    inbound.region_code = journey.region.code if journey.region else None
+    inbound.campaign_id = journey.campaign.id if journey.campaign else None
+    inbound.processed_at = utcnow()
+    inbound.attempts += 1
+    if journey.mail is not None:
+        inbound.from_addr = journey.mail.from_addr
+        inbound.subject = journey.mail.subject[:998]
+    result = Result(
+        inbound_id=inbound.id,
+        message_id=inbound.message_id,
+        outcome=outcome,
+        region=inbound.region_code,
+        campaign=inbound.campaign_id,
+        issues=tuple(journey.all_issues()),
+        dossier=journey.dossier.status if journey.dossier else None,
+        reply=journey.reply,
+        reason=journey.reason,
+    )
+    inbound.verdict = result.as_dict()
+    return result
+
+
+def stored_result(inbound: InboundMessage) -> Result:
+    """The result recorded when the message was processed (for replays and idempotence)."""
+    data = inbound.verdict or {}
+    return Result(
+        inbound_id=inbound.id,
+        message_id=inbound.message_id,
+        outcome=inbound.outcome,  # type: ignore[arg-type]
+        region=inbound.region_code,
+        campaign=inbound.campaign_id,
+        issues=tuple(Issue(**{k: v for k, v in i.items() if k in Issue.__dataclass_fields__})
+                     for i in data.get("issues", [])),
+        dossier=data.get("dossier"),
+        reply=None,
+        reason=inbound.outcome_reason or "",
+    )
+
+
+def reprocess(services: Services, inbound_id: int) -> Result:
+    """Run a failed (or any unfinished) message through the pipeline again."""
+    with services.sessions.begin() as session:
+        inbound = session.get(InboundMessage, inbound_id)
+        if inbound is None:
+            raise LookupError(f"no stored message #{inbound_id}")
+        if inbound.outcome == "failed":
+            inbound.outcome = "received"
+    return process(services, inbound_id)
+
+
+def pending(services: Services, limit: int = 100_000) -> list[int]:
+    """The messages stored but never processed (a crash, a kill, a restart), oldest first."""
+    with services.sessions() as session:
+        return [m.id for m in queries.unfinished_messages(session, limit=limit)]
+
+
+def recover(services: Services, limit: int = 1000) -> list[Result]:
+    """Process every message stored but never processed, here and now."""
+    return [process(services, inbound_id) for inbound_id in pending(services, limit)]

@@ -1,0 +1,63 @@
+"""Reply: render the French answer and queue it in the outbox, threaded to the region's message.
+
+The drafting (:mod:`notifier.replies`) gets the message's facts as plain data. Automatic replies to
+one address are capped per hour (``[limits] replies_per_sender_per_hour``): a robot that slipped
+through every rule still cannot start a mail storm.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from intake.config.clock import utcnow
+from intake.pipeline.journey import Journey
+from intake.pipeline.services import Services
+from notifier.outbox import queue_reply
+from notifier.replies import DossierFacts, ReplyFacts, draft_reply
+from store import queries
+
+
+def reply(journey: Journey, services: Services) -> None:
+    assert journey.mail is not None
+    draft = draft_reply(reply_facts(journey), services.settings)
+    if draft is None:
+        return
+    cap = services.settings.limits.replies_per_sender_per_hour
+    since = utcnow() - timedelta(hours=1)
+    if cap and queries.replies_since(journey.session, draft.to[0], since) >= cap:
+        journey.reason = (journey.reason + "; " if journey.reason else "") + (
+            f"reply withheld: {cap} automatic replies to {draft.to[0]} within the hour")
+        services.log.warning("reply to %s withheld: more than %d automatic replies within the hour",
+                             draft.to[0], cap)
+        return
+    journey.reply = draft
+    queue_reply(journey.session, settings=services.settings, inbound=journey.inbound, mail=journey.mail,
+                draft=draft)
+
+
+def reply_facts(journey: Journey) -> ReplyFacts:
+    """What the reply needs to know about the message and the dossier, as plain data."""
+    assert journey.mail is not None
+    mail, dossier = journey.mail, journey.dossier
+    facts = None
+    if dossier is not None:
+        workbook = queries.latest_submission(journey.session, dossier.id, "workbook")
+        narrative = queries.latest_submission(journey.session, dossier.id, "narrative")
+        facts = DossierFacts(status=dossier.status, workbook_verdict=workbook.verdict if workbook else None,
+                             narrative_received=narrative is not None)
+    return ReplyFacts(
+        outcome=journey.outcome or "failed",
+        received_at=journey.inbound.received_at,
+        subject=mail.subject,
+        from_addr=mail.from_addr,
+        reply_to=tuple(mail.reply_to),
+        message_issues=tuple(journey.message_issues),
+        region=journey.region,
+        campaign=journey.campaign,
+        late=journey.late,
+        workbooks=tuple(journey.workbooks),
+        narratives=tuple(journey.narratives),
+        versions={(s.kind, s.filename, s.sha256): s.version for s in journey.submissions},
+        identical=frozenset((i.kind, i.filename) for i in journey.identical),
+        dossier=facts,
+    )

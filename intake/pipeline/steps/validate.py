@@ -1,0 +1,14 @@
+"""Validate: rules on the message as a whole, then the verdict. Workbook rules ran in extract."""
+
+from __future__ import annotations
+
+from intake.pipeline.journey import Journey
+from intake.pipeline.services import Services
+from parsers.issues import make_issue
+
+
+def validate(journey: Journey, services: Services) -> None:
+    if not journey.workbooks and not journey.narratives:
+        journey.message_issues.append(make_issue("no_return_found"))
+    errors = [i for i in journey.all_issues() if i.severity == "error"]
+    journey.outcome = "rejected" if errors else "accepted"

@@ -1,0 +1,94 @@
+"""The one worker every channel feeds: stored messages processed one at a time, in the order they
+were handed over, in a thread of its own (the store's layer is synchronous).
+
+A channel stores a message first (:func:`intake.pipeline.flow.receive`), then :meth:`Worker.submit`
+its id and gets a future of its :class:`~intake.pipeline.journey.Result`: the SMTP receiver does not
+wait for it (it answered ``250`` once the message was stored); the IMAP watcher waits, to move the
+message only once its verdict and reply are committed. ``on_result`` is told of every result (the
+service pushes it to the admins' chats and wakes the outbox sender).
+
+:meth:`stop` processes what was handed over before it, then ends the thread; a message handed over
+after it is refused at once (it stays stored, and ``serve`` takes it up again at its next start).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from intake.pipeline import flow
+from intake.pipeline.journey import Result
+from intake.pipeline.services import Services
+from parsers.text import one_line
+
+ResultHook = Callable[[Result], None]
+
+
+class WorkerStopped(RuntimeError):
+    """The worker is stopping: the message stays stored, to be processed at the next start."""
+
+
+class Worker:
+    def __init__(self, services: Services, on_result: ResultHook | None = None) -> None:
+        self.services = services
+        self.on_result = on_result
+        self.processed = 0
+        self.last_error: str | None = None
+        self._queue: queue.SimpleQueue[tuple[int, Future[Result]] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="worker", daemon=True)
+        self._thread.start()
+
+    def submit(self, inbound_id: int) -> Future[Result]:
+        """Hand a stored message over; thread-safe, never blocks."""
+        future: Future[Result] = Future()
+        with self._lock:
+            if self._stopping:
+                future.set_exception(WorkerStopped(f"message #{inbound_id} left for the next start"))
+                return future
+            self._queue.put((inbound_id, future))
+        return future
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish what was handed over before this call, then end the thread."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            inbound_id, future = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = flow.process(self.services, inbound_id)
+            except Exception as exc:  # the store is unreachable: the message stays stored
+                self.services.log.exception("worker: message #%d not processed", inbound_id)
+                self.last_error = f"message #{inbound_id}: {one_line(f'{type(exc).__name__}: {exc}')}"
+                future.set_exception(exc)
+                continue
+            self.processed += 1
+            if result.outcome == "failed":
+                self.last_error = f"message #{inbound_id}: {result.reason}"
+            future.set_result(result)
+            if self.on_result is not None:
+                try:
+                    self.on_result(result)
+                except Exception:
+                    self.services.log.exception("worker: on_result failed for message #%d", inbound_id)

@@ -1,0 +1,2 @@
+"""The running service: the supervisor that starts every channel, its health report, the scheduler
+and the logs."""

@@ -1,0 +1,238 @@
+"""``serve``: one long-running asyncio process running every configured channel.
+
+- the embedded SMTP receiver (:mod:`intake.channels.smtp`, on this event loop): ``250`` only once
+  the raw message is committed to the store;
+- the IMAP watcher (:mod:`intake.channels.imap`, ``[imap]``), in its own thread: IDLE or polling,
+  catch-up, move when done;
+- the worker (:mod:`intake.pipeline.worker`), which both channels feed: messages are processed one
+  at a time, in arrival order; on start, every message stored but never processed (a crash, a
+  kill) is handed to it first;
+- the outbox sender (``[smtp]``), in its own thread, woken after every commit so a reply leaves
+  within milliseconds; without a relay, queued mail is written to the outbox folder instead;
+- the scheduler (:mod:`intake.service.scheduler`), in its own thread: due reminders and
+  coordinator digests, decided from the database every minute;
+- the admins' chat bot (:mod:`intake.chat.bot`, ``[telegram]``), on this event loop;
+- a health file (:mod:`intake.service.health`) refreshed every few seconds, and a status line in
+  the log every minute.
+
+SIGTERM / SIGINT: no new mail is accepted, what was handed to the worker is finished, threads are
+joined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from intake.channels.smtp import start_receiver
+from intake.pipeline import flow
+from intake.pipeline.journey import Result
+from intake.pipeline.services import Services
+from intake.pipeline.worker import Worker
+from intake.service.health import Health, write_report
+from store import queries
+
+HEALTH_EVERY = 5.0
+STATUS_LINE_EVERY = 60.0
+
+
+class Service:
+    """The running service: its channels, threads and tasks."""
+
+    def __init__(self, services: Services, *, receiver: bool = True) -> None:
+        self.health = Health()
+        self.outbox_wake = threading.Event()
+        self.thread_stop = threading.Event()
+        self.with_receiver = receiver
+        self.threads: list[threading.Thread] = []
+        write_folder = services.after_commit  # build_services: the outbox folder when there is no relay
+
+        def after_commit() -> None:
+            if write_folder is not None:
+                write_folder()
+            self.outbox_wake.set()
+
+        self.services = replace(services, after_commit=after_commit)
+        self.worker = Worker(self.services, on_result=self._processed)
+        self.watcher: Any = None  # intake.channels.imap.ImapWatcher when [imap] is configured
+        self.bot: Any = None  # intake.chat.bot.TelegramBot when [telegram] is configured
+
+    # ------------------------------------------------------------------ channels
+
+    def _processed(self, result: Result) -> None:
+        """Every message the worker finished: wake the sender, tell the admins' chats."""
+        self.outbox_wake.set()
+        self.health.processed = self.worker.processed
+        self.health.last_error = self.worker.last_error or self.health.last_error
+        if self.bot is not None:
+            self.bot.push_result(result)  # never blocks nor raises
+
+    async def _start_receiver(self) -> asyncio.Server:
+        server = await start_receiver(self.services, self.worker.submit)
+        cfg = self.services.settings.receiver
+        self.health.channels["smtp"] = {"up": True, "listen": f"{cfg.host}:{cfg.port}"}
+        return server
+
+    def _start_thread(self, name: str, target: Callable[[], None]) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except Exception as exc:  # the components catch their own errors; this is the last net
+                self.services.log.exception("%s stopped on an unexpected error", name)
+                self.health.last_error = f"{name}: {exc}"
+                self.health.channels.setdefault(name, {})["up"] = False
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _start_imap(self) -> None:
+        settings = self.services.settings
+        if settings.imap is None:
+            return
+        from intake.channels.imap import ImapWatcher
+
+        self.watcher = ImapWatcher(services=self.services, config=settings.imap, log=self.services.log,
+                                   process=lambda inbound_id: self.worker.submit(inbound_id).result())
+        self._start_thread("imap", lambda: self.watcher.run(self.thread_stop))
+
+    def _start_sender(self) -> None:
+        settings = self.services.settings
+        if settings.smtp is None:
+            return
+        from notifier.alerts import alert_sink
+        from notifier.sender import OutboxSender
+
+        sender = OutboxSender(sessions=self.services.sessions, smtp=settings.smtp, log=self.services.log,
+                              instance=f"{socket.gethostname()}:{os.getpid()}",
+                              alert=self._with_push(alert_sink(settings)))
+        self.health.channels["outbox"] = {"up": True, "relay": f"{settings.smtp.host}:{settings.smtp.port}"}
+        self._start_thread("outbox", lambda: sender.run(self.thread_stop, self.outbox_wake))
+
+    def _start_scheduler(self) -> None:
+        from intake.service.scheduler import Scheduler
+
+        scheduler = Scheduler(self.services)  # reminders and digests, decided from the database
+        self.health.channels["scheduler"] = {"up": True}
+        self._start_thread("scheduler", lambda: scheduler.run(self.thread_stop, self.outbox_wake))
+
+    async def _start_bot(self) -> None:
+        config = self.services.settings.telegram
+        if config is None:
+            return
+        from intake.chat.bot import TelegramBot
+
+        self.bot = TelegramBot(self.services, config)
+        await self.bot.start()  # connects in the background: never delays the mail channels
+
+    def _with_push(self, alert: Callable[[Any, str, str], None]) -> Callable[[Any, str, str], None]:
+        def alert_and_push(session: Any, subject: str, text: str) -> None:
+            alert(session, subject, text)
+            if self.bot is not None:
+                self.bot.push_outbox_failure(subject, text)
+        return alert_and_push
+
+    # ------------------------------------------------------------------ health
+
+    def backlog(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        try:
+            with self.services.sessions() as session:
+                counts = queries.backlog_counts(session)
+        except Exception as exc:  # the database is down: say so, keep serving what can be served
+            self.health.last_error = f"database: {type(exc).__name__}: {exc}"[:500]
+            self.health.channels["database"] = {"up": False}
+        else:
+            self.health.channels["database"] = {"up": True}
+        counts["in_queue"] = self.worker.pending()
+        return counts
+
+    def write_health(self) -> dict[str, Any]:
+        if self.watcher is not None:
+            self.health.channels["imap"] = self.watcher.health()
+        if self.bot is not None:
+            self.health.channels["telegram"] = self.bot.health()
+        report = self.health.as_dict(self.backlog())
+        write_report(self.services.settings.data_dir, report)
+        return report
+
+    async def _health_task(self) -> None:
+        since_line = STATUS_LINE_EVERY
+        while True:
+            report = await asyncio.to_thread(self.write_health)
+            if since_line >= STATUS_LINE_EVERY:
+                since_line = 0.0
+                up = ",".join(f"{k}={'up' if v.get('up', v.get('connected')) else 'down'}"
+                              for k, v in report["channels"].items()) or "none"
+                self.services.log.info("status channels=%s backlog=%s processed=%d last_error=%s", up,
+                                       report["backlog"], report["processed"], report["last_error"] or "-")
+            await asyncio.sleep(HEALTH_EVERY)
+            since_line += HEALTH_EVERY
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @staticmethod
+    async def _watch(stop: threading.Event, stopping: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(0.05)
+        stopping.set()
+
+    async def run(self, stop: threading.Event | None) -> None:
+        log, settings = self.services.log, self.services.settings
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stopping.set)
+        watch_stop = asyncio.create_task(self._watch(stop, stopping)) if stop is not None else None
+
+        pending = await asyncio.to_thread(flow.pending, self.services)
+        if pending:
+            log.info("recovering %d message(s) stored but not processed", len(pending))
+        for inbound_id in pending:
+            self.worker.submit(inbound_id)
+        self.worker.start()
+        await asyncio.to_thread(self.services.after_commit or (lambda: None))  # write pending .eml files
+        server = await self._start_receiver() if self.with_receiver else None
+        await self._start_bot()
+        self._start_imap()
+        self._start_sender()
+        self._start_scheduler()
+        health = asyncio.create_task(self._health_task())
+        where = f"relay {settings.smtp.host}:{settings.smtp.port}" if settings.smtp else f"folder {settings.outbox_dir}"
+        log.info("ready: campaigns=%s, replies to %s", ",".join(c.id for c in settings.campaigns), where)
+
+        await stopping.wait()
+        log.info("stopping: no new mail accepted, finishing the messages handed over")
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+            self.health.channels["smtp"]["up"] = False
+        self.thread_stop.set()
+        self.outbox_wake.set()
+        await asyncio.to_thread(self.worker.stop)
+        if self.bot is not None:
+            await self.bot.stop()
+        for thread in self.threads:
+            await asyncio.to_thread(thread.join, 60)
+        health.cancel()
+        if watch_stop is not None:
+            watch_stop.cancel()
+        await asyncio.to_thread(self.write_health)
+        log.info("stopped")
+
+
+def run(services: Services, *, receiver: bool = True, stop: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); finishes the messages in hand before leaving."""
+
+    async def main() -> None:
+        await Service(services, receiver=receiver).run(stop)
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,104 @@
+"""How every text a person reads is written: the Jinja environment, French dates, and the French
+vocabulary of the service, written once.
+
+Everything that shows a status, an outcome, a severity, a part's verdict or the place of an issue
+(mails, the chat bot, the command line, exports) takes its words from here, so they never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from intake.config.clock import PARIS
+from parsers.model import Issue
+from templates import TEMPLATE_DIR
+
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+          "novembre", "décembre")
+
+# A dossier's status (store.queries.dossier_status), in French.
+STATUS_WORDS = {
+    "complete": "complet",
+    "incomplete": "incomplet",
+    "rejected": "à corriger",
+    "missing": "aucun envoi",
+}
+# What happened to a message (intake.pipeline.journey.Outcome), in French.
+OUTCOME_WORDS = {
+    "accepted": "accepté",
+    "rejected": "rejeté",
+    "quarantined": "en quarantaine",
+    "ignored": "ignoré",
+    "duplicate": "doublon",
+    "failed": "en échec",
+    "received": "reçu, pas encore traité",
+}
+SEVERITY_WORDS = {"error": "erreur", "warning": "avertissement"}
+PART_WORDS = {"workbook": "tableau de bord", "narrative": "analyse qualitative"}
+
+
+def fr_date(value: date) -> str:
+    """« 1er mai 2014 », « 15 mai 2014 »."""
+    day = "1er" if value.day == 1 else str(value.day)
+    return f"{day} {MONTHS[value.month - 1]} {value.year}"
+
+
+def fr_datetime(value: datetime) -> str:
+    """« 2 mai 2014 à 11:30 », Paris time."""
+    local = value.astimezone(PARIS)
+    return f"{fr_date(local.date())} à {local:%H:%M}"
+
+
+def fr_day(value: date) -> str:
+    """« 15/05/2014 »: the short form of tables and the command line."""
+    return f"{value:%d/%m/%Y}"
+
+
+def fr_moment(value: datetime) -> str:
+    """« 02/05/2014 11:30 », Paris time: the short form of tables and the command line."""
+    return f"{value.astimezone(PARIS):%d/%m/%Y %H:%M}"
+
+
+def plural(n: int, word: str) -> str:
+    """« 1 jour », « 3 jours »."""
+    return f"{n} {word}{'s' if n > 1 else ''}"
+
+
+def part_verdict(kind: str, verdict: str) -> str:
+    """A part's verdict in French: a table is « accepté » or « refusé », an analysis « acceptée » or
+    « à compléter »."""
+    if kind == "narrative":
+        return "acceptée" if verdict == "accepted" else "à compléter"
+    return "accepté" if verdict == "accepted" else "refusé"
+
+
+def issue_location(issue: Issue | Mapping[str, Any]) -> str:
+    """Where an issue is, in French: « feuille « Annexe 2 », cellule G12, indicateur I07 » (the
+    parts that are known)."""
+    get = (lambda k: getattr(issue, k, None)) if isinstance(issue, Issue) else issue.get
+    sheet, cell, indicator = get("sheet"), get("cell"), get("indicator")
+    return ", ".join(x for x in (
+        f"feuille « {sheet} »" if sheet else "",
+        f"cellule {cell}" if cell else "",
+        f"indicateur {indicator}" if indicator else "") if x)
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The template environment (immutable once built): HTML templates are autoescaped."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["fr_date"] = fr_date
+    env.filters["fr_datetime"] = fr_datetime
+    return env

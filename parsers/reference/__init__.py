@@ -1,0 +1,1 @@
+"""Reference data: the indicator catalogue, the region lists and matching region names."""
