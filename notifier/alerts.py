@@ -16,8 +16,8 @@ from intake.config.clock import PARIS
 from intake.config.settings import Settings
 from notifier.outbox import build_mail
 from parsers.text import one_line
-from store import queries
 from store.models import InboundMessage, OutboxItem
+from store.queries.outbox import enqueue_outbox
 
 AlertFn = Callable[[Session, str, str], None]
 
@@ -39,7 +39,7 @@ def queue_alert(session: Session, settings: Settings, *, key: str, subject: str,
     msg = build_mail(
         settings, to=recipients, subject=full_subject, text=text.rstrip() + FOOTER, auto_submitted="auto-generated",
     )
-    return queries.enqueue_outbox(
+    return enqueue_outbox(
         session, key=f"alert:{key}"[:255], kind="alert", message_pk=None, recipients=recipients, cc=[],
         subject=full_subject, raw=msg.as_bytes(), mail_message_id=str(msg["Message-ID"]),
     )

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session
 
 from intake.config.clock import local_date
 from intake.config.settings import Campaign, Settings
-from store import queries
 from store.models import Dossier, Submission
+from store.queries.dossiers import dossiers_by_region, last_received, latest_extension, open_errors
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def campaign_running(campaign: Campaign, latest_deadline: date | None, today: da
 def running_campaigns(session: Session, settings: Settings, now: datetime) -> list[Campaign]:
     """The campaigns whose calendar runs at ``now`` (extensions included)."""
     today = local_date(now)
-    return [c for c in settings.campaigns if campaign_running(c, queries.latest_extension(session, c.id), today)]
+    return [c for c in settings.campaigns if campaign_running(c, latest_extension(session, c.id), today)]
 
 
 def due_step(campaign: Campaign, deadline: date, now: datetime) -> ReminderStep | None:
@@ -117,7 +117,7 @@ def region_deadline(campaign: Campaign, dossier: Dossier | None) -> tuple[date, 
 
 def campaign_states(session: Session, settings: Settings, campaign: Campaign, now: datetime) -> list[RegionState]:
     """Every region of the campaign's geography, as it stands at ``now``."""
-    dossiers = queries.dossiers_by_region(session, campaign.id)
+    dossiers = dossiers_by_region(session, campaign.id)
     late_parts = set(session.scalars(
         select(Dossier.region_code).join(Submission, Submission.dossier_id == Dossier.id)
         .where(Dossier.campaign_id == campaign.id, Submission.late.is_(True), Submission.received_at <= now)))
@@ -139,8 +139,8 @@ def campaign_states(session: Session, settings: Settings, campaign: Campaign, no
             late=late,
             days_late=lateness if late else 0,
             received_late=region.code in late_parts,
-            last_received=queries.last_received(session, dossier.id) if dossier else None,
-            open_errors=queries.open_errors(session, dossier.id) if dossier else 0,
+            last_received=last_received(session, dossier.id) if dossier else None,
+            open_errors=open_errors(session, dossier.id) if dossier else 0,
         ))
     return states
 

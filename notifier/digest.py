@@ -33,8 +33,15 @@ from notifier.outbox import build_mail
 from notifier.rendering import STATUS_WORDS, environment, fr_date, fr_datetime
 from parsers.reference import catalogue
 from parsers.text import fold
-from store import queries
 from store.models import OutboxItem, Submission
+from store.queries.dossiers import (
+    campaign_events,
+    campaign_submissions,
+    dossier_status,
+    dossiers_by_region,
+    latest_submission,
+)
+from store.queries.outbox import enqueue_outbox, last_outbox_created, outbox_key_exists
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 STATUSES = ("complete", "incomplete", "rejected", "missing")
@@ -150,13 +157,13 @@ def _campaign_digest(session: Session, settings: Settings, campaign: Campaign, n
         "received_late": sum(1 for s in states if s.received_late),
     })
     late = tuple(sorted((s for s in states if s.late), key=lambda s: (-s.days_late, fold(s.name))))
-    dossiers = queries.dossiers_by_region(session, campaign.id)
+    dossiers = dossiers_by_region(session, campaign.id)
     rejected: list[RejectedRegion] = []
     for state in states:
         dossier = dossiers.get(state.code)
         if state.dossier != "rejected" or dossier is None:
             continue
-        workbook = queries.latest_submission(session, dossier.id, "workbook")
+        workbook = latest_submission(session, dossier.id, "workbook")
         if workbook is None:
             continue
         errors = [i for i in workbook.issues if i.get("severity") == "error"]
@@ -176,7 +183,7 @@ def _status_at(submissions: list[Submission]) -> str:
     for sub in submissions:
         if sub.kind not in latest or sub.version > latest[sub.kind].version:
             latest[sub.kind] = sub
-    return queries.dossier_status(latest.get("workbook"), latest.get("narrative"))
+    return dossier_status(latest.get("workbook"), latest.get("narrative"))
 
 
 def _changes(session: Session, campaign: Campaign, states: tuple[RegionState, ...], now: datetime,
@@ -184,7 +191,7 @@ def _changes(session: Session, campaign: Campaign, states: tuple[RegionState, ..
     names = {s.code: s.name for s in states}
     changes: list[Change] = []
     received: dict[str, list[Submission]] = {}
-    for code, sub in queries.campaign_submissions(session, campaign.id, now):
+    for code, sub in campaign_submissions(session, campaign.id, now):
         received.setdefault(code, []).append(sub)
         if since is not None and sub.received_at <= since:
             continue
@@ -204,7 +211,7 @@ def _changes(session: Session, campaign: Campaign, states: tuple[RegionState, ..
                 changes.append(Change(at, state.code, state.name, "status",
                                       f"dossier passé de « {STATUS_WORDS[before]} » à "
                                       f"« {STATUS_WORDS.get(state.dossier, state.dossier)} »"))
-    for code, event in queries.campaign_events(session, campaign.id, since, now):
+    for code, event in campaign_events(session, campaign.id, since, now):
         if event.kind == "return_received":
             continue  # the files themselves are listed above
         changes.append(Change(event.at, code, names.get(code, code), event.kind, _event_text(event.kind,
@@ -285,7 +292,7 @@ def render_digest(digest: Digest) -> tuple[str, str, str]:
 
 
 def previous_digest_at(session: Session, now: datetime) -> datetime | None:
-    return queries.last_outbox_created(session, "digest", now)
+    return last_outbox_created(session, "digest", now)
 
 
 def queue_digest(session: Session, settings: Settings, now: datetime, *, key: str,
@@ -293,7 +300,7 @@ def queue_digest(session: Session, settings: Settings, now: datetime, *, key: st
     """Queue the digest to the coordinators under ``key`` (None: key already used, no coordinator,
     or no campaign). "Since" is the moment the previous digest was queued."""
     recipients = [c.email for c in settings.coordinators]
-    if not recipients or queries.outbox_key_exists(session, key):
+    if not recipients or outbox_key_exists(session, key):
         return None
     digest = build_digest(session, settings, now, previous_digest_at(session, now), campaign)
     if not digest.campaigns:
@@ -304,7 +311,7 @@ def queue_digest(session: Session, settings: Settings, now: datetime, *, key: st
                    for c in digest.campaigns]
     msg = build_mail(settings, to=recipients, subject=subject, text=text, html=html, attachments=attachments,
                      auto_submitted="auto-generated")
-    item = queries.enqueue_outbox(session, key=key, kind="digest", message_pk=None, recipients=recipients, cc=[],
+    item = enqueue_outbox(session, key=key, kind="digest", message_pk=None, recipients=recipients, cc=[],
                                   subject=subject, raw=msg.as_bytes(), mail_message_id=str(msg["Message-ID"]))
     if item is not None and item.created_at > now:
         item.created_at = now  # a replay with --now: the next digest's "since" is this moment

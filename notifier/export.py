@@ -40,8 +40,8 @@ from notifier.calendar import RegionState, campaign_states
 from notifier.rendering import STATUS_WORDS
 from parsers.model import Indicator
 from parsers.reference import catalogue
-from store import queries
 from store.models import Submission
+from store.queries.dossiers import campaign_submissions
 
 FigureKind = Literal["sum", "range", "pair_sum", "none"]
 UNIT_WORDS = {"count": "nombre", "percent": "pourcentage", "count_pair": "nombre (créées / rénovées)",
@@ -126,7 +126,7 @@ class Consolidation:
 def consolidate(session: Session, settings: Settings, campaign: Campaign, now: datetime) -> Consolidation:
     states = campaign_states(session, settings, campaign, now)
     workbooks: dict[str, list[Submission]] = {}
-    for code, submission in queries.campaign_submissions(session, campaign.id, now):
+    for code, submission in campaign_submissions(session, campaign.id, now):
         if submission.kind == "workbook":
             workbooks.setdefault(code, []).append(submission)
     columns = tuple(_column(state, workbooks.get(state.code, [])) for state in states)

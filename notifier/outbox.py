@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from intake.config.settings import Settings
 from notifier.replies import ReplyDraft
 from parsers.model import MailMessage
-from store import queries
 from store.models import InboundMessage, OutboxItem
+from store.queries.outbox import enqueue_outbox
 
 LOOP_HEADER = "X-Conventions-Intake-Loop"
 SENDER_NAME = "Conventions d'objectifs – collecte des bilans"
@@ -80,7 +80,7 @@ def queue_reply(
         in_reply_to=mail.message_id, references=mail.references,
     )
     key = f"reply:{inbound.id}" + (":released" if inbound.region_override else "")
-    return queries.enqueue_outbox(
+    return enqueue_outbox(
         session, key=key, kind="reply", message_pk=inbound.id,
         recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject, raw=msg.as_bytes(),
         mail_message_id=str(msg["Message-ID"]),

@@ -31,8 +31,9 @@ from notifier.outbox import build_mail
 from notifier.rendering import environment, fr_date, fr_datetime
 from notifier.template_workbook import build_template
 from parsers.reference import catalogue
-from store import queries
 from store.models import Dossier, OutboxItem, Submission
+from store.queries.dossiers import dossiers_by_region, get_or_create_dossier, latest_submission, record_event
+from store.queries.outbox import enqueue_outbox, outbox_keys
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MAX_LISTED = 10  # open errors listed one by one in a reminder; the rest are counted
@@ -75,8 +76,8 @@ def reminder_key(campaign_id: str, region: str, step: str, extended_deadline: da
 def plan_reminders(session: Session, settings: Settings, campaign: Campaign, now: datetime) -> ReminderPlan:
     """The reminders due at ``now`` and not yet queued, and the regions left out for lack of contacts."""
     today = local_date(now)
-    queued = queries.outbox_keys(session, f"reminder:{campaign.id}:")
-    dossiers = queries.dossiers_by_region(session, campaign.id)
+    queued = outbox_keys(session, f"reminder:{campaign.id}:")
+    dossiers = dossiers_by_region(session, campaign.id)
     plan = ReminderPlan()
     for state in campaign_states(session, settings, campaign, now):
         if state.exempt:
@@ -126,14 +127,14 @@ def send_reminders(session: Session, settings: Settings, drafts: list[ReminderDr
                          html=draft.html, attachments=[draft.attachment], auto_submitted="auto-generated",
                          now=draft.at)
         msg["Reply-To"] = settings.mailbox_address
-        item = queries.enqueue_outbox(session, key=draft.key, kind="reminder", message_pk=None,
+        item = enqueue_outbox(session, key=draft.key, kind="reminder", message_pk=None,
                                       recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject,
                                       raw=msg.as_bytes(), mail_message_id=str(msg["Message-ID"]))
         if item is None:
             continue
         session.flush()
-        dossier = queries.get_or_create_dossier(session, draft.campaign, draft.region)
-        queries.record_event(session, dossier, "reminder", {
+        dossier = get_or_create_dossier(session, draft.campaign, draft.region)
+        record_event(session, dossier, "reminder", {
             "campaign": draft.campaign, "step": draft.step, "key": draft.key, "outbox": item.id,
             "to": list(draft.to), "cc": list(draft.cc), "at": draft.at.isoformat() if draft.at else None})
         items.append(item)
@@ -147,8 +148,8 @@ def draft_reminder(session: Session, settings: Settings, campaign: Campaign, sta
                    dossier: Dossier | None, step: str, escalate: bool, key: str, to: tuple[str, ...],
                    cc: tuple[str, ...], now: datetime) -> ReminderDraft:
     """One region's reminder text and attachment (also used by the chat bot's manual reminder)."""
-    workbook = queries.latest_submission(session, dossier.id, "workbook") if dossier else None
-    narrative = queries.latest_submission(session, dossier.id, "narrative") if dossier else None
+    workbook = latest_submission(session, dossier.id, "workbook") if dossier else None
+    narrative = latest_submission(session, dossier.id, "narrative") if dossier else None
     after = step.startswith("after-")
     days_left = (state.deadline - local_date(now)).days
     context: dict[str, Any] = {

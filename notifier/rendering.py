@@ -21,7 +21,7 @@ from templates import TEMPLATE_DIR
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre")
 
-# A dossier's status (store.queries.dossier_status), in French.
+# A dossier's status (store.queries.dossiers.dossier_status), in French.
 STATUS_WORDS = {
     "complete": "complet",
     "incomplete": "incomplet",

@@ -30,7 +30,7 @@ class ReplyDraft:
 class DossierFacts:
     """The region's dossier once the message is recorded."""
 
-    status: str  # store.queries.dossier_status
+    status: str  # store.queries.dossiers.dossier_status
     workbook_verdict: str | None  # of the latest table received; None: none received
     narrative_received: bool
 

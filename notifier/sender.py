@@ -61,37 +61,24 @@ from intake.config.clock import utcnow
 from intake.config.settings import SmtpConfig
 from notifier.smtp_client import (
     Outcome,
+    RelayConnection,
     RelayUnavailable,
-    _Connection,
-    _text,
     classify,
     describe,
     printable,
+    smtp_text,
     wire_bytes,
 )
-from store import queries
 from store.models import OutboxItem
-
-__all__ = [  # the SMTP helpers are re-exported for callers of notifier.sender
-    "ERROR_BACKOFF_SECONDS",
-    "FINISH_RETRY_DELAYS",
-    "INVALID_ADDRESS",
-    "KIND_LABELS",
-    "MAX_IDLE_SECONDS",
-    "MIN_WAIT_SECONDS",
-    "STOP_POLL_SECONDS",
-    "AlertFn",
-    "Claimed",
-    "OutboxSender",
-    "Outcome",
-    "RelayUnavailable",
-    "classify",
-    "default_instance",
-    "describe",
-    "printable",
-    "process_alive",
-    "wire_bytes",
-]
+from store.queries.outbox import (
+    claim_outbox,
+    claimable_outbox,
+    finish_outbox,
+    in_doubt_outbox,
+    mark_handed_over,
+    next_outbox_event,
+    release_dead_claims,
+)
 
 AlertFn = Callable[[Session, str, str], None]
 
@@ -205,9 +192,9 @@ class OutboxSender:
             return 0
         self.settle_in_doubt(now)
         with self.sessions() as session:
-            candidates = queries.claimable_outbox(session, now, limit)
+            candidates = claimable_outbox(session, now, limit)
         handled = 0
-        connection = _Connection(self._open)
+        connection = RelayConnection(self._open)
         try:
             for item_id in candidates:
                 if stop is not None and stop.is_set():
@@ -232,10 +219,10 @@ class OutboxSender:
         with self.sessions.begin() as session:
             # Claims of a dead process of this host (another instance, killed): back to the queue
             # at once rather than after their lease, when nothing had been handed to the relay.
-            released = queries.release_dead_claims(session, host, process_alive)
+            released = release_dead_claims(session, host, process_alive)
             if released:
                 self.log.warning("outbox items %s were being sent by a process that died: queued again", released)
-            for item in queries.in_doubt_outbox(session, now, host, process_alive):
+            for item in in_doubt_outbox(session, now, host, process_alive):
                 item.status, item.lease_until, item.next_attempt_at = "sent", None, None
                 item.sent_at = item.handed_over_at
                 item.last_error = ("remise non confirmée : l'expéditeur s'est arrêté juste après avoir transmis "
@@ -255,7 +242,7 @@ class OutboxSender:
     def next_wakeup(self) -> float | None:
         """Seconds until the earliest scheduled retry or lease expiry; None when nothing waits."""
         with self.sessions() as session:
-            moment = queries.next_outbox_event(session)
+            moment = next_outbox_event(session)
         if moment is None:
             return None
         if self._relay_retry_at is not None:
@@ -291,7 +278,7 @@ class OutboxSender:
     def _claim(self, item_id: int) -> Claimed | None:
         now = self.clock()
         with self.sessions.begin() as session:
-            won = queries.claim_outbox(
+            won = claim_outbox(
                 session, item_id, now=now, lease_until=now + timedelta(seconds=self.lease_seconds),
                 instance=self.instance,
             )
@@ -302,7 +289,7 @@ class OutboxSender:
                 return None
             return Claimed.of(item)
 
-    def _attempt(self, claimed: Claimed, connection: _Connection) -> Outcome:
+    def _attempt(self, claimed: Claimed, connection: RelayConnection) -> Outcome:
         if claimed.attempts > self.smtp.max_attempts:
             return Outcome("permanent", f"abandon : {claimed.attempts - 1} tentatives déjà faites, "
                                         "dont au moins une interrompue (arrêt brutal de l'expéditeur)")
@@ -366,9 +353,9 @@ class OutboxSender:
             raise smtplib.SMTPDataError(code, resp)
         body = _DOT.sub(b"..", data)
         client.send(body if body.endswith(b"\r\n") else body + b"\r\n")
-        outcome = Outcome("sent", refused={**invalid, **{a: (c, _text(m)) for a, (c, m) in rcpt_refused.items()}})
+        outcome = Outcome("sent", refused={**invalid, **{a: (c, smtp_text(m)) for a, (c, m) in rcpt_refused.items()}})
         with self.sessions.begin() as session:  # from here on, a crash may leave it delivered
-            if not queries.mark_handed_over(session, claimed.id, instance=self.instance, now=self.clock()):
+            if not mark_handed_over(session, claimed.id, instance=self.instance, now=self.clock()):
                 raise _ClaimLost
         client.send(b".\r\n")  # nothing between the commit above and the dot: a crash here loses
         code, resp = client.getreply()  # at most microseconds, and is reported to the admins
@@ -447,7 +434,7 @@ class OutboxSender:
 
     def _record_in(self, session: Session, claimed: Claimed, outcome: Outcome, values: Mapping[str, Any]) -> bool:
         """Write the outcome (and its alert) in ``session``; False when the claim was lost."""
-        if not queries.finish_outbox(session, claimed.id, instance=self.instance, values=values):
+        if not finish_outbox(session, claimed.id, instance=self.instance, values=values):
             self.log.warning("outbox item %d: claim lost (lease expired?), outcome %r not recorded",
                              claimed.id, outcome.status)
             return False

@@ -38,16 +38,16 @@ class RelayUnavailable(Exception):
     """The relay could not be reached or refused the session (connect, EHLO, STARTTLS, AUTH)."""
 
 
-def _text(value: bytes | str) -> str:
+def smtp_text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def describe(exc: BaseException) -> str:
     """A short account of an SMTP or network error, for ``last_error`` and alerts."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return "; ".join(f"{printable(a)} : {code} {_text(msg)}" for a, (code, msg) in exc.recipients.items())
+        return "; ".join(f"{printable(a)} : {code} {smtp_text(msg)}" for a, (code, msg) in exc.recipients.items())
     if isinstance(exc, smtplib.SMTPResponseException):
-        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+        return f"{exc.smtp_code} {smtp_text(exc.smtp_error)}"
     if isinstance(exc, TimeoutError | socket.timeout):
         return f"délai dépassé ({exc or 'timeout'})"
     return f"{type(exc).__name__} : {exc}"
@@ -73,7 +73,7 @@ def classify(exc: BaseException) -> Outcome:
     return Outcome("temporary", f"erreur inattendue : {describe(exc)}")
 
 
-class _Connection:
+class RelayConnection:
     """One SMTP session, opened lazily and reused for the items of a batch."""
 
     def __init__(self, opener: Callable[[], smtplib.SMTP]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from parsers.workbook.xlsx import ReadLimits
+from parsers.safezip import ReadLimits
 
 
 class LimitSettings(Protocol):

@@ -57,7 +57,7 @@ def check_deadline(limits: ReadLimits) -> None:
         raise UnreadableFile("too_slow", "time allowed for one file exceeded")
 
 
-class _Corrupt(Exception):
+class CorruptZip(Exception):
     """Internal: a structural problem found while reading (becomes UnreadableFile("corrupt"))."""
 
 
@@ -91,7 +91,7 @@ def _utf8_text(head: bytes) -> bool:
 
 def _check_no_dtd(text: str) -> None:
     if "<!" in text and any(marker in text for marker in _DTD_MARKERS):
-        raise _Corrupt("XML document type declarations are not allowed")
+        raise CorruptZip("XML document type declarations are not allowed")
 
 
 def parse_xml(data: bytes) -> Element:
@@ -138,5 +138,5 @@ def xml_events(fh: IO[bytes], events: tuple[_Event, ...]) -> Iterator[tuple[str,
 
 
 @lru_cache(maxsize=512)
-def _local(tag: str) -> str:
+def local_name(tag: str) -> str:
     return tag[tag.rfind("}") + 1:]

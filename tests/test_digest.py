@@ -21,8 +21,9 @@ from intake.cli.main import main
 from intake.config.settings import DigestConfig
 from intake.pipeline.services import Services
 from notifier.digest import build_digest, digest_period_start, queue_digest, render_digest, send_due_digest
-from store import queries
 from store.models import OutboxItem
+from store.queries.dossiers import dossiers_by_region, record_event
+from store.queries.outbox import last_outbox_created
 from tests.test_export import GRANTS_AT, HOSTILE, HOSTILE_FILE, LATE, NOW, build_campaign, make
 
 
@@ -94,13 +95,13 @@ def test_changes_since_the_last_digest_only(campaign: Services) -> None:
     first_at = datetime(2014, 5, 15, 6, 0, tzinfo=UTC)
     with campaign.sessions.begin() as session:
         assert queue_digest(session, settings, first_at, key="digest:2014-05-15") is not None
-        dossier = queries.dossiers_by_region(session, "bilan-2013")["53"]
-        queries.record_event(session, dossier, "bounce", {"addresses": ["sgar@bretagne.pref.gouv.fr"]}).at = \
+        dossier = dossiers_by_region(session, "bilan-2013")["53"]
+        record_event(session, dossier, "bounce", {"addresses": ["sgar@bretagne.pref.gouv.fr"]}).at = \
             datetime(2014, 5, 18, 8, 0, tzinfo=UTC)
     [first] = digests(campaign)
     assert first.created_at == first_at  # a replay: "since" is the moment of the previous digest
     with campaign.sessions() as session:
-        digest = build_digest(session, settings, NOW, queries.last_outbox_created(session, "digest", NOW))
+        digest = build_digest(session, settings, NOW, last_outbox_created(session, "digest", NOW))
     assert digest.since == first_at
     changes = digest.campaigns[0].changes
     assert all(ch.at > first_at for ch in changes)

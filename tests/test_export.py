@@ -20,7 +20,7 @@ from intake.service.logs import make_logger
 from notifier.calendar import campaign_states
 from notifier.export import consolidate, to_csv, to_xlsx
 from parsers.reference import catalogue
-from store import queries
+from store.queries.dossiers import get_or_create_dossier, record_event
 from tests.factories.documents import docx_bytes, narrative_blocks
 from tests.factories.emails import DOCX, XLSX, build_email
 from tests.support.pipeline import good_workbook, ingest
@@ -136,14 +136,14 @@ def build_campaign(services: Services) -> None:
 def grant(services: Services) -> None:
     """The exemption of 24 and the extension of 31 (once), recorded on 12 May."""
     with services.sessions.begin() as session:
-        exempt = queries.get_or_create_dossier(session, "bilan-2013", "24")
+        exempt = get_or_create_dossier(session, "bilan-2013", "24")
         if exempt.exempt:
             return
         exempt.exempt = True
-        queries.record_event(session, exempt, "exempt", {"campaign": "bilan-2013"}, actor="admin").at = GRANTS_AT
-        extended = queries.get_or_create_dossier(session, "bilan-2013", "31")
+        record_event(session, exempt, "exempt", {"campaign": "bilan-2013"}, actor="admin").at = GRANTS_AT
+        extended = get_or_create_dossier(session, "bilan-2013", "31")
         extended.deadline_override = date(2014, 6, 1)
-        queries.record_event(session, extended, "extension", {"campaign": "bilan-2013", "until": "2014-06-01"},
+        record_event(session, extended, "extension", {"campaign": "bilan-2013", "until": "2014-06-01"},
                              actor="admin").at = GRANTS_AT
 
 

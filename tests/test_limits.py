@@ -21,8 +21,9 @@ from intake.pipeline.services import Services, build_services
 from intake.service.logs import make_logger
 from parsers.documents.reader import extract_text
 from parsers.model import UnreadableFile
+from parsers.safezip import ReadLimits, ReadReport
 from parsers.workbook.check import check_workbook
-from parsers.workbook.xlsx import ReadLimits, ReadReport, read_xlsx
+from parsers.workbook.xlsx import read_xlsx
 from store.models import OutboxItem, Submission
 from tests.factories import hostile
 from tests.factories.documents import docx_bytes, narrative_blocks, pdf_bytes

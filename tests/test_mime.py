@@ -8,7 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parsers.mail.mime import decode_words, html_to_text, message_id_of, parse_message
+from parsers.mail.decoding import decode_words, html_to_text
+from parsers.mail.headers import message_id_of
+from parsers.mail.mime import parse_message
 from tests.factories.emails import DOCX, OCTET, XLSX, Style, build_email, forward
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "mail"

@@ -35,8 +35,8 @@ from intake.service.logs import make_logger
 from notifier.reminders import due_reminders, plan_reminders, reminder_key, send_reminders
 from parsers.reference import catalogue
 from parsers.workbook.check import check_workbook
-from store import queries
 from store.models import Dossier, DossierEvent, OutboxItem, Submission
+from store.queries.dossiers import dossiers_by_region, get_or_create_dossier, latest_submission
 from tests.factories.documents import docx_bytes, narrative_blocks
 from tests.factories.emails import DOCX, XLSX, build_email
 from tests.factories.workbooks import build_return
@@ -158,7 +158,7 @@ def apply(services: Services, action: Action) -> None:
         assert result.region == action.region
         return
     with services.sessions.begin() as session:
-        dossier = queries.get_or_create_dossier(session, CAMPAIGN, action.region)
+        dossier = get_or_create_dossier(session, CAMPAIGN, action.region)
         if action.kind == "exempt":
             dossier.exempt = True
         else:
@@ -270,8 +270,8 @@ def test_text_lists_open_errors_with_cells_and_missing_points(replay: Replay) ->
     assert obj["subject"] == "Bilan 2013 – Île-de-France : rappel, date limite le 15 mai 2014"
     assert "au plus tard le 15 mai 2014" in text and "Il reste 7 jours" in text
     with replay.services.sessions() as session:
-        dossier = queries.dossiers_by_region(session, CAMPAIGN)["11"]
-        workbook = queries.latest_submission(session, dossier.id, "workbook")
+        dossier = dossiers_by_region(session, CAMPAIGN)["11"]
+        workbook = latest_submission(session, dossier.id, "workbook")
         assert workbook is not None
     errors = [i for i in workbook.issues if i["severity"] == "error"]
     assert len(errors) == 12

@@ -24,10 +24,11 @@ from intake.config.settings import AlertsConfig, Settings, SmtpConfig
 from notifier import sender as sender_module
 from notifier.alerts import alert_sink, queue_alert
 from notifier.outbox import build_mail
-from notifier.sender import OutboxSender, classify, process_alive, wire_bytes
-from store import queries
+from notifier.sender import OutboxSender, process_alive
+from notifier.smtp_client import classify, wire_bytes
 from store.db import make_engine, migrate, session_factory
 from store.models import OutboxItem
+from store.queries.outbox import claim_outbox, claimable_outbox, enqueue_outbox, finish_outbox, release_dead_claims
 from tests.support import relay as relay_support
 from tests.support.relay import Relay
 
@@ -72,7 +73,7 @@ def enqueue(sessions: sessionmaker[Session], settings: Settings, n: int = 1, *, 
             subject = f"Votre bilan 2013 – accusé de réception n° {index}"
             msg = build_mail(settings, to=to, cc=cc, subject=subject,
                              text=f"Bonjour,\n.ligne commençant par un point\nÉté {index}\n")
-            item = queries.enqueue_outbox(session, key=f"{kind}:{index}:{'-'.join(to)}", kind=kind,
+            item = enqueue_outbox(session, key=f"{kind}:{index}:{'-'.join(to)}", kind=kind,
                                           message_pk=None, recipients=to, cc=cc, subject=subject,
                                           raw=msg.as_bytes(), mail_message_id=str(msg["Message-ID"]))
             assert item is not None
@@ -310,16 +311,16 @@ def test_a_claim_is_won_once(sessions: sessionmaker[Session], relay: Relay) -> N
     now = datetime.now(UTC)
     lease = now + timedelta(seconds=60)
     with sessions.begin() as session:
-        assert queries.claim_outbox(session, item_id, now=now, lease_until=lease, instance="a")
+        assert claim_outbox(session, item_id, now=now, lease_until=lease, instance="a")
     with sessions.begin() as session:
-        assert not queries.claim_outbox(session, item_id, now=now, lease_until=lease, instance="b")
-        assert queries.claimable_outbox(session, now) == []
+        assert not claim_outbox(session, item_id, now=now, lease_until=lease, instance="b")
+        assert claimable_outbox(session, now) == []
     with sessions.begin() as session:  # once the lease has expired, another sender may take it
         later = lease + timedelta(seconds=1)
-        assert queries.claimable_outbox(session, later) == [item_id]
-        assert queries.claim_outbox(session, item_id, now=later, lease_until=later, instance="b")
+        assert claimable_outbox(session, later) == [item_id]
+        assert claim_outbox(session, item_id, now=later, lease_until=later, instance="b")
     with sessions.begin() as session:  # "a" lost its claim: its late outcome is not recorded
-        assert not queries.finish_outbox(session, item_id, instance="a", values={"status": "sent"})
+        assert not finish_outbox(session, item_id, instance="a", values={"status": "sent"})
     assert (item(sessions, item_id).claimed_by, item(sessions, item_id).attempts) == ("b", 2)
 
 
@@ -358,7 +359,7 @@ def test_an_item_handed_to_the_relay_by_a_sender_that_died_is_never_sent_again(
             session.execute(update(OutboxItem).where(OutboxItem.id == item_id).values(
                 status="sending", lease_until=lease, claimed_by=owner, attempts=1, handed_over_at=handed_over))
     with sessions.begin() as session:  # what serve does at start for its own dead incarnations
-        assert queries.release_dead_claims(session, "test", process_alive) == [not_handed]
+        assert release_dead_claims(session, "test", process_alive) == [not_handed]
     sender = make_sender(sessions, settings, clock=clock, instance="test:1")
     assert sender.send_due() == 2  # the released item, and the alert about the one in doubt
     settled = item(sessions, handed)

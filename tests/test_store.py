@@ -17,9 +17,23 @@ from sqlalchemy import Column, Engine, Integer, MetaData, Table, inspect, select
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
-from store import queries
 from store.db import alembic_config, default_db_url, downgrade, make_engine, migrate, session_factory
 from store.models import Base, Dossier, InboundMessage, MessageIdentity, OutboxItem, Submission
+from store.queries.dossiers import (
+    add_submission,
+    dossier_events,
+    dossier_status,
+    dossiers_by_region,
+    find_identical_submission,
+    get_or_create_dossier,
+    last_received,
+    latest_submission,
+    open_errors,
+    record_event,
+    refresh_dossier_status,
+)
+from store.queries.messages import claim_identity, failed_messages, store_inbound, unfinished_messages
+from store.queries.outbox import due_outbox, enqueue_outbox, release_dead_claims
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 RAW = (
@@ -30,7 +44,7 @@ RAW = (
 
 def _inbound(session: Session, raw: bytes = RAW, message_id: str | None = "<abc@region.fr>",
              at: datetime = T0) -> InboundMessage:
-    return queries.store_inbound(
+    return store_inbound(
         session, raw=raw, received_at=at, channel="smtp", envelope_from="dgcl@region.fr",
         envelope_to=["retours@anct.gouv.fr"], message_id=message_id, from_addr="dgcl@region.fr",
         subject="Bilan région",
@@ -40,7 +54,7 @@ def _inbound(session: Session, raw: bytes = RAW, message_id: str | None = "<abc@
 def _submission(session: Session, dossier: Dossier, message: InboundMessage, *, kind: str = "workbook",
                 sha: str = "a" * 64, verdict: str = "accepted", issues: list[dict[str, Any]] | None = None,
                 at: datetime = T0) -> Submission:
-    return queries.add_submission(
+    return add_submission(
         session, dossier=dossier, message=message, kind=kind, filename=f"{kind}.xlsx", sha256=sha,
         verdict=verdict, received_at=at, late=False, values={"I07": 12.5, "I25": [3, 4], "I30": None},
         observations={"I07": "hausse"}, issues=issues or [], details={"region": "84", "year": 2025},
@@ -76,7 +90,7 @@ def test_dedup_key_is_message_id_or_hash_of_raw_bytes(session: Session) -> None:
 
 
 def test_header_text_is_cleaned_and_bounded(session: Session) -> None:
-    message = queries.store_inbound(
+    message = store_inbound(
         session, raw=b"x", received_at=T0, channel="cli", subject="a\x00b" + "é" * 2000,
         from_addr="x\x00@y.fr",
     )
@@ -90,10 +104,10 @@ def test_header_text_is_cleaned_and_bounded(session: Session) -> None:
 
 def test_claim_identity_first_then_duplicate(session: Session) -> None:
     first = _inbound(session)
-    assert queries.claim_identity(session, first) is None
-    assert queries.claim_identity(session, first) is None  # the owner claiming again
+    assert claim_identity(session, first) is None
+    assert claim_identity(session, first) is None  # the owner claiming again
     again = _inbound(session)
-    assert queries.claim_identity(session, again) == first.id
+    assert claim_identity(session, again) == first.id
     # The failed claim rolled back only its savepoint: both messages are still there.
     session.commit()
     assert session.scalar(select(MessageIdentity.message_pk)) == first.id
@@ -128,7 +142,7 @@ def _race(engine: Engine, work: Callable[[Session], Any], parties: int = 2) -> l
 def test_concurrent_claims_have_exactly_one_winner(engine: Engine) -> None:
     def claim(s: Session) -> tuple[int, int | None]:
         message = _inbound(s)
-        return message.id, queries.claim_identity(s, message)
+        return message.id, claim_identity(s, message)
 
     results = _race(engine, claim)
     winners = [mine for mine, owner in results if owner is None]
@@ -144,12 +158,12 @@ def test_claim_waits_for_an_open_transaction_then_loses(engine: Engine) -> None:
     first = factory()
     try:
         original = _inbound(first)
-        assert queries.claim_identity(first, original) is None
+        assert claim_identity(first, original) is None
         outcome: list[int | None] = []
 
         def second() -> None:
             with factory() as s:
-                outcome.append(queries.claim_identity(s, _inbound(s)))
+                outcome.append(claim_identity(s, _inbound(s)))
                 s.commit()
 
         thread = threading.Thread(target=second)
@@ -166,17 +180,17 @@ def test_claim_waits_for_an_open_transaction_then_loses(engine: Engine) -> None:
 # --- dossiers and submissions ---------------------------------------------------------------------
 
 def test_get_or_create_dossier_is_idempotent(session: Session) -> None:
-    dossier = queries.get_or_create_dossier(session, "2025", "84")
+    dossier = get_or_create_dossier(session, "2025", "84")
     assert dossier.status == "missing" and dossier.exempt is False and dossier.deadline_override is None
-    assert queries.get_or_create_dossier(session, "2025", "84").id == dossier.id
-    other = queries.get_or_create_dossier(session, "2025", "11")
+    assert get_or_create_dossier(session, "2025", "84").id == dossier.id
+    other = get_or_create_dossier(session, "2025", "11")
     assert other.id != dossier.id
-    assert list(queries.dossiers_by_region(session, "2025")) == ["11", "84"]
-    assert queries.dossiers_by_region(session, "2024") == {}
+    assert list(dossiers_by_region(session, "2025")) == ["11", "84"]
+    assert dossiers_by_region(session, "2024") == {}
 
 
 def test_concurrent_dossier_creation_yields_one_row(engine: Engine) -> None:
-    ids = _race(engine, lambda s: queries.get_or_create_dossier(s, "2025", "93").id)
+    ids = _race(engine, lambda s: get_or_create_dossier(s, "2025", "93").id)
     assert ids[0] == ids[1]
     with session_factory(engine)() as s:
         assert len(s.scalars(select(Dossier)).all()) == 1
@@ -184,18 +198,18 @@ def test_concurrent_dossier_creation_yields_one_row(engine: Engine) -> None:
 
 def test_versions_supersede_and_keep_history(session: Session) -> None:
     message = _inbound(session)
-    dossier = queries.get_or_create_dossier(session, "2025", "84")
+    dossier = get_or_create_dossier(session, "2025", "84")
     v1 = _submission(session, dossier, message, sha="1" * 64, verdict="rejected")
     narrative = _submission(session, dossier, message, kind="narrative", sha="n" * 64)
     v2 = _submission(session, dossier, message, sha="2" * 64, at=T0 + timedelta(days=2))
     assert (v1.version, v2.version, narrative.version) == (1, 2, 1)
     assert v1.superseded_by_id == v2.id and v2.superseded_by_id is None
     assert narrative.superseded_by_id is None
-    assert queries.latest_submission(session, dossier.id, "workbook") is v2
-    assert queries.latest_submission(session, dossier.id, "narrative") is narrative
-    assert queries.find_identical_submission(session, dossier.id, "workbook", "1" * 64) is v1
-    assert queries.find_identical_submission(session, dossier.id, "narrative", "1" * 64) is None
-    assert queries.last_received(session, dossier.id) == T0 + timedelta(days=2)
+    assert latest_submission(session, dossier.id, "workbook") is v2
+    assert latest_submission(session, dossier.id, "narrative") is narrative
+    assert find_identical_submission(session, dossier.id, "workbook", "1" * 64) is v1
+    assert find_identical_submission(session, dossier.id, "narrative", "1" * 64) is None
+    assert last_received(session, dossier.id) == T0 + timedelta(days=2)
     session.commit()
     session.expire_all()
     history = session.scalars(select(Submission).order_by(Submission.id)).all()
@@ -206,7 +220,7 @@ def test_versions_supersede_and_keep_history(session: Session) -> None:
 
 def test_concurrent_submissions_get_distinct_versions(engine: Engine) -> None:
     with session_factory(engine).begin() as s:
-        dossier_id = queries.get_or_create_dossier(s, "2025", "84").id
+        dossier_id = get_or_create_dossier(s, "2025", "84").id
 
     def submit(s: Session) -> int:
         message = _inbound(s, raw=b"x", message_id=None)
@@ -216,29 +230,29 @@ def test_concurrent_submissions_get_distinct_versions(engine: Engine) -> None:
 
     assert sorted(_race(engine, submit)) == [1, 2]
     with session_factory(engine)() as s:
-        latest = queries.latest_submission(s, dossier_id, "workbook")
+        latest = latest_submission(s, dossier_id, "workbook")
         assert latest is not None and latest.version == 2
         first = s.scalars(select(Submission).where(Submission.version == 1)).one()
         assert first.superseded_by_id == latest.id
 
 
 def test_last_received_and_open_errors_without_submissions(session: Session) -> None:
-    dossier = queries.get_or_create_dossier(session, "2025", "84")
-    assert queries.last_received(session, dossier.id) is None
-    assert queries.open_errors(session, dossier.id) == 0
-    assert queries.latest_submission(session, dossier.id, "workbook") is None
+    dossier = get_or_create_dossier(session, "2025", "84")
+    assert last_received(session, dossier.id) is None
+    assert open_errors(session, dossier.id) == 0
+    assert latest_submission(session, dossier.id, "workbook") is None
 
 
 def test_open_errors_counts_error_issues_of_latest_workbook(session: Session) -> None:
     message = _inbound(session)
-    dossier = queries.get_or_create_dossier(session, "2025", "84")
+    dossier = get_or_create_dossier(session, "2025", "84")
     error = {"severity": "error", "code": "missing_value", "indicator": "I07", "sheet": "Annexe 2",
              "cell": "D12", "value": None, "message": "Valeur manquante"}
     warning = {**error, "severity": "warning"}
     _submission(session, dossier, message, verdict="rejected", issues=[error, error, warning])
-    assert queries.open_errors(session, dossier.id) == 2
+    assert open_errors(session, dossier.id) == 2
     _submission(session, dossier, message, sha="b" * 64, issues=[warning])
-    assert queries.open_errors(session, dossier.id) == 0
+    assert open_errors(session, dossier.id) == 0
 
 
 def _fake(kind: str, verdict: str) -> Submission:
@@ -265,31 +279,31 @@ WORKBOOKS = {"none": None, "accepted": "accepted", "rejected": "rejected"}
 def test_dossier_status_for_every_combination(workbook: str, narrative: str, expected: str) -> None:
     wb = None if workbook == "none" else _fake("workbook", workbook)
     nr = None if narrative == "none" else _fake("narrative", narrative)
-    assert queries.dossier_status(wb, nr) == expected
+    assert dossier_status(wb, nr) == expected
 
 
 def test_refresh_dossier_status_follows_latest_submissions(session: Session) -> None:
     message = _inbound(session)
-    dossier = queries.get_or_create_dossier(session, "2025", "84")
+    dossier = get_or_create_dossier(session, "2025", "84")
     before = dossier.updated_at
-    assert queries.refresh_dossier_status(session, dossier) == "missing"
+    assert refresh_dossier_status(session, dossier) == "missing"
     _submission(session, dossier, message, verdict="rejected")
-    assert queries.refresh_dossier_status(session, dossier) == "rejected"
+    assert refresh_dossier_status(session, dossier) == "rejected"
     _submission(session, dossier, message, kind="narrative", sha="n" * 64)
     _submission(session, dossier, message, sha="c" * 64)
-    assert queries.refresh_dossier_status(session, dossier) == "complete"
+    assert refresh_dossier_status(session, dossier) == "complete"
     session.commit()
     session.expire_all()
     assert dossier.status == "complete" and dossier.updated_at >= before
 
 
 def test_dossier_events_are_recorded_in_order(session: Session) -> None:
-    dossier = queries.get_or_create_dossier(session, "2025", "84")
-    queries.record_event(session, dossier, "return_received", {"version": 1})
-    queries.record_event(session, dossier, "exempted", {"why": "délai accordé"}, actor="m.dupont")
+    dossier = get_or_create_dossier(session, "2025", "84")
+    record_event(session, dossier, "return_received", {"version": 1})
+    record_event(session, dossier, "exempted", {"why": "délai accordé"}, actor="m.dupont")
     dossier.deadline_override = date(2026, 4, 30)
     session.commit()
-    events = queries.dossier_events(session, dossier.id)
+    events = dossier_events(session, dossier.id)
     assert [(e.kind, e.actor, e.detail) for e in events] == [
         ("return_received", "system", {"version": 1}),
         ("exempted", "m.dupont", {"why": "délai accordé"}),
@@ -300,7 +314,7 @@ def test_dossier_events_are_recorded_in_order(session: Session) -> None:
 # --- outbox ---------------------------------------------------------------------------------------
 
 def _enqueue(session: Session, key: str, message_pk: int | None = None) -> OutboxItem | None:
-    return queries.enqueue_outbox(
+    return enqueue_outbox(
         session, key=key, kind="reply", message_pk=message_pk, recipients=["dgcl@region.fr"],
         cc=["pref@region.fr"], subject="Votre retour", raw=b"From: x\r\n\r\n\xe9\x00",
         mail_message_id="<r1@anct.gouv.fr>",
@@ -333,8 +347,8 @@ def test_due_outbox_respects_next_attempt(session: Session) -> None:
     later.next_attempt_at = now + timedelta(minutes=5)
     sent.status = "sent"
     session.flush()
-    assert queries.due_outbox(session, now) == [due]
-    assert queries.due_outbox(session, now + timedelta(minutes=5)) == [due, later]
+    assert due_outbox(session, now) == [due]
+    assert due_outbox(session, now + timedelta(minutes=5)) == [due, later]
 
 
 # --- recovery -------------------------------------------------------------------------------------
@@ -347,9 +361,9 @@ def test_unfinished_and_failed_messages(session: Session) -> None:
     done.outcome = "accepted"
     broken.outcome = "failed"
     session.flush()
-    assert queries.unfinished_messages(session) == [early, late]
-    assert queries.unfinished_messages(session, limit=1) == [early]
-    assert queries.failed_messages(session) == [broken]
+    assert unfinished_messages(session) == [early, late]
+    assert unfinished_messages(session, limit=1) == [early]
+    assert failed_messages(session) == [broken]
 
 
 # --- datetimes ------------------------------------------------------------------------------------
@@ -437,7 +451,7 @@ def test_claims_of_dead_processes_are_released_at_once(session: Session) -> None
     for item, owner in ((dead, "box:111"), (alive, "box:222"), (elsewhere, "other:111")):
         item.status, item.claimed_by, item.lease_until = "sending", owner, T0
     session.flush()
-    released = queries.release_dead_claims(session, "box", lambda pid: pid == 222)
+    released = release_dead_claims(session, "box", lambda pid: pid == 222)
     assert released == [dead.id]
     assert (dead.status, dead.claimed_by, dead.lease_until) == ("queued", None, None)
     assert alive.status == "sending" and elsewhere.status == "sending" and queued.status == "queued"

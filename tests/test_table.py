@@ -9,7 +9,8 @@ import pytest
 from parsers.model import Cell, CellScalar, Sheet, Workbook
 from parsers.reference.catalogue import indicators, indicators_by_id
 from parsers.text import strip_accents
-from parsers.workbook.table import ACCEPT, decide, find_header, label_score, locate_table, match_rows
+from parsers.workbook.labels import ACCEPT, decide, label_score
+from parsers.workbook.table import find_header, locate_table, match_rows
 
 CATALOGUE = indicators()
 LABEL = {i.id: i.label for i in CATALOGUE}

@@ -27,8 +27,8 @@ from intake.pipeline.journey import Delivery, Result
 from intake.pipeline.services import Services, build_services
 from intake.service import supervisor
 from intake.service.logs import make_logger
-from store import queries
 from store.models import Dossier, DossierEvent, OutboxItem
+from store.queries.messages import unfinished_messages
 from tests.factories.emails import XLSX, build_email
 from tests.support.botapi import BotApiServer, Call, html_error
 from tests.support.pipeline import good_workbook, ingest
@@ -384,7 +384,7 @@ def test_push_failure_never_breaks_processing(running: Running) -> None:
     api.fail_methods.clear()
     assert "Bretagne" in running.ask("/region bretagne").text  # the bot still answers
     with services.sessions() as session:
-        assert queries.unfinished_messages(session) == []
+        assert unfinished_messages(session) == []
     assert running.service.health.processed >= 1
 
 

@@ -17,8 +17,10 @@ from odf.table import CoveredTableCell, Table, TableCell, TableRow
 from odf.text import P
 
 from parsers.model import UnreadableFile
+from parsers.safezip import ReadLimits
 from parsers.workbook.reader import read_workbook
-from parsers.workbook.xlsx import ReadLimits, excel_serial_to_datetime, is_date_format, read_xlsx, split_ref
+from parsers.workbook.styles import excel_serial_to_datetime, is_date_format
+from parsers.workbook.xlsx import read_xlsx, split_ref
 
 MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"

@@ -42,9 +42,9 @@ from intake.pipeline.failures import alert_failed
 from intake.pipeline.journey import Delivery, Result
 from intake.pipeline.services import Services
 from parsers.text import one_line
-from store import queries
 from store.db import advisory_lock, engine_of
 from store.models import InboundMessage
+from store.queries.messages import imap_message, last_imap_uidvalidity, record_imap_failure
 
 MAX_FETCH_ATTEMPTS = 3
 # A pass that left UIDs to another instance looks at the folder again after this long.
@@ -135,7 +135,7 @@ class ImapWatcher:
         uidvalidity = int(info[b"UIDVALIDITY"])
         if self._uidvalidity is None:  # first sync of this process: compare with the store
             with self.services.sessions() as session:
-                self._uidvalidity = queries.last_imap_uidvalidity(session, self.config.folder)
+                self._uidvalidity = last_imap_uidvalidity(session, self.config.folder)
         if self._uidvalidity is not None and uidvalidity != self._uidvalidity:
             self.log.warning("imap: UIDVALIDITY of %s changed from %d to %d; already processed "
                              "messages are recognised by their Message-ID or content",
@@ -267,7 +267,7 @@ class ImapWatcher:
     def _handle_claimed(self, client: IMAPClient, uidvalidity: int, uid: int) -> Result | None:
         folder = self.config.folder
         with self.services.sessions() as session:
-            known = queries.imap_message(session, folder, uidvalidity, uid)
+            known = imap_message(session, folder, uidvalidity, uid)
             known_id = known.id if known else None
             known_outcome = known.outcome if known else None
             fetch_failed = bool(known and (known.outcome_reason or "").startswith(FETCH_FAILED))
@@ -392,7 +392,7 @@ class ImapWatcher:
             return
         try:
             with self.services.sessions.begin() as session:
-                row = queries.record_imap_failure(
+                row = record_imap_failure(
                     session, raw=b"", received_at=self.clock(), folder=self.config.folder,
                     uidvalidity=uidvalidity, uid=uid,
                     reason=f"{FETCH_FAILED} (UID {uid}, dossier {self.config.folder}) : {reason}",

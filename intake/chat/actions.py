@@ -19,8 +19,8 @@ from intake.pipeline.services import Services
 from notifier.digest import Digest, build_digest, previous_digest_at
 from notifier.export import to_xlsx
 from notifier.reminders import draft_reminder, reminder_key, send_reminders
-from store import queries
 from store.models import DossierEvent
+from store.queries.dossiers import dossiers_by_region, get_or_create_dossier, latest_event, set_extension
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _DATE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})(?:[/.-](\d{2}|\d{4}))?$")
@@ -89,14 +89,14 @@ def send_manual_reminder(services: Services, campaign: Campaign, code: str, aske
     key = f"{reminder_key(campaign.id, code, 'manual')}:{asked_at}"
     with services.sessions.begin() as session:
         state = state_of(session, settings, campaign, code, now)
-        dossier = queries.dossiers_by_region(session, campaign.id).get(code)
+        dossier = dossiers_by_region(session, campaign.id).get(code)
         step = "after-manual" if state.late else "manual"  # the late wording when the region is late
         draft = draft_reminder(session, settings, campaign, state, dossier, step, False, key, region.contacts, (), now)
         items = send_reminders(session, settings, [draft])
         if not items:
             return Answer(False, f"Cette relance à {esc(state.name)} est déjà partie.")
-        dossier = queries.get_or_create_dossier(session, campaign.id, code)
-        event = queries.latest_event(session, dossier.id, ("reminder",))
+        dossier = get_or_create_dossier(session, campaign.id, code)
+        event = latest_event(session, dossier.id, ("reminder",))
         if isinstance(event, DossierEvent):
             event.actor = actor[:255]
     if services.after_commit is not None:
@@ -119,7 +119,7 @@ def extend(services: Services, campaign: Campaign, code: str, until: date, actor
         return Answer(False, f"Le {fr_day(until)} est déjà passé.")
     settings = services.settings
     with services.sessions.begin() as session:
-        queries.set_extension(session, campaign.id, code, until, actor=actor)
+        set_extension(session, campaign.id, code, until, actor=actor)
         state = state_of(session, settings, campaign, code, now)
     return Answer(True, f"📅 <b>{esc(state.name)}</b> : date limite prolongée au {fr_day(until)}.")
 

@@ -26,8 +26,8 @@ from parsers.model import Region
 from parsers.reference import catalogue
 from parsers.reference.regions import find_region_in_text, match_region
 from parsers.text import fold
-from store import queries
 from store.models import DossierEvent, Submission
+from store.queries.dossiers import dossier_events, dossier_submissions, dossiers_by_region, latest_event
 
 MAX_CHARS = 4000  # Telegram refuses more than 4096 characters; keep a margin
 MAX_LINES = 12  # items of a list shown before "… et N autres"
@@ -160,12 +160,12 @@ def late_text(session: Session, settings: Settings, campaign: Campaign, now: dat
                     key=lambda s: (-s.days_late, fold(s.name)))
     if not states:
         return f"Aucune région en retard (bilan {campaign.year}). {deadline_line(campaign, now)}."
-    dossiers = queries.dossiers_by_region(session, campaign.id)
+    dossiers = dossiers_by_region(session, campaign.id)
     lines = [f"<b>{plural(len(states), 'région')} en retard</b> – bilan {campaign.year}"]
     items = []
     for s in states:
         dossier = dossiers.get(s.code)
-        reminder = queries.latest_event(session, dossier.id, ("reminder",)) if dossier else None
+        reminder = latest_event(session, dossier.id, ("reminder",)) if dossier else None
         contact = f"dernier envoi {fr_moment(s.last_received)}" if s.last_received else "aucun envoi"
         if reminder is not None:
             contact += f", relancée le {fr_moment(reminder.at)}"
@@ -179,7 +179,7 @@ def late_text(session: Session, settings: Settings, campaign: Campaign, now: dat
 
 def region_text(session: Session, settings: Settings, campaign: Campaign, code: str, now: datetime) -> str:
     state = state_of(session, settings, campaign, code, now)
-    dossier = queries.dossiers_by_region(session, campaign.id).get(code)
+    dossier = dossiers_by_region(session, campaign.id).get(code)
     status = f"{STATUS_ICONS.get(state.dossier, '')} {esc(STATUS_WORDS.get(state.dossier, state.dossier))}"
     deadline = f"date limite {fr_day(state.deadline)}" + (" (prolongée)" if state.extended else "")
     lines = [f"<b>{esc(state.name)}</b> ({esc(code)}) – bilan {campaign.year}",
@@ -191,10 +191,10 @@ def region_text(session: Session, settings: Settings, campaign: Campaign, code: 
     if dossier is None:
         lines.append("Aucun envoi reçu.")
         return fit("\n".join(lines))
-    subs = queries.dossier_submissions(session, dossier.id)
+    subs = dossier_submissions(session, dossier.id)
     lines += _part_lines("Tableau de bord", [s for s in subs if s.kind == "workbook"])
     lines += _part_lines("Analyse qualitative", [s for s in subs if s.kind == "narrative"])
-    events = [e for e in queries.dossier_events(session, dossier.id) if e.kind != "return_received"]
+    events = [e for e in dossier_events(session, dossier.id) if e.kind != "return_received"]
     if events:
         lines.append("<b>Historique</b>")
         recent = [_event_line(e, campaign) for e in reversed(events)]

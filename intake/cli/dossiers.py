@@ -21,7 +21,7 @@ from notifier.calendar import campaign_states, extension_refusal, region_notes
 from notifier.rendering import fr_day, fr_moment
 from notifier.template_workbook import build_template
 from parsers.reference import catalogue
-from store import queries
+from store.queries.dossiers import set_exempt, set_extension
 
 
 def register(sub: Subparsers) -> None:
@@ -76,7 +76,7 @@ def cmd_exempt(args: argparse.Namespace, settings: Settings, environ: Mapping[st
     region = region_named(args.region, campaign)
     services = open_services(args, settings, environ)
     with services.sessions.begin() as session:
-        queries.set_exempt(session, campaign.id, region, not args.undo, actor=args.by)
+        set_exempt(session, campaign.id, region, not args.undo, actor=args.by)
     verb = "n'est plus exemptée" if args.undo else "est exemptée"
     print(f"{catalogue.region_name(region, campaign.geography)} {verb} pour la campagne {campaign.id}")
     return 0
@@ -89,7 +89,7 @@ def cmd_extend(args: argparse.Namespace, settings: Settings, environ: Mapping[st
         raise UsageError(refusal)
     services = open_services(args, settings, environ)
     with services.sessions.begin() as session:
-        queries.set_extension(session, campaign.id, region, args.until, actor=args.by)
+        set_extension(session, campaign.id, region, args.until, actor=args.by)
     name = catalogue.region_name(region, campaign.geography)
     change = "ramenée à celle de la campagne" if args.until is None else f"prolongée au {fr_day(args.until)}"
     print(f"{name} : date limite {change}")

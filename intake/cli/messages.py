@@ -24,7 +24,7 @@ from intake.pipeline import flow
 from intake.pipeline.journey import Delivery
 from notifier.rendering import STATUS_WORDS
 from parsers.reference import catalogue
-from store import queries
+from store.queries.messages import failed_messages
 
 ANSWERED = ("accepted", "ignored", "duplicate")  # outcomes that end with exit status 0
 
@@ -78,7 +78,7 @@ def cmd_reprocess(args: argparse.Namespace, settings: Settings, environ: Mapping
     ids = list(args.ids)
     if args.failed:
         with services.sessions() as session:
-            ids += [m.id for m in queries.failed_messages(session)]
+            ids += [m.id for m in failed_messages(session)]
     results = [flow.reprocess(services, i) for i in ids] if ids else flow.recover(services)
     out = Printer()
     for result in results:

@@ -25,11 +25,11 @@ from intake.pipeline.steps.extract import extract
 from intake.pipeline.steps.record import record
 from intake.pipeline.steps.reply import reply
 from intake.pipeline.steps.validate import validate
-from parsers.mail.mime import message_id_of
+from parsers.mail.headers import message_id_of
 from parsers.model import Issue
 from parsers.text import one_line
-from store import queries
 from store.models import InboundMessage
+from store.queries.messages import claim_message, store_inbound, unfinished_messages
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ STEPS: tuple[Step, ...] = (
 def receive(services: Services, delivery: Delivery) -> int:
     """Store the raw message durably; returns its id. Nothing else happens here."""
     with services.sessions.begin() as session:
-        inbound = queries.store_inbound(
+        inbound = store_inbound(
             session,
             raw=delivery.raw,
             received_at=delivery.received_at,
@@ -94,7 +94,7 @@ def process(services: Services, inbound_id: int) -> Result:
     """
     try:
         with services.sessions() as session, session.begin():
-            inbound = queries.claim_message(session, inbound_id)
+            inbound = claim_message(session, inbound_id)
             if inbound is None:
                 held = session.get(InboundMessage, inbound_id)
                 if held is None:
@@ -177,7 +177,7 @@ def reprocess(services: Services, inbound_id: int) -> Result:
 def pending(services: Services, limit: int = 100_000) -> list[int]:
     """The messages stored but never processed (a crash, a kill, a restart), oldest first."""
     with services.sessions() as session:
-        return [m.id for m in queries.unfinished_messages(session, limit=limit)]
+        return [m.id for m in unfinished_messages(session, limit=limit)]
 
 
 def recover(services: Services, limit: int = 1000) -> list[Result]:

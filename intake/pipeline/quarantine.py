@@ -16,8 +16,8 @@ from intake.pipeline import flow
 from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
 from parsers.reference import catalogue
-from store import queries
 from store.models import InboundMessage
+from store.queries.dossiers import get_or_create_dossier, record_event
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def release(services: Services, inbound_id: int, region_code: str, actor: str) -
     result = flow.process(services, inbound_id)
     if result.campaign and result.region:
         with services.sessions.begin() as session:
-            dossier = queries.get_or_create_dossier(session, result.campaign, result.region)
-            queries.record_event(session, dossier, "quarantine_released",
+            dossier = get_or_create_dossier(session, result.campaign, result.region)
+            record_event(session, dossier, "quarantine_released",
                                  {"message": inbound_id, "outcome": result.outcome}, actor=actor)
     return result

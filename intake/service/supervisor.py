@@ -36,7 +36,7 @@ from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
 from intake.pipeline.worker import Worker
 from intake.service.health import Health, write_report
-from store import queries
+from store.queries.outbox import backlog_counts
 
 HEALTH_EVERY = 5.0
 STATUS_LINE_EVERY = 60.0
@@ -144,7 +144,7 @@ class Service:
         counts: dict[str, int] = {}
         try:
             with self.services.sessions() as session:
-                counts = queries.backlog_counts(session)
+                counts = backlog_counts(session)
         except Exception as exc:  # the database is down: say so, keep serving what can be served
             self.health.last_error = f"database: {type(exc).__name__}: {exc}"[:500]
             self.health.channels["database"] = {"up": False}

@@ -14,7 +14,7 @@ import re
 from html.parser import HTMLParser
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=")
-_FOLD = re.compile(r"\r?\n[ \t]*")
+FOLDED_LINE = re.compile(r"\r?\n[ \t]*")
 # C0 controls but tab and newline (NUL breaks PostgreSQL text columns), and DEL
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -55,7 +55,7 @@ def decode_bytes(data: bytes, charset: str | None = None, defects: list[str] | N
     return data.decode("cp1252", errors="replace")
 
 
-def _unsurrogate(text: str) -> str:
+def unsurrogate(text: str) -> str:
     """Header strings from BytesParser carry raw 8-bit bytes as surrogates: decode them."""
     if not any("\udc80" <= ch <= "\udcff" for ch in text):
         return text
@@ -121,7 +121,7 @@ def decode_header_value(raw: object) -> str:
         text = raw if isinstance(raw, str) else str(raw)
     except Exception:
         return ""
-    text = _FOLD.sub(" ", _unsurrogate(text))
+    text = FOLDED_LINE.sub(" ", unsurrogate(text))
     return _CONTROL.sub("", decode_words(text).replace("\r", " ").replace("\n", " ")).strip()
 
 

@@ -13,22 +13,22 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
-from parsers.mail.decoding import _FOLD, _unsurrogate, decode_words
+from parsers.mail.decoding import FOLDED_LINE, decode_words, unsurrogate
 
 _MSG_ID = re.compile(r"<[^<>\s]+>")
 
 
-def _raw_headers(msg: Message) -> list[tuple[str, str]]:
+def raw_headers(msg: Message) -> list[tuple[str, str]]:
     try:
         return [(str(k), str(v)) for k, v in msg.raw_items()]
     except Exception:
         return []
 
 
-def _addresses(raw_values: Iterable[str]) -> tuple[tuple[str, str], ...]:
+def address_list(raw_values: Iterable[str]) -> tuple[tuple[str, str], ...]:
     """(decoded name, lower-case address) pairs; invalid addresses are skipped."""
     result: list[tuple[str, str]] = []
-    values = [_FOLD.sub(" ", _unsurrogate(v)) for v in raw_values]
+    values = [FOLDED_LINE.sub(" ", unsurrogate(v)) for v in raw_values]
     try:
         pairs = getaddresses(values)
     except Exception:
@@ -47,44 +47,44 @@ def _valid_address(addr: str) -> bool:
     return bool(local) and bool(domain)
 
 
-def _single_address(raw: str | None) -> tuple[str, str | None]:
+def single_address(raw: str | None) -> tuple[str, str | None]:
     if raw is None:
         return "", None
-    value = _FOLD.sub(" ", _unsurrogate(raw))
+    value = FOLDED_LINE.sub(" ", unsurrogate(raw))
     try:
         name, addr = parseaddr(value)
     except Exception:
         name, addr = "", ""
     addr = addr.strip().lower()
     if not _valid_address(addr):
-        pairs = _addresses([raw])
+        pairs = address_list([raw])
         if pairs:
             return pairs[0]
         return decode_words(name).strip(), None
     return decode_words(name).strip(), addr
 
 
-def _ids(raw: str | None) -> tuple[str, ...]:
+def message_ids(raw: str | None) -> tuple[str, ...]:
     if not raw:
         return ()
-    return tuple(_MSG_ID.findall(_unsurrogate(raw)))
+    return tuple(_MSG_ID.findall(unsurrogate(raw)))
 
 
-def _message_id(raw: str | None) -> str | None:
+def message_id_header(raw: str | None) -> str | None:
     if raw is None:
         return None
-    ids = _ids(raw)
+    ids = message_ids(raw)
     if ids:
         return ids[0]
-    value = _unsurrogate(raw).strip()
+    value = unsurrogate(raw).strip()
     return value or None
 
 
-def _iso_date(raw: str | None, defects: list[str]) -> str | None:
+def iso_date(raw: str | None, defects: list[str]) -> str | None:
     if not raw:
         return None
     try:
-        return parsedate_to_datetime(_unsurrogate(raw).strip()).isoformat()
+        return parsedate_to_datetime(unsurrogate(raw).strip()).isoformat()
     except Exception:
         defects.append("bad_date")
         return None
@@ -96,6 +96,6 @@ def message_id_of(raw: bytes) -> str | None:
         end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
         head = BytesHeaderParser(policy=policy.compat32).parsebytes(raw[: end + 2])
         value = head.get("Message-ID")
-        return _message_id(None if value is None else str(value))
+        return message_id_header(None if value is None else str(value))
     except Exception:
         return None

@@ -27,38 +27,22 @@ from email.message import Message
 from email.parser import BytesParser
 
 from parsers.mail.decoding import (
-    _FOLD,
+    FOLDED_LINE,
     decode_bytes,
     decode_header_value,
-    decode_words,
     html_to_text,
     tidy_text,
 )
 from parsers.mail.headers import (
-    _addresses,
-    _ids,
-    _iso_date,
-    _message_id,
-    _raw_headers,
-    _single_address,
-    message_id_of,
+    address_list,
+    iso_date,
+    message_id_header,
+    message_ids,
+    raw_headers,
+    single_address,
 )
 from parsers.mail.large import LARGE_MESSAGE, parse_large
 from parsers.model import Attachment, MailMessage
-
-__all__ = [  # decode_*, html_to_text, tidy_text and message_id_of are re-exported for callers of parsers.mime
-    "FORWARD_MARKER",
-    "MAX_DEPTH",
-    "MAX_PARTS",
-    "decode_bytes",
-    "decode_header_value",
-    "decode_words",
-    "html_to_text",
-    "message_id_of",
-    "parse_message",
-    "tidy_text",
-    "unflow",
-]
 
 FORWARD_MARKER = "---------- Message transféré ----------"
 MAX_DEPTH = 40  # nesting of multiparts / forwarded messages we follow
@@ -90,9 +74,9 @@ def _ctype(part: Message) -> str:
 def _raw_param(part: Message, header: str, param: str) -> str | None:
     """A plain ``param=value`` read from the raw header, for values the email package rejects
     (unquoted encoded words, Windows paths whose backslashes it takes for escapes)."""
-    for name, value in _raw_headers(part):
+    for name, value in raw_headers(part):
         if name.lower() == header:
-            found = re.search(rf'(?<![\w*-]){param}\s*=\s*(?:"([^"]*)"|([^;]+))', _FOLD.sub(" ", value),
+            found = re.search(rf'(?<![\w*-]){param}\s*=\s*(?:"([^"]*)"|([^;]+))', FOLDED_LINE.sub(" ", value),
                               re.IGNORECASE)
             if found:
                 return (found.group(1) if found.group(1) is not None else found.group(2)).strip()
@@ -265,7 +249,7 @@ def _alternative(children: list[Message], state: _Walk, depth: int, forwarded: b
 
 
 def _forwarded_text(inner: Message, state: _Walk, depth: int) -> str:
-    headers = dict((k.lower(), v) for k, v in _raw_headers(inner))
+    headers = dict((k.lower(), v) for k, v in raw_headers(inner))
     body = _walk(inner, state, depth, forwarded=True)
     lines = [FORWARD_MARKER]
     for label, key in (("De", "from"), ("Date", "date"), ("Objet", "subject"), ("À", "to")):
@@ -278,37 +262,37 @@ def _forwarded_text(inner: Message, state: _Walk, depth: int) -> str:
 
 
 def _build(msg: Message, defects: list[str]) -> MailMessage:
-    raw_headers = _raw_headers(msg)
-    headers = tuple((name, decode_header_value(value)) for name, value in raw_headers)
+    pairs = raw_headers(msg)
+    headers = tuple((name, decode_header_value(value)) for name, value in pairs)
 
     def first(name: str) -> str | None:
         lname = name.lower()
-        return next((v for k, v in raw_headers if k.lower() == lname), None)
+        return next((v for k, v in pairs if k.lower() == lname), None)
 
     def every(name: str) -> list[str]:
         lname = name.lower()
-        return [v for k, v in raw_headers if k.lower() == lname]
+        return [v for k, v in pairs if k.lower() == lname]
 
-    if not raw_headers:
+    if not pairs:
         defects.append("no_headers")
     state = _Walk()
     state.defects = defects
     body = _walk(msg, state, 0, forwarded=False)
     if state.forwarded_texts:
         body = "\n\n".join(t for t in [body, *state.forwarded_texts] if t.strip())
-    from_name, from_addr = _single_address(first("From"))
+    from_name, from_addr = single_address(first("From"))
     if first("From") is not None and from_addr is None:
         defects.append("bad_from")
     return MailMessage(
-        message_id=_message_id(first("Message-ID")),
+        message_id=message_id_header(first("Message-ID")),
         subject=decode_header_value(first("Subject") or ""),
         from_addr=from_addr,
         from_name=from_name,
-        reply_to=tuple(a for _, a in _addresses(every("Reply-To"))),
-        to=tuple(a for _, a in _addresses(every("To"))),
-        date=_iso_date(first("Date"), defects),
-        in_reply_to=next(iter(_ids(first("In-Reply-To"))), None),
-        references=tuple(i for v in every("References") for i in _ids(v)),
+        reply_to=tuple(a for _, a in address_list(every("Reply-To"))),
+        to=tuple(a for _, a in address_list(every("To"))),
+        date=iso_date(first("Date"), defects),
+        in_reply_to=next(iter(message_ids(first("In-Reply-To"))), None),
+        references=tuple(i for v in every("References") for i in message_ids(v)),
         headers=headers,
         body_text=body,
         attachments=tuple(state.attachments),

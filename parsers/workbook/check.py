@@ -21,11 +21,11 @@ from parsers.issues import make_issue
 from parsers.model import Indicator, IndicatorEntry, Issue, Region, UnreadableFile, WorkbookReturn, cell_ref
 from parsers.reference.catalogue import geography_for_year, indicators
 from parsers.reference.regions import by_code, match_region
-from parsers.workbook.reader import DEFAULT_LIMITS, ReadLimits, ReadReport, read_workbook
+from parsers.safezip import DEFAULT_LIMITS, ReadLimits, ReadReport, check_deadline
+from parsers.workbook.reader import read_workbook
 from parsers.workbook.rules import Context, run_rules
 from parsers.workbook.table import Table, locate_table, text_at, value_at
 from parsers.workbook.values import Normalised, normalise
-from parsers.workbook.xlsx import check_deadline
 
 REASONS = {
     "encrypted": "il est protégé par un mot de passe : retirez le mot de passe avant de l'envoyer",

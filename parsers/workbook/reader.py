@@ -26,18 +26,9 @@ from datetime import date, datetime, time, timedelta
 import python_calamine
 
 from parsers.model import Cell, CellScalar, Sheet, UnreadableFile, Workbook
+from parsers.safezip import CHECK_EVERY, DEFAULT_LIMITS, ReadLimits, ReadReport, check_deadline, check_zip_limits
 from parsers.sniff import sniff
-from parsers.workbook.xlsx import (
-    CHECK_EVERY,
-    DEFAULT_LIMITS,
-    ReadLimits,
-    ReadReport,
-    check_deadline,
-    check_zip_limits,
-    read_xlsx,
-)
-
-__all__ = ["DEFAULT_LIMITS", "ReadLimits", "ReadReport", "read_workbook"]
+from parsers.workbook.xlsx import read_xlsx
 
 ERROR_LITERALS = frozenset(
     {"#DIV/0!", "#N/A", "#NAME?", "#NULL!", "#NUM!", "#REF!", "#VALUE!", "#GETTING_DATA", "#SPILL!", "#CALC!"}

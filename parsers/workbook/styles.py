@@ -57,7 +57,7 @@ def excel_serial_to_datetime(serial: float, date1904: bool) -> datetime | None:
     return epoch + timedelta(milliseconds=millis)
 
 
-def _number(text: str, is_date: bool, date1904: bool) -> CellScalar:
+def typed_number(text: str, is_date: bool, date1904: bool) -> CellScalar:
     text = text.strip()
     if not text:
         return None
@@ -74,7 +74,7 @@ def _number(text: str, is_date: bool, date1904: bool) -> CellScalar:
     return number
 
 
-def _iso_datetime(text: str) -> CellScalar:
+def iso_datetime(text: str) -> CellScalar:
     try:
         return datetime.fromisoformat(text.strip()).replace(tzinfo=None)
     except ValueError:

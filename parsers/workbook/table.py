@@ -17,14 +17,8 @@ from parsers.model import Cell, Indicator, Region, Sheet, Workbook, cell_ref
 from parsers.reference.catalogue import indicators
 from parsers.reference.regions import by_code, find_region_in_text
 from parsers.text import fold
-from parsers.workbook.labels import ACCEPT, MARGIN, decide, decide_ranked, label_score, rank
+from parsers.workbook.labels import ACCEPT, decide_ranked, label_score, rank
 from parsers.workbook.values import show
-
-__all__ = [
-    "ACCEPT", "MARGIN", "SURE", "Columns", "RowMatch", "Table", "TemplateMeta", "decide", "decide_ranked",
-    "find_header", "label_score", "locate_table", "match_rows", "rank", "read_template_meta", "text_at",
-    "value_at",
-]
 
 TEMPLATE_MARKER = "conventions-intake-template"
 META_SHEET = "_meta"

@@ -41,39 +41,22 @@ from parsers.model import Cell, CellScalar, Sheet, UnreadableFile, Workbook
 from parsers.safezip import (
     CHECK_EVERY,
     DEFAULT_LIMITS,
+    CorruptZip,
     ReadLimits,
     ReadReport,
-    _Corrupt,
-    _local,
     check_deadline,
     check_zip_limits,
+    local_name,
     parse_xml,
     xml_events,
 )
 from parsers.sniff import OLE_MAGIC, ole_stream_names
 from parsers.workbook.styles import (
     BUILTIN_FORMATS,
-    _iso_datetime,
-    _number,
-    excel_serial_to_datetime,
     is_date_format,
+    iso_datetime,
+    typed_number,
 )
-
-__all__ = [  # the limits, zip checks and format helpers are re-exported for callers of parsers.xlsx
-    "BUILTIN_FORMATS",
-    "CHECK_EVERY",
-    "DEFAULT_LIMITS",
-    "ReadLimits",
-    "ReadReport",
-    "check_deadline",
-    "check_zip_limits",
-    "excel_serial_to_datetime",
-    "is_date_format",
-    "parse_xml",
-    "read_xlsx",
-    "split_ref",
-    "xml_events",
-]
 
 _REF = re.compile(r"\$?([A-Za-z]{1,4})\$?([0-9]{1,8})")
 _ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
@@ -92,7 +75,7 @@ def read_xlsx(data: bytes, *, limits: ReadLimits = DEFAULT_LIMITS, report: ReadR
         return _Reader(data, limits, report or ReadReport()).read()
     except UnreadableFile:
         raise
-    except (_Corrupt, SafeET.ParseError) as exc:
+    except (CorruptZip, SafeET.ParseError) as exc:
         raise UnreadableFile("corrupt", str(exc)[:200]) from exc
     except Exception as exc:  # zipfile, zlib, defusedxml, bad numbers...: all mean a damaged file
         raise UnreadableFile("corrupt", f"{type(exc).__name__}: {str(exc)[:200]}") from exc
@@ -106,15 +89,15 @@ def _decode(text: str) -> str:
 
 def _rich_text(el: Element) -> str:
     """Text of a ``<si>`` or ``<is>`` element: plain ``<t>`` plus rich-text runs, not phonetics."""
-    if len(el) == 1 and _local(el[0].tag) == "t":  # the common case: one plain text run
+    if len(el) == 1 and local_name(el[0].tag) == "t":  # the common case: one plain text run
         return _decode(el[0].text or "")
     parts: list[str] = []
     for child in el:
-        name = _local(child.tag)
+        name = local_name(child.tag)
         if name == "t":
             parts.append(child.text or "")
         elif name == "r":
-            parts.extend(g.text or "" for g in child if _local(g.tag) == "t")
+            parts.extend(g.text or "" for g in child if local_name(g.tag) == "t")
     return _decode("".join(parts))
 
 
@@ -189,19 +172,19 @@ class _Reader:
             root = self._xml(wb_part)
         if root is None:
             raise UnreadableFile("corrupt", "no workbook part (xl/workbook.xml)")
-        if _local(root.tag) != "workbook":
-            raise _Corrupt(f"unexpected root element {_local(root.tag)!r} in {wb_part}")
+        if local_name(root.tag) != "workbook":
+            raise CorruptZip(f"unexpected root element {local_name(root.tag)!r} in {wb_part}")
         rels = self._rels(wb_part)
         date1904 = False
         entries: list[tuple[str, bool, str | None]] = []
         local_names: list[tuple[str, str, str]] = []
         for el in root:
-            name = _local(el.tag)
+            name = local_name(el.tag)
             if name == "workbookPr":
                 date1904 = (el.get("date1904") or "").lower() in ("1", "true")
             elif name == "sheets":
                 for sh in el:
-                    rid = next((v for k, v in sh.attrib.items() if k.startswith("{") and _local(k) == "id"), "")
+                    rid = next((v for k, v in sh.attrib.items() if k.startswith("{") and local_name(k) == "id"), "")
                     rel = rels.get(rid)
                     part = rel[1] if rel and rel[0] == "worksheet" else None
                     hidden = (sh.get("state") or "visible") != "visible"
@@ -233,7 +216,7 @@ class _Reader:
             return strings
         with fh:
             for _, el in xml_events(fh, ("end",)):
-                if _local(el.tag) == "si":
+                if local_name(el.tag) == "si":
                     strings.append(_rich_text(el))
                     el.clear()
                     if not len(strings) % (CHECK_EVERY * 4):
@@ -249,7 +232,7 @@ class _Reader:
         custom: dict[int, str] = {}
         xf_ids: list[int] = []
         for el in root:
-            name = _local(el.tag)
+            name = local_name(el.tag)
             if name == "numFmts":
                 for nf in el:
                     fid = _to_int(nf.get("numFmtId"))
@@ -285,7 +268,7 @@ class _Reader:
                 seen += 1
                 if not seen % CHECK_EVERY:
                     check_deadline(lim)
-                name = _local(el.tag)
+                name = local_name(el.tag)
                 if name == "mergeCell":
                     first, _, last = (el.get("ref") or "").partition(":")
                     r1, c1 = split_ref(first)
@@ -301,7 +284,7 @@ class _Reader:
                 row = _to_int(el.get("r")) or row + 1
                 col = 0
                 for c in el:
-                    if _local(c.tag) != "c":
+                    if local_name(c.tag) != "c":
                         continue
                     ref = c.get("r")
                     r = 0
@@ -344,11 +327,11 @@ def _sheet_elements(fh: IO[bytes], streaming: bool) -> Iterator[Element]:
     if not streaming:
         root = parse_xml(fh.read())
         for child in root:
-            if _local(child.tag) in ("sheetData", "mergeCells"):
+            if local_name(child.tag) in ("sheetData", "mergeCells"):
                 yield from child
         return
     for _, el in xml_events(fh, ("end",)):
-        name = _local(el.tag)
+        name = local_name(el.tag)
         if name in ("row", "mergeCell"):
             yield el
             el.clear()
@@ -378,7 +361,7 @@ def _cell(
     inline: Element | None = None
     formula: str | None = None
     for child in el:
-        name = _local(child.tag)
+        name = local_name(child.tag)
         if name == "v":
             v_text = child.text or ""
         elif name == "f":
@@ -408,10 +391,10 @@ def _cell(
         index = _to_int(v_text)
         if index is not None:
             if index >= len(shared):
-                raise _Corrupt(f"shared string index {index} out of range")
+                raise CorruptZip(f"shared string index {index} out of range")
             value = shared[index]
     elif kind == "n":
-        value = _number(v_text, is_date, date1904)
+        value = typed_number(v_text, is_date, date1904)
     elif kind == "str":
         value = _decode(v_text)
     elif kind == "b":
@@ -419,7 +402,7 @@ def _cell(
     elif kind == "e":
         error = v_text.strip() or "#N/A"
     elif kind == "d":
-        value = _iso_datetime(v_text)
+        value = iso_datetime(v_text)
     else:
         value = _decode(v_text)
     if value is None and formula is None and error is None:

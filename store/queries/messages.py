@@ -20,7 +20,7 @@ DEDUP_KEY_MAX = 255
 TEXT_MAX = 998
 
 
-def _clean_text(value: str | None, limit: int = TEXT_MAX) -> str | None:
+def clean_text(value: str | None, limit: int = TEXT_MAX) -> str | None:
     """Header-ish text as the database can hold it: no NUL (PostgreSQL refuses them), bounded."""
     if value is None:
         return None
@@ -53,7 +53,7 @@ def store_inbound(
     subject: str = "",
 ) -> InboundMessage:
     """Record a message exactly as received (outcome "received"), flushed so it has an id."""
-    message_id = _clean_text(message_id.strip() if message_id else None) or None
+    message_id = clean_text(message_id.strip() if message_id else None) or None
     message = InboundMessage(
         dedup_key=dedup_key_for(raw, message_id),
         message_id=message_id,
@@ -62,10 +62,10 @@ def store_inbound(
         size=len(raw),
         channel=channel,
         received_at=received_at,
-        envelope_from=_clean_text(envelope_from),
-        envelope_to=[_clean_text(address) for address in envelope_to],
-        from_addr=_clean_text(from_addr),
-        subject=_clean_text(subject, SUBJECT_MAX) or "",
+        envelope_from=clean_text(envelope_from),
+        envelope_to=[clean_text(address) for address in envelope_to],
+        from_addr=clean_text(from_addr),
+        subject=clean_text(subject, SUBJECT_MAX) or "",
         outcome="received",
         attempts=0,
     )

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.models import SUBJECT_MAX, InboundMessage, OutboxItem
-from store.queries.messages import _clean_text
+from store.queries.messages import clean_text
 
 
 def enqueue_outbox(
@@ -39,7 +39,7 @@ def enqueue_outbox(
         message_pk=message_pk,
         recipients=list(recipients),
         cc=list(cc),
-        subject=_clean_text(subject, SUBJECT_MAX) or "",
+        subject=clean_text(subject, SUBJECT_MAX) or "",
         raw=bytes(raw),
         mail_message_id=mail_message_id,
         status="queued",

@@ -23,8 +23,10 @@ from parsers.mail.bounces import read_bounce
 from parsers.mail.mime import parse_message
 from parsers.reference import catalogue
 from parsers.workbook.check import human_size
-from store import queries
 from store.models import InboundMessage
+from store.queries.dossiers import dossiers_by_region, record_event
+from store.queries.messages import claim_identity
+from store.queries.outbox import outbox_by_message_ids
 
 _BOUNCE_REASONS = ("delivery_report", "null_return_path", "system_sender")
 _MAX_HEADER_BYTES = 1024 * 1024
@@ -50,7 +52,7 @@ def classify(journey: Journey, services: Services) -> None:
         journey.outcome, journey.reason = "ignored", f"automated: {reason}"
         _record_bounce(journey, services, reason)
         return
-    original = queries.claim_identity(journey.session, journey.inbound)
+    original = claim_identity(journey.session, journey.inbound)
     if original is not None:
         journey.outcome, journey.reason = "duplicate", f"already received as message #{original}"
         return
@@ -92,7 +94,7 @@ def _record_bounce(journey: Journey, services: Services, reason: str) -> None:
     is_report = bounce.status is not None or bool(bounce.recipients) or reason.startswith(_BOUNCE_REASONS)
     if not is_report:
         return
-    items = queries.outbox_by_message_ids(session, bounce.message_ids)
+    items = outbox_by_message_ids(session, bounce.message_ids)
     for item in items:
         addresses = list(bounce.recipients) or list(item.recipients)
         why = " ".join(x for x in (bounce.status, bounce.diagnostic) if x) or "rapport de non-remise"
@@ -102,8 +104,8 @@ def _record_bounce(journey: Journey, services: Services, reason: str) -> None:
         services.log.warning("our mail #%d to %s bounced: %s", item.id, ", ".join(addresses), why)
         replied = session.get(InboundMessage, item.message_pk) if item.message_pk else None
         if replied is not None and replied.campaign_id and replied.region_code:
-            dossier = queries.dossiers_by_region(session, replied.campaign_id).get(replied.region_code)
+            dossier = dossiers_by_region(session, replied.campaign_id).get(replied.region_code)
             if dossier is not None:
-                queries.record_event(session, dossier, "bounce", {
+                record_event(session, dossier, "bounce", {
                     "addresses": addresses, "status": bounce.status, "diagnostic": bounce.diagnostic,
                     "outbox": item.id, "permanent": bounce.permanent})

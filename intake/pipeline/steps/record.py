@@ -7,13 +7,19 @@ from intake.pipeline.journey import IdenticalFile, Journey
 from intake.pipeline.services import Services
 from notifier.calendar import region_deadline
 from parsers.issues import make_issue
-from store import queries
+from store.queries.dossiers import (
+    add_submission,
+    get_or_create_dossier,
+    latest_submission,
+    record_event,
+    refresh_dossier_status,
+)
 
 
 def record(journey: Journey, services: Services) -> None:
     assert journey.campaign is not None and journey.region is not None
     session, inbound = journey.session, journey.inbound
-    dossier = queries.get_or_create_dossier(session, journey.campaign.id, journey.region.code)
+    dossier = get_or_create_dossier(session, journey.campaign.id, journey.region.code)
     journey.dossier = dossier
     deadline, _ = region_deadline(journey.campaign, dossier)  # the region's own when extended
     journey.late = inbound.received_at > end_of_day(deadline)
@@ -35,18 +41,18 @@ def record(journey: Journey, services: Services) -> None:
                        "conventions": list(nar.conventions), "chars": len(nar.text)}))
 
     for kind, filename, sha, verdict, values, observations, issues, details in parts:
-        latest = queries.latest_submission(session, dossier.id, kind)
+        latest = latest_submission(session, dossier.id, kind)
         if latest is not None and latest.sha256 == sha:
             journey.identical.append(IdenticalFile(kind, filename, latest))
             when = latest.received_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
             journey.message_issues.append(make_issue("identical_file", file=filename, date=when))
             continue
-        journey.submissions.append(queries.add_submission(
+        journey.submissions.append(add_submission(
             session, dossier=dossier, message=inbound, kind=kind, filename=filename, sha256=sha,
             verdict=verdict, received_at=inbound.received_at, late=journey.late, values=values,
             observations=observations, issues=issues, details=details))
-    queries.refresh_dossier_status(session, dossier)
-    queries.record_event(session, dossier, "return_received", {
+    refresh_dossier_status(session, dossier)
+    record_event(session, dossier, "return_received", {
         "message": inbound.id, "outcome": journey.outcome, "late": journey.late,
         "versions": [s.version for s in journey.submissions]})
 

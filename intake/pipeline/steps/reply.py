@@ -14,7 +14,8 @@ from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from notifier.outbox import queue_reply
 from notifier.replies import DossierFacts, ReplyFacts, draft_reply
-from store import queries
+from store.queries.dossiers import latest_submission
+from store.queries.outbox import replies_since
 
 
 def reply(journey: Journey, services: Services) -> None:
@@ -24,7 +25,7 @@ def reply(journey: Journey, services: Services) -> None:
         return
     cap = services.settings.limits.replies_per_sender_per_hour
     since = utcnow() - timedelta(hours=1)
-    if cap and queries.replies_since(journey.session, draft.to[0], since) >= cap:
+    if cap and replies_since(journey.session, draft.to[0], since) >= cap:
         journey.reason = (journey.reason + "; " if journey.reason else "") + (
             f"reply withheld: {cap} automatic replies to {draft.to[0]} within the hour")
         services.log.warning("reply to %s withheld: more than %d automatic replies within the hour",
@@ -41,8 +42,8 @@ def reply_facts(journey: Journey) -> ReplyFacts:
     mail, dossier = journey.mail, journey.dossier
     facts = None
     if dossier is not None:
-        workbook = queries.latest_submission(journey.session, dossier.id, "workbook")
-        narrative = queries.latest_submission(journey.session, dossier.id, "narrative")
+        workbook = latest_submission(journey.session, dossier.id, "workbook")
+        narrative = latest_submission(journey.session, dossier.id, "narrative")
         facts = DossierFacts(status=dossier.status, workbook_verdict=workbook.verdict if workbook else None,
                              narrative_received=narrative is not None)
     return ReplyFacts(
