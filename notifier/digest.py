@@ -30,7 +30,7 @@ from intake.config.settings import Campaign, DigestConfig, Settings
 from notifier.calendar import RegionState, region_notes, running_campaigns
 from notifier.export import Consolidation, consolidate, to_xlsx, value_text
 from notifier.outbox import build_mail
-from notifier.rendering import STATUS_WORDS, environment, fr_date, fr_datetime
+from notifier.rendering import PART_WORDS, STATUS_WORDS, environment, fr_date, fr_datetime, part_verdict
 from parsers.reference import catalogue
 from parsers.text import fold
 from store.models import OutboxItem, Submission
@@ -195,10 +195,7 @@ def _changes(session: Session, campaign: Campaign, states: tuple[RegionState, ..
         received.setdefault(code, []).append(sub)
         if since is not None and sub.received_at <= since:
             continue
-        part = "tableau de bord" if sub.kind == "workbook" else "analyse qualitative"
-        verdict = "accepté" if sub.verdict == "accepted" else "à corriger"
-        if sub.kind == "narrative":
-            verdict = "acceptée" if sub.verdict == "accepted" else "à compléter"
+        part, verdict = PART_WORDS[sub.kind], part_verdict(sub.kind, sub.verdict)
         text = (f"{part} version {sub.version} « {sub.filename} » reçu{'e' if sub.kind == 'narrative' else ''}"
                 f" : {verdict}" + (" (après la date limite)" if sub.late else ""))
         changes.append(Change(sub.received_at, code, names.get(code, code), "version", text))

@@ -28,7 +28,7 @@ from intake.config.clock import local_date
 from intake.config.settings import Campaign, Settings
 from notifier.calendar import RegionState, campaign_states, due_step
 from notifier.outbox import build_mail
-from notifier.rendering import environment, fr_date, fr_datetime
+from notifier.rendering import environment, fr_date, fr_datetime, issue_location
 from notifier.template_workbook import build_template
 from parsers.reference import catalogue
 from store.models import Dossier, OutboxItem, Submission
@@ -238,8 +238,5 @@ def _narrative_view(sub: Submission | None) -> dict[str, Any]:
 
 
 def _issue_view(issue: dict[str, Any]) -> dict[str, str]:
-    where = ", ".join(x for x in (
-        f"feuille « {issue['sheet']} »" if issue.get("sheet") else "",
-        f"cellule {issue['cell']}" if issue.get("cell") else "",
-        f"indicateur {issue['indicator']}" if issue.get("indicator") else "") if x)
+    where = issue_location(issue)
     return {"where": where, "cell": str(issue.get("cell") or ""), "message": str(issue.get("message") or "")}

@@ -70,11 +70,11 @@ def plural(n: int, word: str) -> str:
 
 
 def part_verdict(kind: str, verdict: str) -> str:
-    """A part's verdict in French: a table is « accepté » or « refusé », an analysis « acceptée » or
-    « à compléter »."""
+    """A part's verdict in French: a table is « accepté » or « à corriger », an analysis « acceptée »
+    or « à compléter »."""
     if kind == "narrative":
         return "acceptée" if verdict == "accepted" else "à compléter"
-    return "accepté" if verdict == "accepted" else "refusé"
+    return "accepté" if verdict == "accepted" else "à corriger"
 
 
 def issue_location(issue: Issue | Mapping[str, Any]) -> str:

@@ -11,14 +11,16 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from intake.chat.views import esc, fr_day, plural, state_of
+from intake.chat.views import esc, state_of
 from intake.config.clock import local_date
 from intake.config.settings import Campaign
 from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
+from notifier.calendar import extension_refusal
 from notifier.digest import Digest, build_digest, previous_digest_at
 from notifier.export import to_xlsx
 from notifier.reminders import draft_reminder, reminder_key, send_reminders
+from notifier.rendering import fr_day, plural
 from store.models import DossierEvent
 from store.queries.dossiers import dossiers_by_region, get_or_create_dossier, latest_event, set_extension
 
@@ -112,11 +114,9 @@ def send_manual_reminder(services: Services, campaign: Campaign, code: str, aske
 
 
 def extend(services: Services, campaign: Campaign, code: str, until: date, actor: str, now: datetime) -> Answer:
-    if until < campaign.deadline:
-        return Answer(False, f"Le {fr_day(until)} est avant la date limite de la campagne "
-                             f"({fr_day(campaign.deadline)}).")
-    if until < local_date(now):
-        return Answer(False, f"Le {fr_day(until)} est déjà passé.")
+    refusal = extension_refusal(campaign, until, local_date(now))
+    if refusal is not None:
+        return Answer(False, f"Impossible : {esc(refusal)}.")
     settings = services.settings
     with services.sessions.begin() as session:
         set_extension(session, campaign.id, code, until, actor=actor)

@@ -21,7 +21,7 @@ from intake.config.settings import Campaign, Settings
 from intake.pipeline.quarantine import Quarantined
 from notifier.calendar import RegionState, campaign_states
 from notifier.digest import Digest
-from notifier.rendering import STATUS_WORDS
+from notifier.rendering import STATUS_WORDS, fr_day, fr_moment, issue_location, part_verdict, plural
 from parsers.model import Region
 from parsers.reference import catalogue
 from parsers.reference.regions import find_region_in_text, match_region
@@ -74,18 +74,6 @@ def fit(text: str, limit: int = MAX_CHARS) -> str:
     if not kept:  # never cut inside a line: a tag or an entity could be broken
         return "… (message trop long)"
     return "\n".join(kept) + tail
-
-
-def fr_day(value: date) -> str:
-    return f"{value:%d/%m/%Y}"
-
-
-def fr_moment(value: datetime) -> str:
-    return f"{value.astimezone(PARIS):%d/%m/%Y %H:%M}"
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' if n > 1 else ''}"
 
 
 def help_text() -> str:
@@ -202,20 +190,14 @@ def region_text(session: Session, settings: Settings, campaign: Campaign, code: 
     return fit("\n".join(lines))
 
 
-def _verdict(sub: Submission) -> str:
-    if sub.kind == "narrative":
-        return "acceptée" if sub.verdict == "accepted" else "à compléter"
-    return "accepté" if sub.verdict == "accepted" else "refusé"
-
-
 def _part_lines(title: str, subs: list[Submission]) -> list[str]:
     if not subs:
         return [f"<b>{title}</b> : rien reçu"]
     latest = max(subs, key=lambda s: s.version)
-    versions = ", ".join(f"v{s.version} {s.received_at.astimezone(PARIS):%d/%m} {_verdict(s)}"
+    versions = ", ".join(f"v{s.version} {s.received_at.astimezone(PARIS):%d/%m} {part_verdict(s.kind, s.verdict)}"
                          + (" (en retard)" if s.late else "") for s in sorted(subs, key=lambda s: s.version))
     lines = [f"<b>{title}</b> : « {esc(latest.filename)} », version {latest.version} du "
-             f"{fr_moment(latest.received_at)} – {_verdict(latest)}",
+             f"{fr_moment(latest.received_at)} – {part_verdict(latest.kind, latest.verdict)}",
              f"Versions : {esc(versions)}"]
     errors = [i for i in latest.issues if i.get("severity") == "error"]
     if errors:
@@ -231,9 +213,7 @@ def _part_lines(title: str, subs: list[Submission]) -> list[str]:
 
 
 def _issue_text(issue: dict[str, Any]) -> str:
-    where = " ".join(x for x in (
-        str(issue.get("cell") or ""),
-        f"({issue['indicator']})" if issue.get("indicator") else "") if x)
+    where = issue_location(issue)
     message = str(issue.get("message") or issue.get("code") or "")
     if len(message) > 200:
         message = message[:199] + "…"
