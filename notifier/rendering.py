@@ -77,11 +77,13 @@ def part_verdict(kind: str, verdict: str) -> str:
     return "accepté" if verdict == "accepted" else "à corriger"
 
 
-def issue_location(issue: Issue | Mapping[str, Any]) -> str:
-    """Where an issue is, in French: « feuille « Annexe 2 », cellule G12, indicateur I07 » (the
-    parts that are known)."""
+def issue_location(issue: Issue | Mapping[str, Any], *, compact: bool = False) -> str:
+    """Where an issue is, in French: « feuille « Annexe 2 », cellule G12, indicateur I07 » (the parts
+    that are known); ``compact``: « G12 (I07) », for a chat line."""
     get = (lambda k: getattr(issue, k, None)) if isinstance(issue, Issue) else issue.get
     sheet, cell, indicator = get("sheet"), get("cell"), get("indicator")
+    if compact:
+        return " ".join(x for x in (str(cell or ""), f"({indicator})" if indicator else "") if x)
     return ", ".join(x for x in (
         f"feuille « {sheet} »" if sheet else "",
         f"cellule {cell}" if cell else "",

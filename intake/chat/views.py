@@ -213,7 +213,7 @@ def _part_lines(title: str, subs: list[Submission]) -> list[str]:
 
 
 def _issue_text(issue: dict[str, Any]) -> str:
-    where = issue_location(issue)
+    where = issue_location(issue, compact=True)
     message = str(issue.get("message") or issue.get("code") or "")
     if len(message) > 200:
         message = message[:199] + "…"
