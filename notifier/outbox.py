@@ -1,8 +1,9 @@
 """The outbox: every outgoing mail is built once, queued in the store, then delivered.
 
 A queued item's key is unique in the database, so the same reply can never be queued twice.
-With no SMTP relay configured, queued mail is also written as ``.eml`` files under the outbox
-folder so a person can read it (``export_to_folder``, idempotent: one file per item).
+With no SMTP relay configured, queued mail is written as ``.eml`` files under the outbox folder
+so a person can read it (``export_to_folder``, idempotent: one file per item), and that is its
+delivery: the item is marked ``written`` and a relay configured later never sends it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from intake.config.settings import Settings
 from notifier.replies import ReplyDraft
 from parsers.model import MailMessage
 from store.models import InboundMessage, OutboxItem
-from store.queries.outbox import enqueue_outbox
+from store.queries.outbox import enqueue_outbox, mark_written
 
 LOOP_HEADER = "X-Conventions-Intake-Loop"
 SENDER_NAME = "Conventions d'objectifs – collecte des bilans"
@@ -91,20 +92,24 @@ def eml_path(folder: Path, item: OutboxItem) -> Path:
     return folder / f"{item.id:06d}-{item.kind}.eml"
 
 
-def export_to_folder(session: Session, folder: Path) -> list[Path]:
-    """Write every queued item that has no file yet; returns the files written."""
+def export_to_folder(session: Session, folder: Path, now: datetime | None = None) -> list[Path]:
+    """Write every queued item to the folder and mark it ``written``; returns the files written.
+
+    The caller commits. Several threads (worker, scheduler, bot) may export at once: each writes
+    its own temporary file, the atomic rename makes the last one win harmlessly, and the status
+    changes once (a conditional update).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for item in session.scalars(select(OutboxItem).where(OutboxItem.status == "queued").order_by(OutboxItem.id)):
         path = eml_path(folder, item)
-        if path.exists():
-            continue
-        # A temporary file of our own: several threads (worker, scheduler, bot) may export at once;
-        # they write the same bytes, and the atomic rename makes the last one win harmlessly.
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.stem}-", suffix=".tmp", delete=False) as fh:
-            fh.write(item.raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(fh.name, path)
-        written.append(path)
+        if not path.exists():
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.stem}-", suffix=".tmp",
+                                             delete=False) as fh:
+                fh.write(item.raw)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(fh.name, path)
+            written.append(path)
+        mark_written(session, item.id, now or datetime.now(UTC))
     return written

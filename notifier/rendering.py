@@ -39,6 +39,13 @@ OUTCOME_WORDS = {
     "received": "reçu, pas encore traité",
 }
 SEVERITY_WORDS = {"error": "erreur", "warning": "avertissement"}
+# What waits, in the health report (intake.service.health), in French.
+BACKLOG_WORDS = {"unprocessed": "messages reçus pas encore traités", "in_queue": "messages en cours de traitement",
+                 "failed": "messages en échec", "outbox_queued": "courriels à envoyer",
+                 "outbox_held": "courriels mis de côté (décision attendue)", "outbox_failed": "courriels en échec"}
+# An outgoing mail's state (store.models.OUTBOX_STATUSES), in French.
+OUTBOX_STATUS_WORDS = {"queued": "en file", "sending": "en cours d'envoi", "sent": "envoyé", "failed": "en échec",
+                       "written": "écrit dans le dossier", "held": "mis de côté", "dropped": "abandonné"}
 PART_WORDS = {"workbook": "tableau de bord", "narrative": "analyse qualitative"}
 
 

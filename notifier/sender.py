@@ -27,7 +27,12 @@ to the end of DATA. Hence:
   client does (the one case where a duplicate remains possible, and only if the relay had in
   fact accepted it);
 * nothing is ever dropped silently: an item ends ``sent`` or ``failed`` (and the admins get an
-  alert, except for alerts themselves, to avoid loops).
+  alert, except for alerts themselves, to avoid loops);
+* nothing is sent by surprise: an item queued more than ``[smtp] hold_after_minutes`` ago and
+  never tried (queued while no relay could take it: the service was down, or a command queued it
+  without a running service) is **held**, the admins are told, and only an operator's decision
+  (``conventions-intake outbox send`` or ``drop``) moves it on. Mail written to the outbox folder
+  while there was no relay is done (``written``) and never sent.
 
 Temporary failures (relay unreachable, timeout, disconnection, 4xx) put the item back in the
 queue with an exponential delay ``min(retry_initial_seconds * 2**(attempts-1), retry_max_seconds)``;
@@ -74,6 +79,7 @@ from store.queries.outbox import (
     claim_outbox,
     claimable_outbox,
     finish_outbox,
+    hold_stale_outbox,
     in_doubt_outbox,
     mark_handed_over,
     next_outbox_event,
@@ -191,6 +197,7 @@ class OutboxSender:
         if self._relay_retry_at is not None and now < self._relay_retry_at:
             return 0
         self.settle_in_doubt(now)
+        self.hold_stale(now)
         with self.sessions() as session:
             candidates = claimable_outbox(session, now, limit)
         handled = 0
@@ -238,6 +245,26 @@ class OutboxSender:
             self.log.warning("outbox items %s: sender died after handing them to the relay; taken as sent",
                              settled)
         return settled
+
+    def hold_stale(self, now: datetime) -> list[int]:
+        """Hold mail that waited too long before any relay could take it; tell the admins once."""
+        queued_before = now - timedelta(minutes=self.smtp.hold_after_minutes)
+        with self.sessions.begin() as session:
+            held = hold_stale_outbox(session, queued_before)
+            if held and self.alert is not None:
+                listed = "\n".join(f"  - n° {item.id} ({item.kind}) à {', '.join(item.recipients)} : {item.subject}"
+                                    for item in held[:50])
+                more = f"\n  … et {len(held) - 50} autres" if len(held) > 50 else ""
+                self.alert(session, f"{len(held)} message(s) en attente mis de côté",
+                           f"Ces messages attendaient depuis plus de {self.smtp.hold_after_minutes} minutes sans "
+                           f"avoir pu être envoyés ; ils ne partiront pas sans votre décision :\n{listed}{more}\n\n"
+                           "Pour les voir : conventions-intake outbox list --status held\n"
+                           "Pour les envoyer : conventions-intake outbox send --held (ou leurs numéros)\n"
+                           "Pour les abandonner : conventions-intake outbox drop --held (ou leurs numéros)")
+        if held:
+            self.log.warning("outbox items %s queued before %s and never tried: held for an operator's decision",
+                             [item.id for item in held], queued_before.isoformat())
+        return [item.id for item in held]
 
     def next_wakeup(self) -> float | None:
         """Seconds until the earliest scheduled retry or lease expiry; None when nothing waits."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 from difflib import SequenceMatcher
 from functools import lru_cache
 
@@ -57,3 +58,26 @@ def one_line(text: str, limit: int = 200) -> str:
     """Collapse white space (no newline can leak into a log line or a table) and shorten."""
     flat = _SPACES.sub(" ", text).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+_DAY = re.compile(r"^(\d{1,2})[/.-](\d{1,2})(?:[/.-](\d{2}|\d{4}))?$")
+
+
+def parse_day(text: str, today: date | None = None) -> date | None:
+    """A day as people type it: « 30/06/2014 », « 30/06/14 », « 30-06-2014 », « 30/06 » (the year of
+    ``today``), or ISO « 2014-06-30 »; None when it is not a date."""
+    text = text.strip()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    m = _DAY.match(text)
+    if not m or (m.group(3) is None and today is None):
+        return None
+    year = int(m.group(3)) if m.group(3) else today.year  # type: ignore[union-attr]
+    if year < 100:
+        year += 2000
+    try:
+        return date(year, int(m.group(2)), int(m.group(1)))
+    except ValueError:
+        return None

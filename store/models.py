@@ -46,7 +46,9 @@ DOSSIER_STATUSES = ("missing", "incomplete", "rejected", "complete")
 SUBMISSION_KINDS = ("workbook", "narrative")
 VERDICTS = ("accepted", "rejected")
 OUTBOX_KINDS = ("reply", "reminder", "digest", "alert")
-OUTBOX_STATUSES = ("queued", "sending", "sent", "failed")
+# "written": no relay, the mail was written to the outbox folder (done); "held": queued too long
+# before a relay could take it, waiting for an operator's decision; "dropped": an operator's decision.
+OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "written", "held", "dropped")
 
 SUBJECT_MAX = 998  # RFC 5322 line length limit
 

@@ -156,6 +156,12 @@ class ImapWatcher:
         self._health.last_sync_at = self.clock()
         return results
 
+    def check_login(self) -> None:
+        """Connect and log in once, at start: raises LoginError when the server refuses the account
+        (a configuration to fix), any other error when the server cannot be reached (retried)."""
+        self._connected()
+        self.close()
+
     def health(self) -> dict[str, Any]:
         h = self._health
         return {

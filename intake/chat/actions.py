@@ -7,7 +7,6 @@ Answers are Telegram HTML with every dynamic value escaped.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -25,32 +24,12 @@ from store.models import DossierEvent
 from store.queries.dossiers import dossiers_by_region, get_or_create_dossier, latest_event, set_extension
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-_DATE = re.compile(r"^(\d{1,2})[/.-](\d{1,2})(?:[/.-](\d{2}|\d{4}))?$")
 
 
 @dataclass(frozen=True)
 class Answer:
     ok: bool
     text: str  # Telegram HTML
-
-
-def parse_day(text: str, today: date) -> date | None:
-    """"30/06/2014", "30/06/14", "30/06" (this year), "2014-06-30"; None when not a date."""
-    text = text.strip()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        pass
-    m = _DATE.match(text)
-    if not m:
-        return None
-    year = int(m.group(3)) if m.group(3) else today.year
-    if year < 100:
-        year += 2000
-    try:
-        return date(year, int(m.group(2)), int(m.group(1)))
-    except ValueError:
-        return None
 
 
 # ---------------------------------------------------------------------- /relancer

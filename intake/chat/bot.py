@@ -37,7 +37,6 @@ from telegram.ext import (
 from intake.chat.actions import (
     Answer,
     extend,
-    parse_day,
     release_answer,
     reminder_question,
     send_manual_reminder,
@@ -62,6 +61,7 @@ from intake.config.settings import TelegramConfig
 from intake.pipeline import quarantine
 from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
+from parsers.text import parse_day
 
 REFUSAL = "Accès réservé aux administrateurs du service."
 NOT_HERE = "Pour consulter les dossiers, écrivez-moi en conversation privée."

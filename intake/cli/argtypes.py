@@ -6,6 +6,7 @@ import argparse
 from datetime import date, datetime
 
 from intake.config.clock import PARIS
+from parsers.text import parse_day as parse_french_day
 
 
 def parse_when(text: str) -> datetime:
@@ -18,7 +19,8 @@ def parse_when(text: str) -> datetime:
 
 
 def parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"date invalide « {text} » (AAAA-MM-JJ)") from exc
+    """« 15/06/2014 » (as every output writes dates) or ISO « 2014-06-15 »."""
+    day = parse_french_day(text)
+    if day is None:
+        raise argparse.ArgumentTypeError(f"date invalide « {text} » (JJ/MM/AAAA ou AAAA-MM-JJ)")
+    return day

@@ -26,29 +26,31 @@ from store.queries.dossiers import set_exempt, set_extension
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("status", help="état des dossiers de chaque région")
-    p.add_argument("--campaign")
-    p.add_argument("--now", type=parse_when)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--campaign", help="identifiant de campagne (défaut : la campagne en cours)")
+    p.add_argument("--now", type=parse_when, help="situation à cette date (défaut : maintenant)")
+    p.add_argument("--json", action="store_true", help="un seul objet JSON")
     p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("exempt", help="exempter une région d'une campagne (ou lever l'exemption)")
     p.add_argument("region", help="nom ou code INSEE de la région")
-    p.add_argument("--campaign")
+    p.add_argument("--campaign", help="identifiant de campagne (défaut : la campagne en cours)")
     p.add_argument("--undo", action="store_true", help="lever l'exemption")
     p.add_argument("--by", default="cli", help="qui accorde (historique du dossier)")
     p.set_defaults(handler=cmd_exempt)
 
-    p = sub.add_parser("extend", help="prolonger la date limite d'une région")
+    p = sub.add_parser("extend", help="prolonger la date limite d'une région (ou annuler la prolongation)")
     p.add_argument("region", help="nom ou code INSEE de la région")
-    p.add_argument("--until", type=parse_day, help="nouvelle date limite AAAA-MM-JJ (absente : annuler)")
-    p.add_argument("--campaign")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--until", type=parse_day, help="nouvelle date limite, JJ/MM/AAAA ou AAAA-MM-JJ")
+    when.add_argument("--undo", action="store_true", help="annuler la prolongation : la date de la campagne")
+    p.add_argument("--campaign", help="identifiant de campagne (défaut : la campagne en cours)")
     p.add_argument("--by", default="cli", help="qui accorde (historique du dossier)")
     p.set_defaults(handler=cmd_extend)
 
     p = sub.add_parser("template", help="écrire le modèle de tableau de bord (annexe 2) d'une région")
-    p.add_argument("--region")
-    p.add_argument("--campaign")
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.xlsx")
+    p.add_argument("--region", help="code INSEE de la région (défaut : région à renseigner)")
+    p.add_argument("--campaign", help="identifiant de campagne (défaut : la campagne en cours)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FICHIER.xlsx", help="fichier à écrire")
     p.set_defaults(handler=cmd_template)
 
 

@@ -16,13 +16,13 @@ from email.utils import make_msgid
 from pathlib import Path
 
 from intake.cli.argtypes import parse_when
-from intake.cli.common import Subparsers, open_services, read_file
+from intake.cli.common import Subparsers, UsageError, open_services, read_file
 from intake.cli.output import Printer
 from intake.config.clock import utcnow
 from intake.config.settings import Settings
 from intake.pipeline import flow
 from intake.pipeline.journey import Delivery
-from notifier.rendering import STATUS_WORDS
+from notifier.rendering import OUTCOME_WORDS, STATUS_WORDS
 from parsers.reference import catalogue
 from store.queries.messages import failed_messages
 
@@ -31,23 +31,27 @@ ANSWERED = ("accepted", "ignored", "duplicate")  # outcomes that end with exit s
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("ingest", help="traiter des messages bruts (.eml) comme s'ils venaient d'arriver")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE.eml")
+    p.add_argument("files", nargs="+", type=Path, metavar="FICHIER.eml", help="messages (- : l'entrée standard)")
     p.add_argument("--received-at", type=parse_when, help="heure de réception (défaut : maintenant)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="un objet JSON par message et par ligne")
     p.set_defaults(handler=cmd_ingest)
 
     p = sub.add_parser("reprocess", help="retraiter des messages en échec ou non traités")
-    p.add_argument("ids", nargs="*", type=int, metavar="MESSAGE_ID")
+    p.add_argument("ids", nargs="*", type=int, metavar="MESSAGE_ID", help="numéros des messages (défaut : ceux "
+                   "reçus mais jamais traités)")
     p.add_argument("--failed", action="store_true", help="tous les messages en échec")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--force", action="store_true", help="retraiter aussi un message déjà traité (aucune nouvelle "
+                   "réponse n'est envoyée ; un fichier identique n'est pas enregistré deux fois)")
+    p.add_argument("--json", action="store_true", help="un objet JSON par message et par ligne")
     p.set_defaults(handler=cmd_reprocess)
 
     p = sub.add_parser("send", help="envoyer un bilan au récepteur SMTP (démonstration, tests)")
-    p.add_argument("files", nargs="*", type=Path, metavar="FILE")
-    p.add_argument("--from", dest="sender", default="sgar@bretagne.example.org")
+    p.add_argument("files", nargs="*", type=Path, metavar="FICHIER", help="pièces jointes")
+    p.add_argument("--from", dest="sender", default="sgar@bretagne.example.org", help="expéditeur")
     p.add_argument("--to", help="destinataire (défaut : l'adresse de la boîte nationale)")
-    p.add_argument("--subject", default="Bilan des conventions d'objectifs")
-    p.add_argument("--body", default="Bonjour,\n\nVeuillez trouver ci-joint notre bilan.\n\nCordialement,")
+    p.add_argument("--subject", default="Bilan des conventions d'objectifs", help="objet du message")
+    p.add_argument("--body", default="Bonjour,\n\nVeuillez trouver ci-joint notre bilan.\n\nCordialement,",
+                   help="texte du message")
     p.add_argument("--host", help="défaut : [receiver].host")
     p.add_argument("--port", type=int, help="défaut : [receiver].port")
     p.set_defaults(handler=cmd_send)
@@ -79,13 +83,29 @@ def cmd_reprocess(args: argparse.Namespace, settings: Settings, environ: Mapping
     if args.failed:
         with services.sessions() as session:
             ids += [m.id for m in failed_messages(session)]
-    results = [flow.reprocess(services, i) for i in ids] if ids else flow.recover(services)
     out = Printer()
+    if not ids:
+        results = flow.recover(services)
+        if not results and not args.json:
+            out.line("rien à retraiter : aucun message en échec ni en attente de traitement")
+    else:
+        results = []
+        for inbound_id in ids:
+            try:
+                results.append(flow.reprocess(services, inbound_id, force=args.force))
+            except LookupError:
+                raise UsageError(f"aucun message n° {inbound_id}") from None
+            except flow.AlreadyProcessed as exc:
+                outcome = OUTCOME_WORDS.get(exc.outcome, exc.outcome)
+                raise UsageError(f"le message n° {inbound_id} a déjà été traité ({outcome}) : rien à retraiter ; "
+                                 "--force pour le traiter de nouveau") from None
     for result in results:
         if args.json:
             out.json(result.as_dict())
-        else:
-            out.line(f"message #{result.inbound_id} : {out.word(result.outcome)} {result.reason}")
+            continue
+        forced = " (retraité à la demande ; aucune nouvelle réponse envoyée)" if args.force and not result.reply else ""
+        out.line(f"message #{result.inbound_id} : {out.word(result.outcome)} {result.reason}{forced}".rstrip())
+        out.issues([i.as_dict() for i in result.issues])
     return 1 if any(r.outcome == "failed" for r in results) else 0
 
 

@@ -112,6 +112,9 @@ class SmtpConfig:
     retry_initial_seconds: float = key(60.0, "first retry after a temporary failure; doubles each time", low=0.01)
     retry_max_seconds: float = key(3600.0, "longest wait between two retries", low=0.01)
     max_attempts: int = key(12, "then the mail is marked failed and the admins are told", low=1, high=1000)
+    hold_after_minutes: int = key(240, "mail queued this long and never tried (queued while the service or the "
+                                  "relay was away) is held for an operator's decision (conventions-intake "
+                                  "outbox), never sent by surprise", low=1, high=525_600)
 
 
 @dataclass(frozen=True)

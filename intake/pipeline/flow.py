@@ -163,14 +163,31 @@ def stored_result(inbound: InboundMessage) -> Result:
     )
 
 
-def reprocess(services: Services, inbound_id: int) -> Result:
-    """Run a failed (or any unfinished) message through the pipeline again."""
+class AlreadyProcessed(Exception):
+    """A message that already has its verdict is processed again only when forced."""
+
+    def __init__(self, inbound_id: int, outcome: str) -> None:
+        super().__init__(f"message #{inbound_id} already processed ({outcome})")
+        self.inbound_id, self.outcome = inbound_id, outcome
+
+
+def reprocess(services: Services, inbound_id: int, *, force: bool = False) -> Result:
+    """Run a failed (or never processed) message through the pipeline again.
+
+    A message that already has a verdict raises :class:`AlreadyProcessed`, unless ``force``: it
+    then goes through the steps again, its files are compared with the dossier's latest versions
+    (identical ones are noted, not stored twice), and no second reply is sent (its reply key is
+    taken). An unknown id raises LookupError.
+    """
     with services.sessions.begin() as session:
         inbound = session.get(InboundMessage, inbound_id)
         if inbound is None:
             raise LookupError(f"no stored message #{inbound_id}")
-        if inbound.outcome == "failed":
-            inbound.outcome = "received"
+        if inbound.outcome not in ("failed", "received"):
+            if not force:
+                raise AlreadyProcessed(inbound_id, inbound.outcome)
+            services.log.info("message #%d (%s) processed again on request", inbound_id, inbound.outcome)
+        inbound.outcome = "received"
     return process(services, inbound_id)
 
 

@@ -42,7 +42,7 @@ def build_services(settings: Settings, db_url: str, log: logging.Logger) -> Serv
     outbox_dir = settings.outbox_dir
 
     def write_outbox_folder() -> None:
-        with sessions() as session:
+        with sessions.begin() as session:
             export_to_folder(session, outbox_dir)
 
     return Services(settings=settings, sessions=sessions, log=log,

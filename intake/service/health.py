@@ -23,11 +23,13 @@ class Health:
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_error: str | None = None
     processed: int = 0
+    warnings: list[str] = field(default_factory=list)  # configuration an operator should fix (French)
+    stopped_at: str | None = None  # set by a clean stop
 
     def as_dict(self, backlog: dict[str, int]) -> dict[str, Any]:
         return {"pid": os.getpid(), "started_at": self.started_at, "updated_at": utcnow().isoformat(),
-                "channels": self.channels, "backlog": backlog, "processed": self.processed,
-                "last_error": self.last_error}
+                "stopped_at": self.stopped_at, "channels": self.channels, "backlog": backlog,
+                "processed": self.processed, "last_error": self.last_error, "warnings": self.warnings}
 
 
 def health_path(data_dir: Path) -> Path:

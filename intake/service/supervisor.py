@@ -22,6 +22,7 @@ joined.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import socket
@@ -31,6 +32,7 @@ from dataclasses import replace
 from typing import Any
 
 from intake.channels.smtp import start_receiver
+from intake.config.clock import utcnow
 from intake.pipeline import flow
 from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
@@ -40,6 +42,13 @@ from store.queries.outbox import backlog_counts
 
 HEALTH_EVERY = 5.0
 STATUS_LINE_EVERY = 60.0
+UNAUTHENTICATED_WARNING = ("[security] require_authentication est désactivé alors que le service lit une vraie "
+                           "boîte ([imap]) : n'importe qui peut déposer un bilan au nom d'une région en imitant "
+                           "son adresse (voir docs/deploy.md)")
+
+
+class StartupError(Exception):
+    """The service cannot start as configured; the message (French) names the setting to change."""
 
 
 class Service:
@@ -74,8 +83,12 @@ class Service:
             self.bot.push_result(result)  # never blocks nor raises
 
     async def _start_receiver(self) -> asyncio.Server:
-        server = await start_receiver(self.services, self.worker.submit)
         cfg = self.services.settings.receiver
+        try:
+            server = await start_receiver(self.services, self.worker.submit)
+        except OSError as exc:
+            raise StartupError(bind_failure("récepteur SMTP", cfg.host, cfg.port, "[receiver] host et port", exc)) \
+                from exc
         self.health.channels["smtp"] = {"up": True, "listen": f"{cfg.host}:{cfg.port}"}
         return server
 
@@ -101,6 +114,26 @@ class Service:
         self.watcher = ImapWatcher(services=self.services, config=settings.imap, log=self.services.log,
                                    process=lambda inbound_id: self.worker.submit(inbound_id).result())
         self._start_thread("imap", lambda: self.watcher.run(self.thread_stop))
+
+    async def _check_imap_login(self) -> None:
+        """A refused account stops the start (a setting to fix); an unreachable server does not (the
+        watcher retries)."""
+        config = self.services.settings.imap
+        if config is None:
+            return
+        from imapclient.exceptions import LoginError
+
+        from intake.channels.imap import ImapWatcher
+
+        probe = ImapWatcher(services=self.services, config=config, log=self.services.log)
+        try:
+            await asyncio.to_thread(probe.check_login)
+        except LoginError as exc:
+            raise StartupError(f"le serveur IMAP {config.host}:{config.port} refuse la connexion de « "
+                               f"{config.username} » : vérifiez [imap] username et password ({exc})") from exc
+        except Exception as exc:
+            self.services.log.warning("imap: %s:%d unreachable at start (%s); the watcher keeps trying",
+                                      config.host, config.port, exc)
 
     def _start_sender(self) -> None:
         settings = self.services.settings
@@ -192,6 +225,10 @@ class Service:
                 loop.add_signal_handler(sig, stopping.set)
         watch_stop = asyncio.create_task(self._watch(stop, stopping)) if stop is not None else None
 
+        await self._check_imap_login()
+        if settings.imap is not None and not settings.security.require_authentication:
+            log.warning("%s", UNAUTHENTICATED_WARNING)
+            self.health.warnings.append(UNAUTHENTICATED_WARNING)
         pending = await asyncio.to_thread(flow.pending, self.services)
         if pending:
             log.info("recovering %d message(s) stored but not processed", len(pending))
@@ -203,6 +240,8 @@ class Service:
         await self._start_bot()
         self._start_imap()
         self._start_sender()
+        if settings.smtp is None:
+            self.health.channels["outbox"] = {"up": True, "folder": str(settings.outbox_dir)}
         self._start_scheduler()
         health = asyncio.create_task(self._health_task())
         where = f"relay {settings.smtp.host}:{settings.smtp.port}" if settings.smtp else f"folder {settings.outbox_dir}"
@@ -224,8 +263,19 @@ class Service:
         health.cancel()
         if watch_stop is not None:
             watch_stop.cancel()
+        self.health.stopped_at = utcnow().isoformat()
         await asyncio.to_thread(self.write_health)
         log.info("stopped")
+
+
+def bind_failure(what: str, host: str, port: int, setting: str, exc: OSError) -> str:
+    """One French line for a listening socket that cannot be opened, naming the setting to change."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"le port {port} de {host} est déjà utilisé ({what}) : changez {setting} dans la configuration, "
+                "ou arrêtez le programme qui l'occupe")
+    if exc.errno == errno.EACCES:
+        return f"le port {port} de {host} est réservé ({what}) : choisissez un port au-dessus de 1024 ({setting})"
+    return f"impossible d'écouter sur {host}:{port} ({what}) : {exc.strerror or exc} — vérifiez {setting}"
 
 
 def run(services: Services, *, receiver: bool = True, stop: threading.Event | None = None) -> int:

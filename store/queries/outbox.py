@@ -93,14 +93,53 @@ def backlog_counts(session: Session) -> dict[str, int]:
         select(InboundMessage.outcome, func.count()).where(InboundMessage.outcome.in_(("received", "failed")))
         .group_by(InboundMessage.outcome)).all())
     outbox = dict(session.execute(
-        select(OutboxItem.status, func.count()).where(OutboxItem.status.in_(("queued", "sending", "failed")))
+        select(OutboxItem.status, func.count()).where(OutboxItem.status.in_(("queued", "sending", "failed", "held")))
         .group_by(OutboxItem.status)).all())
     return {
         "unprocessed": int(inbound.get("received", 0)),
         "failed": int(inbound.get("failed", 0)),
         "outbox_queued": int(outbox.get("queued", 0)) + int(outbox.get("sending", 0)),
         "outbox_failed": int(outbox.get("failed", 0)),
+        "outbox_held": int(outbox.get("held", 0)),
     }
+
+
+def hold_stale_outbox(session: Session, queued_before: datetime) -> list[OutboxItem]:
+    """Mail queued before ``queued_before`` and never tried is held for an operator's decision."""
+    stale = list(session.scalars(select(OutboxItem).where(
+        OutboxItem.status == "queued", OutboxItem.attempts == 0, OutboxItem.created_at < queued_before)
+        .order_by(OutboxItem.id)))
+    for item in stale:
+        item.status = "held"
+    return stale
+
+
+def outbox_items(session: Session, statuses: Sequence[str] | None = None, limit: int = 200,
+                 ids: Sequence[int] | None = None) -> list[OutboxItem]:
+    """Outbox items, newest first: of some statuses, or by id."""
+    query = select(OutboxItem).order_by(OutboxItem.id.desc()).limit(limit)
+    if statuses:
+        query = query.where(OutboxItem.status.in_(list(statuses)))
+    if ids is not None:
+        query = query.where(OutboxItem.id.in_(list(ids)))
+    return list(session.scalars(query))
+
+
+def decide_held(session: Session, ids: Sequence[int], *, send: bool) -> list[int]:
+    """An operator's decision on held mail: queued again (``send``) or dropped; returns the ids changed."""
+    items = list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(list(ids)),
+                                                          OutboxItem.status == "held")))
+    for item in items:
+        item.status = "queued" if send else "dropped"
+        item.next_attempt_at = None
+    return [item.id for item in items]
+
+
+def mark_written(session: Session, item_id: int, now: datetime) -> bool:
+    """No relay: the item was written to the outbox folder, which is its delivery."""
+    result = session.execute(update(OutboxItem).where(OutboxItem.id == item_id, OutboxItem.status == "queued")
+                             .values(status="written", sent_at=now, next_attempt_at=None))
+    return _rowcount(result) == 1
 
 
 def claimable_outbox(session: Session, now: datetime, limit: int = 50) -> list[int]:
