@@ -49,12 +49,12 @@ def classify(journey: Journey, services: Services) -> None:
     own = {settings.mailbox_address} | ({settings.smtp.sender} if settings.smtp else set())
     reason = automated_reason(mail, own_addresses=own)
     if reason:
-        journey.outcome, journey.reason = "ignored", f"automated: {reason}"
+        journey.outcome, journey.reason = "ignored", f"message automatique ({reason})"
         _record_bounce(journey, services, reason)
         return
     original = claim_identity(journey.session, journey.inbound)
     if original is not None:
-        journey.outcome, journey.reason = "duplicate", f"already received as message #{original}"
+        journey.outcome, journey.reason = "duplicate", f"déjà reçu : message n° {original}"
         return
     region = settings.region_for_sender(mail.from_addr)
     if journey.inbound.region_override:  # an admin assigned this quarantined message to a region
@@ -62,7 +62,7 @@ def classify(journey: Journey, services: Services) -> None:
             journey.inbound.region_override, catalogue.region_name(journey.inbound.region_override) or "?")
     journey.campaign = settings.campaign_for(journey.inbound.received_at)
     if region is None:
-        journey.outcome, journey.reason = "quarantined", "unknown sender"
+        journey.outcome, journey.reason = "quarantined", "expéditeur inconnu : adresse d'aucune région"
         journey.message_issues.append(make_issue("unknown_sender", value=mail.from_addr or "(aucune)"))
         return
     security = settings.security
@@ -71,14 +71,15 @@ def classify(journey: Journey, services: Services) -> None:
                                mail.from_addr)
         if method is None:
             journey.outcome = "quarantined"
-            journey.reason = (f"unauthenticated sender: no DMARC/DKIM/SPF pass aligned with {mail.from_addr} "
-                              f"from a trusted server ({', '.join(security.trusted_authserv_ids) or 'none'})")
+            journey.reason = (f"expéditeur non authentifié : aucun contrôle DMARC, DKIM ou SPF réussi pour "
+                              f"{mail.from_addr} selon un serveur de confiance "
+                              f"({', '.join(security.trusted_authserv_ids) or 'aucun'})")
             journey.message_issues.append(make_issue("unauthenticated_sender", value=mail.from_addr))
             return
     journey.region = region
     if oversized:
         journey.outcome = "rejected"
-        journey.reason = f"message too large: {len(raw)} bytes > {settings.limits.max_message_bytes}"
+        journey.reason = f"message trop volumineux : {len(raw)} octets > {settings.limits.max_message_bytes}"
         journey.message_issues.append(make_issue(
             "message_too_large", size=human_size(len(raw)), limit=human_size(settings.limits.max_message_bytes)))
 
@@ -100,7 +101,7 @@ def _record_bounce(journey: Journey, services: Services, reason: str) -> None:
         why = " ".join(x for x in (bounce.status, bounce.diagnostic) if x) or "rapport de non-remise"
         item.status = "bounced" if bounce.permanent else item.status
         item.last_error = f"non remis à {', '.join(addresses)} : {why}"[:2000]
-        journey.reason += f"; bounce of outbox #{item.id} ({item.kind}) for {', '.join(addresses)}"
+        journey.reason += f" ; non-remise du courriel n° {item.id} ({item.kind}) à {', '.join(addresses)}"
         services.log.warning("our mail #%d to %s bounced: %s", item.id, ", ".join(addresses), why)
         replied = session.get(InboundMessage, item.message_pk) if item.message_pk else None
         if replied is not None and replied.campaign_id and replied.region_code:

@@ -27,7 +27,7 @@ def reply(journey: Journey, services: Services) -> None:
     since = utcnow() - timedelta(hours=1)
     if cap and replies_since(journey.session, draft.to[0], since) >= cap:
         journey.reason = (journey.reason + "; " if journey.reason else "") + (
-            f"reply withheld: {cap} automatic replies to {draft.to[0]} within the hour")
+            f"réponse retenue : déjà {cap} réponses automatiques à {draft.to[0]} dans l'heure")
         services.log.warning("reply to %s withheld: more than %d automatic replies within the hour",
                              draft.to[0], cap)
         return
