@@ -6,8 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck check install clean
 
-run: $(STAMP)  ## start the service on its embedded defaults (SQLite, SMTP receiver on 127.0.0.1:2525)
-	$(BIN)/conventions-intake serve
+run: $(STAMP)  ## start the service on its embedded defaults, or on CONFIG=file.toml
+	$(BIN)/conventions-intake $(if $(CONFIG),--config $(CONFIG)) serve
 
 test: $(STAMP)  ## the whole test suite (what .ci/run runs)
 	$(BIN)/python -m pytest -q
