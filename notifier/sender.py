@@ -13,10 +13,9 @@ to the end of DATA. Hence:
 
 * just before the final dot of DATA, ``handed_over_at`` is committed. A sender that dies
   after that point may or may not have had its mail accepted (SMTP cannot tell: RFC 1047). Such
-  an item is **never sent again**: it is taken as sent, marked "remise non confirmée", and the
-  admins are alerted so they can check. No region ever gets the same reply twice; the price is
-  that a mail handed over in the microseconds before a crash, and then refused by the relay,
-  is reported to the admins instead of being retried;
+  an item is **sent again, byte for byte, with the same Message-ID** — the choice mail systems
+  make: never lost. Mail stores and clients that de-duplicate on the Message-ID absorb the second
+  copy, and threads show one message; the admins are told which mail was resent;
 * a sender that died *before* the handover (or a relay that answered anything but 250) leaves
   the item to be taken again: at once when the dead process was on this host (``serve``
   releases such claims at start), otherwise when its lease (``lease_seconds``, keep it well
@@ -219,10 +218,11 @@ class OutboxSender:
         return handled
 
     def settle_in_doubt(self, now: datetime) -> list[int]:
-        """Items whose sender died after handing them to the relay are taken as delivered: sending
-        them again could answer a region twice. The admins are told, so they can check."""
+        """Items whose sender died after handing them to the relay are queued again, to be resent
+        with the same bytes and Message-ID (never lost; a copy that did arrive is de-duplicated by
+        its Message-ID). The admins are told, so they can check."""
         host = self.instance.rpartition(":")[0]
-        settled: list[int] = []
+        resent: list[int] = []
         with self.sessions.begin() as session:
             # Claims of a dead process of this host (another instance, killed): back to the queue
             # at once rather than after their lease, when nothing had been handed to the relay.
@@ -230,21 +230,22 @@ class OutboxSender:
             if released:
                 self.log.warning("outbox items %s were being sent by a process that died: queued again", released)
             for item in in_doubt_outbox(session, now, host, process_alive):
-                item.status, item.lease_until, item.next_attempt_at = "sent", None, None
-                item.sent_at = item.handed_over_at
-                item.last_error = ("remise non confirmée : l'expéditeur s'est arrêté juste après avoir transmis "
-                                   "le message au relais ; il n'est pas renvoyé pour ne pas doublonner")
-                settled.append(item.id)
+                item.status, item.lease_until, item.claimed_by = "queued", None, None
+                item.handed_over_at, item.next_attempt_at = None, None
+                item.last_error = ("remise incertaine : l'expéditeur s'est arrêté juste après avoir transmis le "
+                                   "message au relais ; il est renvoyé à l'identique (même Message-ID)")
+                resent.append(item.id)
                 if self.alert is not None and item.kind != "alert":
                     claimed = Claimed.of(item)
-                    self._alert(session, claimed, f"Remise non confirmée : {claimed.subject}",
-                                "a été transmis au relais juste avant un arrêt brutal du service ; sa remise "
-                                "n'a pas pu être confirmée et il n'est pas renvoyé (pour ne pas l'envoyer deux "
-                                "fois)", "vérifiez au besoin auprès du destinataire")
-        if settled:
-            self.log.warning("outbox items %s: sender died after handing them to the relay; taken as sent",
-                             settled)
-        return settled
+                    self._alert(session, claimed, f"Remise incertaine, message renvoyé : {claimed.subject}",
+                                "a été transmis au relais juste avant un arrêt brutal du service ; sa remise n'a "
+                                "pas pu être confirmée, il est donc renvoyé à l'identique, avec le même "
+                                "Message-ID (les messageries qui dédoublonnent n'en montreront qu'un)",
+                                "rien à faire, sauf si le destinataire signale un doublon")
+        if resent:
+            self.log.warning("outbox items %s: sender died after handing them to the relay; sent again with the "
+                             "same Message-ID", resent)
+        return resent
 
     def hold_stale(self, now: datetime) -> list[int]:
         """Hold mail that waited too long before any relay could take it; tell the admins once."""

@@ -256,7 +256,7 @@ def mark_handed_over(session: Session, item_id: int, *, instance: str, now: date
 def in_doubt_outbox(session: Session, now: datetime, host: str | None = None,
                     is_alive: Callable[[int], bool] | None = None) -> list[OutboxItem]:
     """Items whose sender died after handing them to the relay: expired lease, or (on ``host``)
-    a claiming process that no longer runs. They may have been delivered: never send them again."""
+    a claiming process that no longer runs. Whether the relay took them is unknown."""
     items = list(session.scalars(select(OutboxItem).where(
         OutboxItem.status == "sending", OutboxItem.handed_over_at.is_not(None))))
     doubtful = []
