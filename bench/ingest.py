@@ -19,7 +19,6 @@ import argparse
 import cProfile
 import logging
 import pstats
-import secrets
 import statistics
 import tempfile
 import time
@@ -28,23 +27,22 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-from sqlalchemy.engine import make_url
-
 from bench.report import machine, write_section
-from intake.config.loader import load_settings
 from intake.pipeline import flow
 from intake.pipeline.journey import Delivery
-from intake.pipeline.services import Services, build_services
+from intake.pipeline.services import Services
 from store.db import engine_of
-from tests.factories.emails import build_email
-from tests.support.pipeline import good_workbook, write_config
+from tests.factories.emails import XLSX, build_email
+from tests.factories.workbooks import good_workbook
+from tests.support.postgres import DEFAULT_PG_ADMIN_URL, throwaway_database
+from tests.support.settings import make_services
 
 SECTION = "## Ingest throughput"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 AT = datetime(2014, 5, 2, 9, 30, tzinfo=UTC)
 STEPS = ("receive", "classify", "extract", "validate", "record", "reply")
+# Where the pipeline's steps are defined: flow.py and the steps/ package next to it (intake/pipeline/).
+FLOW_FILE = Path(flow.__file__).resolve()
+STEPS_DIR = FLOW_FILE.parent / "steps"
 
 
 def messages(count: int, tag: str) -> list[bytes]:
@@ -61,17 +59,8 @@ def sqlite_url() -> Iterator[str]:
 
 
 def postgres_url(admin: str) -> Callable[[], AbstractContextManager[str]]:
-    @contextmanager
-    def opened() -> Iterator[str]:
-        url = make_url(admin)
-        name = f"bench_{secrets.token_hex(5)}"
-        with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
-                             autocommit=True) as connection:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            try:
-                yield url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
-            finally:
-                connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    def opened() -> AbstractContextManager[str]:
+        return throwaway_database(admin, prefix="bench")
     return opened
 
 
@@ -79,7 +68,7 @@ def services_for(url: str, data: Path) -> Services:
     log = logging.getLogger("bench.ingest")
     log.addHandler(logging.NullHandler())
     log.propagate = False
-    return build_services(load_settings(write_config(data)), url, log)
+    return make_services(data, url, log=log)
 
 
 def one_run(database: Callable[[], AbstractContextManager[str]], raws: list[bytes],
@@ -101,12 +90,18 @@ def one_run(database: Callable[[], AbstractContextManager[str]], raws: list[byte
     return (len(raws) - 1) / elapsed
 
 
+def in_pipeline(filename: str) -> bool:
+    """Whether a profiled function's file is the flow or one of the steps."""
+    path = Path(filename).resolve()
+    return path == FLOW_FILE or STEPS_DIR in path.parents
+
+
 def step_split(profile: cProfile.Profile) -> dict[str, float]:
     """Cumulative seconds per pipeline step (by function name) in a profiled run."""
     stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     split: dict[str, float] = {}
     for (filename, _line, function), (_cc, _nc, _tt, cumulative, _callers) in stats.items():
-        if function in STEPS and ("intake/steps/" in filename or filename.endswith("intake/flow.py")):
+        if function in STEPS and in_pipeline(filename):
             split[function] = split.get(function, 0.0) + cumulative
     return split
 
@@ -115,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=40)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--pg", default=DEFAULT_PG_ADMIN_URL)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     backends = {"SQLite": sqlite_url, "PostgreSQL": postgres_url(args.pg)}

@@ -1,7 +1,7 @@
 """End-to-end latency: from a message appended to the IMAP mailbox to its reply at the relay.
 
 Runs a real Dovecot, a real aiosmtpd relay and ``conventions-intake serve`` in its own process,
-exactly as tests/test_service.py does, then measures for each message the time between the
+exactly as the service tests do (tests/support/service.py), then measures for each message the time between the
 end of the IMAP APPEND and the arrival of its reply (matched by In-Reply-To) at the relay:
 
 - single: messages appended one at a time (the next one after the previous reply);
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import email
-import platform
 import statistics
 import tempfile
 import threading
@@ -26,14 +25,14 @@ import time
 from email import policy
 from pathlib import Path
 
-from tests.factories.emails import build_email
+from bench.report import machine, write_section
+from tests.factories.emails import XLSX, build_email
+from tests.factories.workbooks import good_workbook
 from tests.support.dovecot import NO_IDLE_CAPABILITY, Dovecot, dovecot_binary
-from tests.support.pipeline import good_workbook
-from tests.support.relay import Relay, free_port
-from tests.support.service import CONFIG, ServiceProcess
+from tests.support.relay import Relay
+from tests.support.service import ServiceProcess, write_service_config
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+SECTION = "## End-to-end latency"
 
 
 class Arrivals:
@@ -85,10 +84,7 @@ def run_mode(idle: bool, single: int, burst: int) -> dict[str, list[float]]:
     mailbox.start()
     relay.start()
     tmp = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-    config = tmp / "bench.toml"
-    config.write_text(CONFIG.format(data=tmp.as_posix(), smtp_port=free_port(), imap_port=mailbox.port,
-                                    user=mailbox.user, password=mailbox.password, relay_port=relay.port,
-                                    idle_seconds=60, poll_seconds=1), encoding="utf-8")
+    config = write_service_config(tmp, mailbox, relay, idle_seconds=60, poll_seconds=1, name="bench.toml")
     service = ServiceProcess(config, f"sqlite:///{tmp / 'bench.sqlite3'}", tmp)
     arrivals = Arrivals(relay)
     workbook = good_workbook()
@@ -132,18 +128,6 @@ def table(all_results: dict[str, dict[str, list[float]]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    title = "## End-to-end latency"
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Performance\n"
-    start = text.find(title)
-    if start != -1:
-        end = text.find("\n## ", start + len(title))
-        text = text[:start] + body + (text[end:] if end != -1 else "\n")
-    else:
-        text = text.rstrip() + "\n\n" + body + "\n"
-    DOC.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--single", type=int, default=20)
@@ -153,24 +137,17 @@ def main() -> None:
     results = {"IDLE": run_mode(True, args.single, args.burst),
                "polling (1 s)": run_mode(False, args.single, args.burst)}
     body = (
-        "## End-to-end latency\n\n"
+        f"{SECTION}\n\n"
         "From the end of the IMAP APPEND to the reply's arrival at the relay, with a real Dovecot, a real "
         "aiosmtpd relay and `serve` in its own process, SQLite store; each message carries a filled Annexe 2 "
         f"workbook. Measured by `bench/latency.py --single {args.single} --burst {args.burst}` on "
-        f"{platform.machine()} ({platform.python_implementation()} {platform.python_version()}, "
-        f"{_cpu_count()} cores), {time.strftime('%Y-%m-%d')}.\n\n" + table(results) + "\n\n"
+        f"{machine()}.\n\n" + table(results) + "\n\n"
         "Goals: median under 1 s, 95th percentile under 3 s for a single message (issue 3); the whole burst "
         "of 500 answered within 60 s (issue 7): see the burst row's max.\n"
     )
     print(body)
     if args.write:
-        write_section(body)
-
-
-def _cpu_count() -> int:
-    import os
-
-    return os.cpu_count() or 0
+        write_section(SECTION, body)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,7 @@ import python_calamine
 from bench.report import machine, write_section
 from parsers.workbook.check import check_workbook
 from parsers.workbook.reader import read_workbook
-from tests.factories.workbooks import hand_made_layout
-from tests.support.pipeline import good_workbook
+from tests.factories.workbooks import good_workbook, hand_made_layout
 
 SECTION = "## Parse and validate"
 

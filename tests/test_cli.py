@@ -14,7 +14,8 @@ import pytest
 from intake.cli.main import main
 from tests.factories.documents import docx_bytes, narrative_blocks
 from tests.factories.emails import build_email, out_of_office_reply
-from tests.support.pipeline import GOOD_OBSERVATIONS, GOOD_VALUES, good_workbook, write_config
+from tests.factories.workbooks import GOOD_OBSERVATIONS, GOOD_VALUES, good_workbook
+from tests.support.settings import write_config
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

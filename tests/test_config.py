@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from intake.config.loader import ConfigError, load_settings
+from tests.support.paths import ROOT
+from tests.support.settings import campaign, make_settings, write_config
 
-ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_MAILBOX = "conventions@ville.example.org"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -18,6 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+# The refusals name the line: these tests write their TOML by hand, from this text.
 BASE = """
 [mailbox]
 address = "conventions@ville.example.org"
@@ -52,14 +55,9 @@ def test_example_file_is_valid_and_documented_keys_are_read() -> None:
 
 
 def test_sender_matching_by_address_then_domain(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, BASE + """
-[[regions]]
-code = "53"
-senders = ["sgar@bretagne.example.org", "@bretagne.example.org"]
-[[regions]]
-code = "52"
-senders = ["chef@pdl.example.org"]
-"""))
+    settings = make_settings(tmp_path, base="built-in", mailbox=EXAMPLE_MAILBOX, campaigns=[campaign()], regions=[
+        {"code": "53", "senders": ["sgar@bretagne.example.org", "@bretagne.example.org"]},
+        {"code": "52", "senders": ["chef@pdl.example.org"]}])
     assert settings.region_for_sender("SGAR@Bretagne.Example.org").code == "53"  # type: ignore[union-attr]
     assert settings.region_for_sender("anyone@bretagne.example.org").code == "53"  # type: ignore[union-attr]
     assert settings.region_for_sender("chef@pdl.example.org").code == "52"  # type: ignore[union-attr]
@@ -114,13 +112,8 @@ def test_unknown_key_is_refused(tmp_path: Path) -> None:
 
 
 def test_campaign_for_reception_time_and_named_year(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, BASE + """
-[[campaigns]]
-id = "bilan-2014"
-year = 2014
-opens = 2015-03-01
-deadline = 2015-05-15
-"""))
+    settings = make_settings(tmp_path, base="built-in", mailbox=EXAMPLE_MAILBOX, campaigns=[
+        campaign(), campaign(id="bilan-2014", year=2014, opens=date(2015, 3, 1), deadline=date(2015, 5, 15))])
     assert settings.campaign_for(datetime(2014, 4, 1, tzinfo=UTC)).id == "bilan-2013"
     assert settings.campaign_for(datetime(2015, 4, 1, tzinfo=UTC)).id == "bilan-2014"
     assert settings.campaign_for(datetime(2015, 4, 1, tzinfo=UTC), year=2013).id == "bilan-2013"
@@ -130,7 +123,8 @@ deadline = 2015-05-15
 
 
 def test_smtp_password_from_environment(tmp_path: Path) -> None:
-    path = write(tmp_path, BASE + '\n[smtp]\nhost = "relay.example.org"\npassword_env = "PW"\n')
+    path = write_config(tmp_path, base="built-in", mailbox=EXAMPLE_MAILBOX, campaigns=[campaign()],
+                        smtp={"host": "relay.example.org", "password_env": "PW"})
     assert load_settings(path, environ={"PW": "s3cret"}).smtp.password == "s3cret"  # type: ignore[union-attr]
     with pytest.raises(ConfigError, match="PW est vide"):
         load_settings(path, environ={})

@@ -9,9 +9,10 @@ import pytest
 from intake.cli.check import check_file
 from intake.config.loader import load_settings
 from intake.pipeline.services import Services
-from tests.support.pipeline import IN_TIME, ingest, make_services
+from tests.support.paths import CORPUS
+from tests.support.pipeline import IN_TIME, ingest
+from tests.support.settings import make_services
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 MAILS = sorted((CORPUS / "mail").glob("*.eml")) if CORPUS.is_dir() else []
 SHEETS = sorted(p for p in (CORPUS / "spreadsheets").glob("*") if p.suffix.lower() in
                 {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}) if CORPUS.is_dir() else []

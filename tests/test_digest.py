@@ -24,12 +24,20 @@ from notifier.digest import build_digest, digest_period_start, queue_digest, ren
 from store.models import OutboxItem
 from store.queries.dossiers import dossiers_by_region, record_event
 from store.queries.outbox import last_outbox_created
-from tests.test_export import GRANTS_AT, HOSTILE, HOSTILE_FILE, LATE, NOW, build_campaign, make
+from tests.support.consolidation import (
+    GRANTS_AT,
+    HOSTILE,
+    HOSTILE_FILE,
+    LATE,
+    NOW,
+    build_campaign,
+    consolidation_services,
+)
 
 
 @pytest.fixture
 def campaign(tmp_path: Path, db_url: str) -> Services:
-    services = make(tmp_path, db_url)
+    services = consolidation_services(tmp_path, db_url)
     build_campaign(services)
     return services
 
@@ -161,7 +169,7 @@ def test_html_is_escaped_and_mail_has_the_workbook(campaign: Services) -> None:
 
 @pytest.mark.parametrize("frequency", ["daily", "weekly", "off"])
 def test_send_due_digest_once_per_period(tmp_path: Path, db_url: str, frequency: str) -> None:
-    services = make(tmp_path, db_url, frequency)
+    services = consolidation_services(tmp_path, db_url, frequency)
     settings = services.settings
 
     def due(when: str) -> str | None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from parsers.issues import KINDS
-
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+from tests.support.paths import DOCS
 
 
 def test_every_issue_code_is_documented_and_no_other() -> None:

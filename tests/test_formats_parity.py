@@ -18,7 +18,7 @@ import pytest
 
 from parsers.model import WorkbookReturn
 from parsers.workbook.check import check_workbook
-from tests.support.pipeline import GOOD_VALUES, good_workbook
+from tests.factories.workbooks import GOOD_VALUES, good_workbook
 
 
 def _grid(xlsx: bytes) -> tuple[list[tuple[str, dict[tuple[int, int], Any], list[tuple[int, int, int, int]]]]]:

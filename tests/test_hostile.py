@@ -8,6 +8,7 @@ recorded in docs/reliability.md.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -17,21 +18,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
+from intake.config.settings import Settings
 from tests.factories import hostile
-from tests.support.pipeline import CONFIG, good_workbook
+from tests.factories.workbooks import good_workbook
+from tests.support.paths import CORPUS, ROOT
+from tests.support.pipeline import ingest as ingest_in_process
+from tests.support.settings import REQUIRE_AUTHENTICATION, Table, make_services, make_settings, write_config
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus" / "spreadsheets"
+SPREADSHEETS = CORPUS / "spreadsheets"
 MAX_SECONDS = 10.0
 MAX_RSS_MB = 300.0
-SECURITY = '\n[security]\nrequire_authentication = true\ntrusted_authserv_ids = ["mx.ville.gouv.fr"]\n'
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,9 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def run_cli(tmp_path: Path, args: list[str], config_extra: str = "") -> Run:
+def run_cli(tmp_path: Path, args: list[str], security: Table | None = None) -> Run:
     """Run ``python -m intake ARGS`` in a child process; its wall time and peak RSS."""
-    config = tmp_path / "conventions.toml"
-    config.write_text(CONFIG.format(data=tmp_path.as_posix()) + config_extra, encoding="utf-8")
+    config = write_config(tmp_path, security=security)
     out_path = tmp_path / "out.jsonl"
     env = {**os.environ, "CONVENTIONS_DB": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
     with out_path.open("wb") as out:
@@ -89,11 +90,11 @@ def check(tmp_path: Path, name: str, data: bytes) -> Run:
     return run_cli(tmp_path, ["check", "--json", "--region", "53", str(path)])
 
 
-def ingest(tmp_path: Path, raw: bytes, config_extra: str = "") -> Run:
+def ingest(tmp_path: Path, raw: bytes, security: Table | None = None) -> Run:
     path = tmp_path / "message.eml"
     path.write_bytes(raw)
     return run_cli(tmp_path, ["ingest", "--json", "--received-at", "2014-05-02T10:00:00+02:00", str(path)],
-                   config_extra)
+                   security)
 
 
 def within_bounds(run: Run) -> None:
@@ -138,11 +139,11 @@ def test_pdf_of_10000_pages_through_check(tmp_path: Path) -> None:
     within_bounds(run)
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared corpus not present at {CORPUS}")
+@pytest.mark.skipif(not SPREADSHEETS.is_dir(), reason=f"shared corpus not present at {SPREADSHEETS}")
 @pytest.mark.parametrize("name", ["pass_protected.ods", "pass_protected.xlsx", "pass_protected.xlsb",
                                   "issue_385.xls"])
 def test_password_protected_corpus_files_say_remove_the_password(tmp_path: Path, name: str) -> None:
-    run = check(tmp_path, name, (CORPUS / name).read_bytes())
+    run = check(tmp_path, name, (SPREADSHEETS / name).read_bytes())
     assert "unreadable_file" in run.codes and "retirez le mot de passe" in run.messages()
     within_bounds(run)
 
@@ -192,7 +193,7 @@ def test_deeply_nested_multiparts(tmp_path: Path) -> None:
 
 
 def test_forged_authentication_results_from_an_untrusted_server_is_quarantined(tmp_path: Path) -> None:
-    run = ingest(tmp_path, hostile.forged_authentication("mx.pirate.example"), SECURITY)
+    run = ingest(tmp_path, hostile.forged_authentication("mx.pirate.example"), REQUIRE_AUTHENTICATION)
     assert run.output[0]["outcome"] == "quarantined" and "unauthenticated_sender" in run.codes
     assert run.output[0]["region"] is None  # no dossier change
     within_bounds(run)
@@ -201,7 +202,7 @@ def test_forged_authentication_results_from_an_untrusted_server_is_quarantined(t
 def test_authentication_by_the_trusted_server_counts(tmp_path: Path) -> None:
     header = "mx.ville.gouv.fr; dkim=pass header.d=bretagne.pref.gouv.fr; spf=fail smtp.mailfrom=x@y.example"
     raw = hostile.with_workbook(good_workbook(), headers=[("Authentication-Results", header)])
-    run = ingest(tmp_path, raw, SECURITY)
+    run = ingest(tmp_path, raw, REQUIRE_AUTHENTICATION)
     assert run.output[0]["outcome"] == "accepted" and run.output[0]["region"] == "53"
 
 
@@ -219,9 +220,6 @@ SCRIPT = "<script>alert(1)</script>"
 
 
 def test_subject_file_name_and_cell_text_are_escaped_in_the_html_reply(tmp_path: Path) -> None:
-    from tests.support.pipeline import ingest as ingest_in_process
-    from tests.support.pipeline import make_services
-
     services = make_services(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}")
     workbook = good_workbook(values={"I07": SCRIPT})
     raw = hostile.with_workbook(workbook, filename="<img src=x>.xlsx", subject=f"Bilan {SCRIPT}")
@@ -317,17 +315,7 @@ def test_random_headers_always_get_a_classification(headers: list[tuple[str, str
     assert decision in {"ignored", "quarantined", "unauthenticated", "region"}
 
 
-_SETTINGS_CACHE: list[object] = []
-
-
-def _fuzz_settings() -> Any:
-    from intake.config.loader import load_settings
-
-    if not _SETTINGS_CACHE:
-        import tempfile
-
-        folder = Path(tempfile.mkdtemp())
-        path = folder / "c.toml"
-        path.write_text(CONFIG.format(data=folder.as_posix()), encoding="utf-8")
-        _SETTINGS_CACHE.append(load_settings(path))
-    return _SETTINGS_CACHE[0]
+@functools.cache
+def _fuzz_settings() -> Settings:
+    """The tests' configuration, read once (no data folder: nothing is stored)."""
+    return make_settings(service=None)

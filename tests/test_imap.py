@@ -23,8 +23,10 @@ from intake.pipeline.services import Services
 from intake.pipeline.steps.extract import extract
 from store.models import InboundMessage
 from tests.factories.emails import XLSX, build_email
-from tests.support.dovecot import Dovecot, dovecot, dovecot_minimal, dovecot_no_idle  # noqa: F401 - fixtures
-from tests.support.pipeline import good_workbook, make_services, outbox
+from tests.factories.workbooks import good_workbook
+from tests.support.dovecot import Dovecot
+from tests.support.pipeline import outbox
+from tests.support.settings import make_services
 
 PROCESSED = "Traités"
 
@@ -89,7 +91,7 @@ def moved(server: Dovecot, count: int) -> Callable[[], bool]:
 
 
 def test_message_appended_during_idle_is_processed_and_moved_within_seconds(
-    dovecot: Dovecot, tmp_path: Path, db_url: str  # noqa: F811
+    dovecot: Dovecot, tmp_path: Path, db_url: str
 ) -> None:
     services = make_services(tmp_path, db_url)
     seen: list[Result] = []
@@ -118,7 +120,7 @@ def test_message_appended_during_idle_is_processed_and_moved_within_seconds(
 
 
 def test_burst_during_idle_is_processed_without_waiting_for_the_idle_reissue(
-    dovecot: Dovecot, tmp_path: Path  # noqa: F811
+    dovecot: Dovecot, tmp_path: Path
 ) -> None:
     """Mail arriving while the watcher works is announced in the untagged EXISTS of a command
     response, which the client library swallows; IDLE will not announce it again. The watcher
@@ -133,7 +135,7 @@ def test_burst_during_idle_is_processed_without_waiting_for_the_idle_reissue(
     assert len(rows(services)) == 20
 
 
-def test_messages_already_there_are_caught_up_in_order(dovecot: Dovecot, tmp_path: Path) -> None:  # noqa: F811
+def test_messages_already_there_are_caught_up_in_order(dovecot: Dovecot, tmp_path: Path) -> None:
     services = sqlite_services(tmp_path)
     raws = [mail(subject=f"Bilan {n}") for n in range(3)]
     for raw in raws:
@@ -151,7 +153,7 @@ def test_messages_already_there_are_caught_up_in_order(dovecot: Dovecot, tmp_pat
     assert watcher.health()["backlog"] == 3
 
 
-def test_polling_when_the_server_has_no_idle(dovecot_no_idle: Dovecot, tmp_path: Path) -> None:  # noqa: F811
+def test_polling_when_the_server_has_no_idle(dovecot_no_idle: Dovecot, tmp_path: Path) -> None:
     services = sqlite_services(tmp_path)
     watcher = ImapWatcher(services, imap_config(dovecot_no_idle, poll_seconds=0.3))
     with Running(watcher):
@@ -160,7 +162,7 @@ def test_polling_when_the_server_has_no_idle(dovecot_no_idle: Dovecot, tmp_path:
         assert wait_for(lambda: len(outbox(services)) == 1 and moved(dovecot_no_idle, 1)()) < 5.0
 
 
-def test_server_without_move_nor_uidplus_gets_copy_and_expunge(dovecot_minimal: Dovecot, tmp_path: Path) -> None:  # noqa: F811
+def test_server_without_move_nor_uidplus_gets_copy_and_expunge(dovecot_minimal: Dovecot, tmp_path: Path) -> None:
     services = sqlite_services(tmp_path)
     raws = [mail(subject="un"), mail(subject="deux")]
     for raw in raws:
@@ -181,7 +183,7 @@ def test_server_without_move_nor_uidplus_gets_copy_and_expunge(dovecot_minimal: 
 
 
 def test_server_restart_during_idle_reconnects_and_catches_up(
-    dovecot: Dovecot, tmp_path: Path, caplog: pytest.LogCaptureFixture  # noqa: F811
+    dovecot: Dovecot, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     services = sqlite_services(tmp_path)
     watcher = ImapWatcher(services, imap_config(dovecot), backoff_initial=0.1, backoff_max=0.5)
@@ -202,7 +204,7 @@ def test_server_restart_during_idle_reconnects_and_catches_up(
 
 
 def test_message_stored_before_a_crash_is_moved_without_a_second_reply(
-    dovecot: Dovecot, tmp_path: Path, db_url: str  # noqa: F811
+    dovecot: Dovecot, tmp_path: Path, db_url: str
 ) -> None:
     services = make_services(tmp_path, db_url)
     processed, unprocessed = mail(subject="traité"), mail(subject="reçu seulement")
@@ -229,7 +231,7 @@ def test_message_stored_before_a_crash_is_moved_without_a_second_reply(
     assert moved(dovecot, 2)()
 
 
-def test_same_message_appended_twice_gets_one_reply(dovecot: Dovecot, tmp_path: Path, db_url: str) -> None:  # noqa: F811
+def test_same_message_appended_twice_gets_one_reply(dovecot: Dovecot, tmp_path: Path, db_url: str) -> None:
     services = make_services(tmp_path, db_url)
     raw = mail()
     dovecot.append(raw)
@@ -245,7 +247,7 @@ def test_same_message_appended_twice_gets_one_reply(dovecot: Dovecot, tmp_path: 
 
 
 def test_message_that_breaks_the_parser_is_stored_failed_and_the_next_is_processed(
-    dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     services = sqlite_services(tmp_path)
 
@@ -272,7 +274,7 @@ def test_message_that_breaks_the_parser_is_stored_failed_and_the_next_is_process
     assert moved(dovecot, 2)()  # the failed one is safe in the store: reprocessed from there
 
 
-def test_unreadable_message_is_retried_then_stored_failed_and_kept(dovecot: Dovecot, tmp_path: Path) -> None:  # noqa: F811
+def test_unreadable_message_is_retried_then_stored_failed_and_kept(dovecot: Dovecot, tmp_path: Path) -> None:
     services = sqlite_services(tmp_path)
     dovecot.append(mail(subject="illisible"))
     maildir = dovecot.root / "mail" / dovecot.user
@@ -299,7 +301,7 @@ def test_unreadable_message_is_retried_then_stored_failed_and_kept(dovecot: Dove
 
 
 def test_uidvalidity_change_never_answers_twice(
-    dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture  # noqa: F811
+    dovecot: Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     services = sqlite_services(tmp_path)
     first, second = mail(subject="premier"), mail(subject="second")
@@ -373,7 +375,7 @@ class BlackHoleProxy:
             server.close()
 
 
-def test_silently_dead_connection_is_noticed_by_the_reissued_idle(dovecot: Dovecot, tmp_path: Path) -> None:  # noqa: F811
+def test_silently_dead_connection_is_noticed_by_the_reissued_idle(dovecot: Dovecot, tmp_path: Path) -> None:
     services = sqlite_services(tmp_path)
     proxy = BlackHoleProxy((dovecot.host, dovecot.port))
     config = replace(imap_config(dovecot, idle_seconds=1.0, timeout_seconds=1.0), port=proxy.port)

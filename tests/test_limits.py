@@ -27,15 +27,18 @@ from parsers.workbook.xlsx import read_xlsx
 from store.models import OutboxItem, Submission
 from tests.factories import hostile
 from tests.factories.documents import docx_bytes, narrative_blocks, pdf_bytes
-from tests.support.pipeline import CONFIG, count, good_workbook, ingest, outbox
+from tests.factories.workbooks import good_workbook
+from tests.support.pipeline import count, ingest, outbox
+from tests.support.settings import REQUIRE_AUTHENTICATION, Table, write_config
 
 XLSX = hostile.XLSX_TYPE
 
 
-def services_with(tmp_path: Path, extra: str) -> tuple[Services, Path]:
-    path = tmp_path / "conventions.toml"
-    path.write_text(CONFIG.format(data=tmp_path.as_posix()) + extra + '\n[alerts]\nemails = ["admin@ville.gouv.fr"]\n',
-                    encoding="utf-8")
+def services_with(tmp_path: Path, *, limits: Table | None = None, security: Table | None = None
+                  ) -> tuple[Services, Path]:
+    """The tests' configuration with these limits and security, failures told to one admin; the
+    services on a SQLite store, and the configuration file."""
+    path = write_config(tmp_path, limits=limits, security=security, alerts={"emails": ["admin@ville.gouv.fr"]})
     db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     return build_services(load_settings(path), db, make_logger()), path
 
@@ -45,7 +48,7 @@ def codes(result: object) -> dict[str, str]:
 
 
 def test_message_over_max_message_bytes_is_stored_not_parsed_and_rejected(tmp_path: Path) -> None:
-    services, _ = services_with(tmp_path, "[limits]\nmax_message_bytes = 4096\n")
+    services, _ = services_with(tmp_path, limits={"max_message_bytes": 4096})
     raw = hostile.with_workbook(good_workbook())
     result = ingest(services, raw)
     assert result.outcome == "rejected" and codes(result) == {"message_too_large": "error"}
@@ -55,7 +58,7 @@ def test_message_over_max_message_bytes_is_stored_not_parsed_and_rejected(tmp_pa
 
 
 def test_attachments_beyond_max_attachments_are_listed_not_opened(tmp_path: Path) -> None:
-    services, _ = services_with(tmp_path, "[limits]\nmax_attachments = 2\n")
+    services, _ = services_with(tmp_path, limits={"max_attachments": 2})
     files = [("bilan.xlsx", good_workbook(), XLSX), ("a.bin", b"1", "application/octet-stream"),
              ("logo.png", hostile.PNG, "image/png"), ("b.bin", b"2", "application/octet-stream"),
              ("c.bin", b"3", "application/octet-stream")]
@@ -66,21 +69,21 @@ def test_attachments_beyond_max_attachments_are_listed_not_opened(tmp_path: Path
 
 
 def test_attachment_over_max_attachment_bytes_is_not_opened(tmp_path: Path) -> None:
-    services, _ = services_with(tmp_path, "[limits]\nmax_attachment_bytes = 2048\n")
+    services, _ = services_with(tmp_path, limits={"max_attachment_bytes": 2048})
     result = ingest(services, hostile.with_workbook(good_workbook()))
     assert result.outcome == "rejected" and codes(result)["attachment_too_large"] == "error"
     assert "bilan.xlsx" in next(i.message for i in result.issues if i.code == "attachment_too_large")
 
 
 def test_uncompressed_size_and_ratio_limits_come_from_the_configuration(tmp_path: Path) -> None:
-    services, _ = services_with(tmp_path, "[limits]\nmax_uncompressed_bytes = 4096\n")
+    services, _ = services_with(tmp_path, limits={"max_uncompressed_bytes": 4096})
     result = ingest(services, hostile.with_workbook(good_workbook()))
     assert codes(result).get("file_too_large") == "error"
     assert "4 ko" in next(i.message for i in result.issues if i.code == "file_too_large")
 
 
 def test_docx_narrative_gets_the_same_zip_guards(tmp_path: Path) -> None:
-    services, _ = services_with(tmp_path, "[limits]\nmax_uncompressed_bytes = 4096\n")
+    services, _ = services_with(tmp_path, limits={"max_uncompressed_bytes": 4096})
     raw = hostile.message([("analyse.docx", docx_bytes(narrative_blocks()), "application/octet-stream")])
     assert "file_too_large" in codes(ingest(services, raw))
 
@@ -95,7 +98,7 @@ def _wide_and_long(extra_row: int, extra_col: int) -> bytes:
 
 @pytest.mark.parametrize(("row", "col"), [(150, 1), (5, 40)], ids=["rows", "columns"])
 def test_sheet_cut_at_max_rows_or_columns_says_so(tmp_path: Path, row: int, col: int) -> None:
-    services, _ = services_with(tmp_path, "[limits]\nmax_rows = 100\nmax_columns = 20\n")
+    services, _ = services_with(tmp_path, limits={"max_rows": 100, "max_columns": 20})
     result = ingest(services, hostile.with_workbook(_wide_and_long(row, col)))
     assert result.outcome == "accepted"
     issue = next(i for i in result.issues if i.code == "sheet_truncated")
@@ -133,7 +136,7 @@ def test_deadline_in_the_narrative_readers(kind: str) -> None:
 
 
 def test_damaged_winmail_dat_is_reported(tmp_path: Path) -> None:
-    services, _ = services_with(tmp_path, "")
+    services, _ = services_with(tmp_path)
     raw = hostile.message([("bilan.xlsx", good_workbook(), XLSX),
                            ("winmail.dat", b"\x78\x9f\x3e\x22garbage" * 3, "application/ms-tnef")])
     result = ingest(services, raw)
@@ -143,12 +146,10 @@ def test_damaged_winmail_dat_is_reported(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------- authentication, quarantine CLI
 
-SECURITY = '[security]\nrequire_authentication = true\ntrusted_authserv_ids = ["mx.ville.gouv.fr"]\n'
-
 
 def test_unauthenticated_then_released_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                                              ) -> None:
-    services, config = services_with(tmp_path, SECURITY)
+    services, config = services_with(tmp_path, security=REQUIRE_AUTHENTICATION)
     result = ingest(services, hostile.forged_authentication())
     assert result.outcome == "quarantined" and result.region is None
     assert "authentifié" in result.issues[0].message
@@ -156,7 +157,7 @@ def test_unauthenticated_then_released_from_the_command_line(tmp_path: Path, cap
     db = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     assert main(["--config", str(config), "--db", db, "quarantine", "list", "--json"]) == 0
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [x["id"] for x in listed] == [result.inbound_id] and "unauthenticated" in listed[0]["reason"]
+    assert [x["id"] for x in listed] == [result.inbound_id] and "non authentifié" in listed[0]["reason"]
     assert main(["--config", str(config), "--db", db, "quarantine", "release", str(result.inbound_id), "Bretagne",
                  "--by", "alice", "--json"]) == 0
     released = json.loads(capsys.readouterr().out)
@@ -171,7 +172,7 @@ def test_unauthenticated_then_released_from_the_command_line(tmp_path: Path, cap
 
 def test_a_failed_message_alerts_the_admins_once_per_attempt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                             ) -> None:
-    services, _ = services_with(tmp_path, "")
+    services, _ = services_with(tmp_path)
 
     def broken(journey: Journey, services: Services) -> None:
         raise RuntimeError("lecture impossible\ninjected: line")

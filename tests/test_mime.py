@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,8 +10,9 @@ from parsers.mail.decoding import decode_words, html_to_text
 from parsers.mail.headers import message_id_of
 from parsers.mail.mime import parse_message
 from tests.factories.emails import DOCX, OCTET, XLSX, Style, build_email, forward
+from tests.support.paths import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "mail"
+MAILS = CORPUS / "mail"
 NAME = "Bilan région Bretagne 2013 – tableau de bord.xlsx"
 XLSX_BYTES = b"PK\x03\x04 fake workbook bytes"
 
@@ -218,14 +217,14 @@ def test_fuzz_mutated_outlook_mail_never_raises(edits: list[tuple[int, bytes]], 
 
 
 def test_public_corpus_parses_without_exception() -> None:
-    if not CORPUS.is_dir():
-        pytest.skip(f"robustness corpus not found at {CORPUS}")
-    files = sorted(CORPUS.glob("*.eml"))
+    if not MAILS.is_dir():
+        pytest.skip(f"robustness corpus not found at {MAILS}")
+    files = sorted(MAILS.glob("*.eml"))
     assert files
     for path in files:
         msg = parse_message(path.read_bytes())
         assert isinstance(msg.body_text, str), path.name
         assert all(a.filename is None or "\n" not in a.filename for a in msg.attachments), path.name
-    named = parse_message((CORPUS / "mail_test_11.eml").read_bytes())
+    named = parse_message((MAILS / "mail_test_11.eml").read_bytes())
     assert named.attachments[0].filename is not None
     assert named.attachments[0].filename.startswith("Prokuratura Rejonowa Warszawa-Śródmieście")

@@ -5,72 +5,39 @@ processed once, answered once and moved once; the survivor carries on alone."""
 from __future__ import annotations
 
 import email
-import os
-import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
 from email import policy
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from store.db import make_engine, session_factory
 from store.models import InboundMessage, OutboxItem
-from tests.factories.emails import build_email, out_of_office_reply
-from tests.support.dovecot import Dovecot, dovecot  # noqa: F401  (fixture)
-from tests.support.pipeline import good_workbook
-from tests.support.relay import Relay, free_port, relay  # noqa: F401  (fixture)
-from tests.support.service import CONFIG, ServiceProcess
+from tests.factories.emails import XLSX, build_email, out_of_office_reply
+from tests.factories.workbooks import good_workbook
+from tests.support.dovecot import Dovecot
+from tests.support.relay import Relay
+from tests.support.service import ServiceProcess, write_service_config
 
 pytestmark = pytest.mark.postgres
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 BURST = 300
-DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
-def shared_db() -> Iterator[str]:
-    """A dedicated PostgreSQL database for this test (the instances migrate it at start)."""
-    admin = make_url(os.environ.get("CONVENTIONS_TEST_PG_ADMIN_URL", DEFAULT_PG_ADMIN_URL))
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        connection = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
-    except psycopg.Error as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL unreachable: {exc} (CI=true: the PostgreSQL tests must run)", pytrace=False)
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
-    name = f"ci_multi_{secrets.token_hex(5)}"
-    with connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield admin.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
-        finally:
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture
-def instances(tmp_path: Path, shared_db: str, dovecot: Dovecot, relay: Relay  # noqa: F811
+def instances(tmp_path: Path, pg_database: str, dovecot: Dovecot, relay: Relay
               ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """Two services on one PostgreSQL database (they migrate it at start), one mailbox, one relay."""
     procs = []
     for name in ("a", "b"):
         data = tmp_path / name
-        data.mkdir()
-        config = data / "service.toml"
-        config.write_text(CONFIG.format(data=data.as_posix(), smtp_port=free_port(), imap_port=dovecot.port,
-                                        user=dovecot.user, password=dovecot.password, relay_port=relay.port,
-                                        idle_seconds=5, poll_seconds=1), encoding="utf-8")
-        procs.append(ServiceProcess(config, shared_db, data))
+        procs.append(ServiceProcess(write_service_config(data, dovecot, relay), pg_database, data))
     yield procs[0], procs[1]
     for proc in procs:
-        if proc.process is not None and proc.process.poll() is None:
-            proc.process.kill()
-            proc.process.wait(timeout=10)
+        proc.close()
 
 
 def burst(count: int) -> tuple[list[bytes], set[str]]:
@@ -97,7 +64,7 @@ def burst(count: int) -> tuple[list[bytes], set[str]]:
     return messages, answered
 
 
-def replies(relay: Relay) -> Counter[str]:  # noqa: F811
+def replies(relay: Relay) -> Counter[str]:
     counts: Counter[str] = Counter()
     for received in relay.received():
         msg = email.message_from_bytes(received.data, policy=policy.default)
@@ -116,7 +83,7 @@ def wait_until(predicate: object, timeout: float, what: str, *procs: ServiceProc
 
 
 def test_two_instances_one_killed_mid_burst_every_message_processed_and_answered_once(
-    instances: tuple[ServiceProcess, ServiceProcess], shared_db: str, dovecot: Dovecot, relay: Relay  # noqa: F811
+    instances: tuple[ServiceProcess, ServiceProcess], pg_database: str, dovecot: Dovecot, relay: Relay
 ) -> None:
     first, second = instances
     messages, answered = burst(BURST)
@@ -141,7 +108,7 @@ def test_two_instances_one_killed_mid_burst_every_message_processed_and_answered
     assert killed_at < len(answered), "the kill came after the burst was answered: nothing was tested"
     assert len(dovecot.uids("Traités")) == BURST
 
-    engine = make_engine(shared_db)
+    engine = make_engine(pg_database)
     try:
         with session_factory(engine)() as session:
             rows = session.execute(select(InboundMessage.dedup_key, InboundMessage.outcome,

@@ -13,19 +13,9 @@ from intake.pipeline.services import Services
 from store.models import InboundMessage, Submission
 from tests.factories.documents import docx_bytes, narrative_blocks, narrative_text, odt_bytes, pdf_bytes
 from tests.factories.emails import bounce, build_email, forward, out_of_office_reply
-from tests.factories.workbooks import hand_made_layout
-from tests.support.pipeline import (
-    GOOD_VALUES,
-    LATE,
-    codes,
-    count,
-    good_workbook,
-    ingest,
-    make_services,
-    outbox,
-    parsed,
-    submissions,
-)
+from tests.factories.workbooks import GOOD_VALUES, good_workbook, hand_made_layout
+from tests.support.pipeline import IN_TIME, LATE, codes, count, ingest, outbox, parsed, submissions
+from tests.support.settings import make_services
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -268,7 +258,6 @@ def test_a_failing_step_leaves_the_message_failed_and_reprocess_recovers_it(
 
 def test_recover_processes_messages_stored_but_never_processed(services: Services) -> None:
     from intake.pipeline.journey import Delivery
-    from tests.support.pipeline import IN_TIME
 
     inbound_id = flow.receive(services, Delivery(raw=full_return(), received_at=IN_TIME, channel="smtp"))
     [result] = flow.recover(services)
@@ -295,7 +284,7 @@ def test_automatic_replies_to_one_address_are_capped(tmp_path: Path, db_url: str
     results = [ingest(services, build_email(subject=f"Essai {n}")) for n in range(5)]
     assert [r.outcome for r in results] == ["rejected"] * 5  # each still gets its verdict
     assert [r.reply is not None for r in results] == [True, True, True, False, False]
-    assert "reply withheld" in results[3].reason
+    assert "réponse retenue" in results[3].reason
     assert len(outbox(services)) == 3
 
 
@@ -309,7 +298,7 @@ def test_bounce_of_our_reply_is_recorded_against_the_address_and_not_answered(se
     report = bounce(reply_item.raw, recipient="sgar-politique-ville@bretagne.pref.gouv.fr")
     result = ingest(services, report)
     assert result.outcome == "ignored" and result.reply is None
-    assert f"bounce of outbox #{reply_item.id}" in result.reason
+    assert f"non-remise du courriel n° {reply_item.id}" in result.reason
     [item] = outbox(services)
     assert item.status == "bounced"
     assert "sgar-politique-ville@bretagne.pref.gouv.fr" in (item.last_error or "")
@@ -328,7 +317,7 @@ def test_out_of_office_answer_to_our_reply_is_not_a_bounce_and_gets_no_answer(se
     result = ingest(services, ooo)
     assert result.outcome == "ignored" and result.reply is None
     [item] = outbox(services)
-    assert item.status == "queued" and item.last_error is None
+    assert item.status == "written" and item.last_error is None  # no relay: the folder is its delivery
 
 
 def test_quarantined_message_released_to_a_region_is_processed_and_answered(services: Services) -> None:

@@ -7,25 +7,18 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 
-from intake.config.loader import load_settings
-from intake.config.settings import ReceiverConfig, ServiceConfig, Settings
-from intake.pipeline.services import Services, build_services
-from intake.service.logs import make_logger
+from intake.pipeline.services import Services
 from intake.service.supervisor import run
-from store.models import InboundMessage
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from store.models import InboundMessage, OutboxItem
+from tests.support.net import free_port
+from tests.support.pipeline import full_reply_services
+from tests.support.settings import make_services, write_config
 
 
 def wait_for(predicate: object, timeout: float = 20.0) -> None:
@@ -53,10 +46,9 @@ class Running:
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
     port = free_port()
-    base: Settings = load_settings(None)
-    settings = replace(base, receiver=ReceiverConfig(host="127.0.0.1", port=port),
-                       limits=replace(base.limits, max_message_bytes=200_000), service=ServiceConfig(tmp_path))
-    services = build_services(settings, f"sqlite:///{tmp_path / 'db.sqlite3'}", make_logger())
+    services = make_services(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", base="built-in",
+                             service={"data_dir": tmp_path}, receiver={"host": "127.0.0.1", "port": port},
+                             limits={"max_message_bytes": 200_000})
     stop = threading.Event()
     thread = threading.Thread(target=run, args=(services,), kwargs={"stop": stop}, daemon=True)
     thread.start()
@@ -69,7 +61,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
             return False
 
     wait_for(listening)
-    yield Running(services, port, settings.outbox_dir)
+    yield Running(services, port, services.settings.outbox_dir)
     stop.set()
     thread.join(timeout=30)
     assert not thread.is_alive()
@@ -131,8 +123,8 @@ def test_health_reports_channels_and_backlog(running: Running, tmp_path: Path,
 
     health_file = running.services.settings.data_dir / "health.json"
     wait_for(health_file.exists)
-    config = tmp_path / "health.toml"
-    config.write_text(f'[service]\ndata_dir = "{running.services.settings.data_dir.as_posix()}"\n', encoding="utf-8")
+    config = write_config(tmp_path, name="health.toml", base="built-in",
+                          service={"data_dir": running.services.settings.data_dir})
     assert main(["--config", str(config), "health", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["healthy"] is True
@@ -143,23 +135,21 @@ def test_health_reports_channels_and_backlog(running: Running, tmp_path: Path,
 def test_health_without_a_running_service_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from intake.cli.main import main
 
-    config = tmp_path / "c.toml"
-    config.write_text(f'[service]\ndata_dir = "{tmp_path.as_posix()}"\n', encoding="utf-8")
+    config = write_config(tmp_path, name="c.toml", base="built-in", service={"data_dir": tmp_path})
     assert main(["--config", str(config), "health"]) == 1
     assert "service arrêté" in capsys.readouterr().out
 
 
 def test_outbox_folder_export_is_safe_from_several_threads(tmp_path: Path) -> None:
     from notifier.outbox import export_to_folder
-    from tests.support.pipeline import full_reply_services
 
-    services = full_reply_services(tmp_path)
+    services = full_reply_services(tmp_path, export=False)  # three replies left queued
     folder = tmp_path / "parallel"
     errors: list[BaseException] = []
 
     def export() -> None:
         try:
-            with services.sessions() as session:
+            with services.sessions.begin() as session:
                 export_to_folder(session, folder)
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
@@ -171,3 +161,5 @@ def test_outbox_folder_export_is_safe_from_several_threads(tmp_path: Path) -> No
         thread.join()
     assert errors == []
     assert len(list(folder.glob("*.eml"))) == 3 and not list(folder.glob("*.tmp"))
+    with services.sessions() as session:
+        assert {item.status for item in session.scalars(select(OutboxItem))} == {"written"}

@@ -1,4 +1,4 @@
-"""The scheduler: the campaign of tests/test_reminders.py replayed through ``Scheduler.run_once``,
+"""The scheduler: the campaign of tests/support/campaign.py replayed through ``Scheduler.run_once``,
 with a restart between two days, twice per day, on SQLite and PostgreSQL; two instances at once;
 a loop that survives failing jobs and wakes the outbox sender."""
 
@@ -16,7 +16,7 @@ from intake.pipeline.services import Services, build_services
 from intake.service.logs import make_logger
 from intake.service.scheduler import Scheduler, digests_job, reminders_job
 from store.models import DossierEvent, OutboxItem
-from tests.test_reminders import (
+from tests.support.campaign import (
     SCENARIO,
     apply,
     at_nine,

@@ -29,10 +29,7 @@ from notifier.smtp_client import classify, wire_bytes
 from store.db import make_engine, migrate, session_factory
 from store.models import OutboxItem
 from store.queries.outbox import claim_outbox, claimable_outbox, enqueue_outbox, finish_outbox, release_dead_claims
-from tests.support import relay as relay_support
 from tests.support.relay import Relay
-
-relay = relay_support.relay  # the fixture, under its own name in this module
 
 ADMIN = "admin@ville.example.org"
 SENDER = "conventions@ville.example.org"

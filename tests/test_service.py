@@ -13,26 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories.emails import build_email, out_of_office_reply
-from tests.support.dovecot import Dovecot, dovecot  # noqa: F401  (fixture)
-from tests.support.pipeline import good_workbook
-from tests.support.relay import Relay, free_port, relay  # noqa: F401  (fixture)
-from tests.support.service import CONFIG, ServiceProcess
+from tests.factories.emails import XLSX, build_email, out_of_office_reply
+from tests.factories.workbooks import good_workbook
+from tests.support.dovecot import Dovecot
+from tests.support.relay import Relay
+from tests.support.service import ServiceProcess, write_service_config
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
-def service(tmp_path: Path, dovecot: Dovecot, relay: Relay) -> Iterator[ServiceProcess]:  # noqa: F811
-    config = tmp_path / "service.toml"
-    config.write_text(CONFIG.format(data=tmp_path.as_posix(), smtp_port=free_port(), imap_port=dovecot.port,
-                                    user=dovecot.user, password=dovecot.password, relay_port=relay.port,
-                                    idle_seconds=5, poll_seconds=1), encoding="utf-8")
+def service(tmp_path: Path, dovecot: Dovecot, relay: Relay) -> Iterator[ServiceProcess]:
+    config = write_service_config(tmp_path, dovecot, relay)
     proc = ServiceProcess(config, f"sqlite:///{tmp_path / 'service.sqlite3'}", tmp_path)
     yield proc
-    if proc.process is not None and proc.process.poll() is None:
-        proc.process.kill()
-        proc.process.wait(timeout=10)
+    proc.close()
 
 
 def burst(count: int) -> tuple[list[bytes], set[str], set[str]]:
@@ -59,7 +52,7 @@ def burst(count: int) -> tuple[list[bytes], set[str], set[str]]:
     return messages, answered, silent
 
 
-def replies_by_original(relay: Relay) -> Counter[str]:  # noqa: F811
+def replies_by_original(relay: Relay) -> Counter[str]:
     """Replies (Auto-Submitted: auto-replied) counted by the message they answer; the scheduler's
     digests to the coordinators (auto-generated) are not replies."""
     counts: Counter[str] = Counter()
@@ -82,7 +75,7 @@ def wait_until(predicate: object, timeout: float, what: str, proc: ServiceProces
 
 
 def test_killed_mid_burst_and_restarted_every_message_answered_exactly_once(
-    service: ServiceProcess, dovecot: Dovecot, relay: Relay  # noqa: F811
+    service: ServiceProcess, dovecot: Dovecot, relay: Relay
 ) -> None:
     messages, answered, _ = burst(36)
     service.start()
@@ -103,7 +96,7 @@ def test_killed_mid_burst_and_restarted_every_message_answered_exactly_once(
 
 
 def test_relay_down_for_a_while_replies_delivered_later_none_lost_none_doubled(
-    service: ServiceProcess, dovecot: Dovecot, relay: Relay  # noqa: F811
+    service: ServiceProcess, dovecot: Dovecot, relay: Relay
 ) -> None:
     relay.stop()
     service.start()

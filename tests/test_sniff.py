@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import docx
 import openpyxl
@@ -13,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from parsers.sniff import kind_of, ole_stream_names, sniff
+from tests.support.paths import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "spreadsheets"
+SPREADSHEETS = CORPUS / "spreadsheets"
 OCTET = "application/octet-stream"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -137,10 +137,10 @@ def test_fuzz_always_returns_a_known_kind(filename: str | None, content_type: st
     assert sniff(filename, content_type, OLE_MAGIC + data) in known
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared robustness corpus absent ({CORPUS})")
+@pytest.mark.skipif(not SPREADSHEETS.is_dir(), reason=f"shared robustness corpus absent ({SPREADSHEETS})")
 def test_corpus_files_sniff_as_their_extension_even_without_a_name() -> None:
     mismatches = {}
-    for path in sorted(CORPUS.iterdir()):
+    for path in sorted(SPREADSHEETS.iterdir()):
         ext = path.suffix.lower().lstrip(".")
         if ext not in {"xlsx", "xlsm", "xlsb", "xls", "ods"}:
             continue

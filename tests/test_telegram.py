@@ -1,5 +1,5 @@
 """The admins' chat bot, through python-telegram-bot itself over real HTTP against a local Bot API
-server (tests/botapi.py), run by ``serve`` as in production. No test reaches the network.
+server (tests/support/botapi.py), run by ``serve`` as in production. No test reaches the network.
 
 The store holds realistic dossiers: returns ingested through the pipeline (an accepted Bretagne
 workbook, a refused Rhône-Alpes one whose file name and cells are hostile HTML, a message from an
@@ -21,17 +21,17 @@ from sqlalchemy import select
 from intake.chat.push import outbox_failure_text, result_text
 from intake.chat.views import MAX_CHARS, cut, esc, fit, resolve_region
 from intake.config.clock import PARIS
-from intake.config.loader import load_settings
 from intake.pipeline import flow
 from intake.pipeline.journey import Delivery, Result
-from intake.pipeline.services import Services, build_services
+from intake.pipeline.services import Services
 from intake.service import supervisor
-from intake.service.logs import make_logger
 from store.models import Dossier, DossierEvent, OutboxItem
 from store.queries.messages import unfinished_messages
 from tests.factories.emails import XLSX, build_email
+from tests.factories.workbooks import good_workbook
 from tests.support.botapi import BotApiServer, Call, html_error
-from tests.support.pipeline import good_workbook, ingest
+from tests.support.pipeline import ingest
+from tests.support.settings import BRETAGNE, RHONE_ALPES, campaign, make_services
 
 ADMIN = 111_111_111
 OTHER_ADMIN = 222_222_222
@@ -42,49 +42,6 @@ HOSTILE_VALUE = "<b>douze</b> & <script>"
 
 TODAY = datetime.now(PARIS).date()
 DEADLINE = TODAY - timedelta(days=5)
-
-CONFIG = """
-[service]
-data_dir = "{data}"
-outbox_dir = "{data}/outbox"
-
-[mailbox]
-address = "conventions@ville.gouv.fr"
-
-[[campaigns]]
-id = "bilan-2013"
-year = 2013
-opens = {opens}
-deadline = {deadline}
-
-[[regions]]
-code = "53"
-name = "Bretagne"
-senders = ["@bretagne.pref.gouv.fr"]
-contacts = ["sgar@bretagne.pref.gouv.fr"]
-
-[[regions]]
-code = "82"
-name = "Rhône-Alpes"
-senders = ["sgar@rhone-alpes.pref.gouv.fr"]
-contacts = ["sgar@rhone-alpes.pref.gouv.fr"]
-
-[[regions]]
-code = "11"
-name = "Île-de-France"
-senders = ["@paris-idf.gouv.fr"]
-contacts = ["pref@paris-idf.gouv.fr"]
-
-[[coordinators]]
-name = "Coordination nationale"
-email = "coordination@ville.gouv.fr"
-
-[telegram]
-token = "123:TEST"
-admins = [{admin}, {other}]
-base_url = "{base_url}"
-notify_chats = [{admin}, {group}]
-"""
 
 
 @dataclass
@@ -103,11 +60,15 @@ class Running:
 
 
 def _services(tmp_path: Path, db_url: str, api: BotApiServer) -> Services:
-    path = tmp_path / "conventions.toml"
-    path.write_text(CONFIG.format(data=tmp_path.as_posix(), opens=TODAY - timedelta(days=60), deadline=DEADLINE,
-                                  admin=ADMIN, other=OTHER_ADMIN, group=GROUP, base_url=api.base_url),
-                    encoding="utf-8")
-    return build_services(load_settings(path), db_url, make_logger())
+    """Bretagne, Rhône-Alpes and Île-de-France, each with a contact; a campaign open for two months
+    whose deadline was five days ago; the bot with two admins, pushing events to one of them and a group."""
+    regions = [BRETAGNE, {**RHONE_ALPES, "contacts": ["sgar@rhone-alpes.pref.gouv.fr"]},
+               {"code": "11", "name": "Île-de-France", "senders": ["@paris-idf.gouv.fr"],
+                "contacts": ["pref@paris-idf.gouv.fr"]}]
+    return make_services(tmp_path, db_url, regions=regions,
+                         campaigns=[campaign(opens=TODAY - timedelta(days=60), deadline=DEADLINE)],
+                         telegram={"token": api.token, "admins": [ADMIN, OTHER_ADMIN], "base_url": api.base_url,
+                                   "notify_chats": [ADMIN, GROUP]})
 
 
 def _fill_store(services: Services) -> int:
@@ -128,30 +89,29 @@ def _fill_store(services: Services) -> int:
 
 
 @pytest.fixture
-def running(tmp_path: Path, db_url: str) -> Iterator[Running]:
+def running(tmp_path: Path, db_url: str, bot_api: BotApiServer) -> Iterator[Running]:
     """``serve`` (its Service, as ``conventions-intake serve`` runs it) with the bot, in a thread."""
-    with BotApiServer() as api:
-        services = _services(tmp_path, db_url, api)
-        quarantined = _fill_store(services)
-        stop = threading.Event()
-        service = supervisor.Service(services, receiver=False)
-        loops: list[asyncio.AbstractEventLoop] = []
+    services = _services(tmp_path, db_url, bot_api)
+    quarantined = _fill_store(services)
+    stop = threading.Event()
+    service = supervisor.Service(services, receiver=False)
+    loops: list[asyncio.AbstractEventLoop] = []
 
-        async def main() -> None:
-            loops.append(asyncio.get_running_loop())
-            await service.run(stop)
+    async def main() -> None:
+        loops.append(asyncio.get_running_loop())
+        await service.run(stop)
 
-        thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
-        thread.start()
-        try:
-            api.wait_polling()
-            yield Running(api, service.services, quarantined, service, loops[0])
-        finally:
-            stop.set()
-            thread.join(30)
-        assert not thread.is_alive()
-        bad_html = [c for c in api.calls if "html_error" in c.params]
-        assert not bad_html, bad_html  # Telegram would have refused these messages
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    try:
+        bot_api.wait_polling()
+        yield Running(bot_api, service.services, quarantined, service, loops[0])
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    bad_html = [c for c in bot_api.calls if "html_error" in c.params]
+    assert not bad_html, bad_html  # Telegram would have refused these messages
 
 
 def _manual_reminders(services: Services) -> list[OutboxItem]:

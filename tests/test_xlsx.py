@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import zipfile
 from datetime import datetime
-from pathlib import Path
 
 import openpyxl
 import pytest
@@ -21,11 +20,12 @@ from parsers.safezip import ReadLimits
 from parsers.workbook.reader import read_workbook
 from parsers.workbook.styles import excel_serial_to_datetime, is_date_format
 from parsers.workbook.xlsx import read_xlsx, split_ref
+from tests.support.paths import CORPUS
 
 MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "spreadsheets"
+SPREADSHEETS = CORPUS / "spreadsheets"
 
 STYLES = f"""<?xml version="1.0" encoding="UTF-8"?>
 <styleSheet xmlns="{MAIN_NS}">
@@ -366,9 +366,9 @@ def test_fuzz_sheet_xml_text(body: str) -> None:
     _assert_total(make_xlsx([("A", body)]))
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared robustness corpus absent ({CORPUS})")
+@pytest.mark.skipif(not SPREADSHEETS.is_dir(), reason=f"shared robustness corpus absent ({SPREADSHEETS})")
 def test_robustness_corpus() -> None:
-    files = sorted(p for p in CORPUS.iterdir() if p.suffix.lower() in (".xlsx", ".xlsm"))
+    files = sorted(p for p in SPREADSHEETS.iterdir() if p.suffix.lower() in (".xlsx", ".xlsm"))
     assert files
     outcomes: dict[str, str] = {}
     for path in files:
@@ -383,14 +383,14 @@ def test_robustness_corpus() -> None:
     assert sum(v == "ok" for v in outcomes.values()) > len(files) * 0.9
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared robustness corpus absent ({CORPUS})")
+@pytest.mark.skipif(not SPREADSHEETS.is_dir(), reason=f"shared robustness corpus absent ({SPREADSHEETS})")
 def test_corpus_details() -> None:
-    wb = read_xlsx((CORPUS / "date_1904.xlsx").read_bytes())
+    wb = read_xlsx((SPREADSHEETS / "date_1904.xlsx").read_bytes())
     first_dates = [c.value for c in wb.sheets[0].cells.values() if isinstance(c.value, datetime)]
     assert first_dates and first_dates[0] == datetime(2021, 1, 1)
-    rph = read_xlsx((CORPUS / "rph.xlsx").read_bytes()).sheets[0]
+    rph = read_xlsx((SPREADSHEETS / "rph.xlsx").read_bytes()).sheets[0]
     assert all("PHONETIC" not in str(c.value) for c in rph.cells.values())
-    hidden = read_xlsx((CORPUS / "any_sheets.xlsx").read_bytes())
+    hidden = read_xlsx((SPREADSHEETS / "any_sheets.xlsx").read_bytes())
     states = [(s.name, s.hidden) for s in hidden.sheets][:3]
     assert states == [("Visible", False), ("Hidden", True), ("VeryHidden", True)]
 
@@ -481,10 +481,10 @@ def test_facade_refuses_ods_bomb_before_calamine() -> None:
     assert info.value.reason == "too_large"
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"shared robustness corpus absent ({CORPUS})")
+@pytest.mark.skipif(not SPREADSHEETS.is_dir(), reason=f"shared robustness corpus absent ({SPREADSHEETS})")
 def test_facade_over_the_whole_corpus() -> None:
     outcomes: dict[str, str] = {}
-    for path in sorted(CORPUS.iterdir()):
+    for path in sorted(SPREADSHEETS.iterdir()):
         if path.suffix.lower() not in (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"):
             continue
         try:
@@ -496,9 +496,9 @@ def test_facade_over_the_whole_corpus() -> None:
         assert outcomes[name] == "encrypted", name
     assert outcomes["merged_range.xls"] == "xls" and outcomes["any_sheets.ods"] == "ods"
     assert outcomes["issue_594_dos.ods"] in {"corrupt", "too_large"}
-    merged = read_workbook((CORPUS / "merged_range.xls").read_bytes(), "merged_range.xls").sheets[0]
+    merged = read_workbook((SPREADSHEETS / "merged_range.xls").read_bytes(), "merged_range.xls").sheets[0]
     assert merged.cells[(1, 1)].value == "A1" and merged.cells[(4, 8)].value == "H4"
     assert (1, 3, 2, 4) in merged.merged
     # calamine keeps leading empty rows and columns: the first used cell of this sheet is B3
-    offset = read_workbook((CORPUS / "issue_271.xls").read_bytes(), "issue_271.xls").sheets[0]
+    offset = read_workbook((SPREADSHEETS / "issue_271.xls").read_bytes(), "issue_271.xls").sheets[0]
     assert offset.cells[(3, 2)].value == "name" and offset.cells[(5, 2)].value == "this error"

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 
 from tests.factories.documents import docx_bytes, narrative_blocks
-from tests.support.pipeline import good_workbook
+from tests.factories.workbooks import good_workbook
 
 SENDER = "sgar@bretagne.pref.gouv.fr"
 MAILBOX = "conventions@ville.gouv.fr"

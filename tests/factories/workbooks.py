@@ -162,6 +162,22 @@ def build_return(
     return data
 
 
+# A complete, correct return for the 16 local indicators: a figure and an observation each.
+GOOD_VALUES: dict[str, Any] = {
+    "I07": 25, "I08": "30 %", "I09": 4, "I10": 12, "I11": 150, "I12": 3, "I13": 10.5, "I14": 7,
+    "I15": 9, "I16": "12 / 5", "I18": 2, "I25": 14, "I26": 6, "I27": 3, "I28": 2, "I30": 5,
+}
+GOOD_OBSERVATIONS = {k: f"Source : services déconcentrés ; cible régionale atteinte ({k})." for k in GOOD_VALUES}
+
+
+def good_workbook(region: str = "Bretagne", **changes: Any) -> bytes:
+    """The good return of ``region`` (:data:`GOOD_VALUES`, :data:`GOOD_OBSERVATIONS`); ``values`` and
+    ``observations`` change some cells, any other keyword goes to :func:`build_return`."""
+    values = {**GOOD_VALUES, **changes.pop("values", {})}
+    observations = {**GOOD_OBSERVATIONS, **changes.pop("observations", {})}
+    return build_return(region=region, values=values, observations=observations, **changes)
+
+
 def _header_text(layout: Layout, key: str) -> str:
     return (layout.headers.get(key) or DOCUMENT_HEADERS.get(key, key)).format(year=layout.year)
 

@@ -5,7 +5,8 @@ api.telegram.org: getMe, getUpdates (long polling with ``offset`` and ``timeout`
 sendDocument (multipart), answerCallbackQuery, setMyCommands, deleteWebhook, editMessageText,
 editMessageReplyMarkup. Tests inject updates (``message``, ``callback``) and read back every call
 (``calls``, ``wait_for``). python-telegram-bot sends form fields whose non-string values are JSON:
-they are decoded here.
+they are decoded here. This module is a pytest plugin (loaded by tests/conftest.py): the
+``bot_api`` fixture is a running server.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
+
+import pytest
 
 BOT_ID = 999_000_111
 HTML_TAGS = ("b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code", "pre",
@@ -57,6 +60,8 @@ def html_error(text: str) -> str | None:
         else:
             i += 1
     return f"unclosed tags {stack}" if stack else None
+
+
 BOT_USERNAME = "conventions_test_bot"
 
 
@@ -296,3 +301,10 @@ class BotApiServer:
     def calls_to(self, chat_id: int, *, after: int = 0) -> list[Call]:
         with self.cond:
             return [c for c in self.calls[after:] if str(c.params.get("chat_id")) == str(chat_id)]
+
+
+@pytest.fixture
+def bot_api() -> Iterator[BotApiServer]:
+    """A running Bot API server (token ``123:TEST``) on a free loopback port, stopped after the test."""
+    with BotApiServer() as server:
+        yield server

@@ -1,11 +1,12 @@
 """A real Dovecot IMAP server for the tests, on a free loopback port with its own configuration.
 
-``dovecot`` is a fixture (IDLE advertised); ``dovecot_no_idle`` is the same server whose
-capability list leaves IDLE out, for the polling fallback; ``dovecot_minimal`` also leaves out
-MOVE and UIDPLUS (COPY, \\Deleted and EXPUNGE fallback). Each test gets its own server, its own
-passwd-file user (``conventions`` / ``secret``) and its own Maildir in a temporary directory
-readable by ``nobody`` (the mail user). When Dovecot is not installed the tests using it fail
-under CI (``CI=true``: ``.ci/services.sh`` installs ``dovecot-imapd``) and are skipped elsewhere.
+This module is a pytest plugin (loaded by tests/conftest.py): ``dovecot`` is a fixture (IDLE
+advertised); ``dovecot_no_idle`` is the same server whose capability list leaves IDLE out, for the
+polling fallback; ``dovecot_minimal`` also leaves out MOVE and UIDPLUS (COPY, \\Deleted and
+EXPUNGE fallback). Each test gets its own server, its own passwd-file user (``conventions`` /
+``secret``) and its own Maildir in a temporary directory readable by ``nobody`` (the mail user).
+When Dovecot is not installed the tests using it fail under CI (``CI=true``: ``.ci/services.sh``
+installs ``dovecot-imapd``) and are skipped elsewhere.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
+
+from tests.support.net import free_port
 
 NO_IDLE_CAPABILITY = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE SORT UIDPLUS MOVE NAMESPACE CHILDREN"
 # An old-fashioned server: neither IDLE nor MOVE (RFC 6851) nor UIDPLUS (RFC 4315).
@@ -71,12 +74,6 @@ def dovecot_binary() -> str | None:
     if found:
         return found
     return "/usr/sbin/dovecot" if os.access("/usr/sbin/dovecot", os.X_OK) else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Dovecot:
@@ -269,6 +266,3 @@ def dovecot_no_idle() -> Iterator[Dovecot]:
 def dovecot_minimal() -> Iterator[Dovecot]:
     """A running Dovecot announcing neither IDLE nor MOVE nor UIDPLUS (COPY + EXPUNGE fallback)."""
     yield from _serve(MINIMAL_CAPABILITY)
-
-
-__all__ = ["Dovecot", "dovecot", "dovecot_minimal", "dovecot_no_idle", "free_port"]

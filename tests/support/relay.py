@@ -1,7 +1,7 @@
 """A real SMTP relay for tests: aiosmtpd on a free loopback port that records what it receives.
 
-Use it in a test module by binding the fixture at module level (``from tests import relay as
-relay_support`` then ``relay = relay_support.relay``), then::
+The ``relay`` fixture (this module is a pytest plugin, loaded by tests/conftest.py) gives a running
+one::
 
     def test_x(relay: Relay) -> None:
         relay.fail_next(2, "451 4.3.0 Essayez plus tard")   # the next two messages get 451 at DATA
@@ -16,7 +16,6 @@ dot-stuffing of the SMTP transport undone). ``Relay(credentials=(user, password)
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections import Counter
@@ -29,11 +28,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.net import free_port
 
 
 @dataclass(frozen=True)

@@ -8,62 +8,39 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.dovecot import Dovecot
+from tests.support.net import free_port
+from tests.support.paths import ROOT
+from tests.support.relay import Relay
+from tests.support.settings import campaign, write_config
 
-CONFIG = """
-[service]
-data_dir = "{data}"
-outbox_dir = "{data}/outbox"
 
-[mailbox]
-address = "conventions@ville.gouv.fr"
-
-[receiver]
-host = "127.0.0.1"
-port = {smtp_port}
-
-[imap]
-host = "127.0.0.1"
-port = {imap_port}
-username = "{user}"
-password = "{password}"
-folder = "INBOX"
-processed_folder = "Traités"
-idle_seconds = {idle_seconds}
-poll_seconds = {poll_seconds}
-timeout_seconds = 5
-
-[smtp]
-host = "127.0.0.1"
-port = {relay_port}
-from = "conventions@ville.gouv.fr"
-retry_initial_seconds = 0.2
-retry_max_seconds = 1
-
-[[campaigns]]
-id = "bilan-2013"
-year = 2013
-opens = 2014-03-26
-deadline = 2030-05-15
-
-[[regions]]
-code = "53"
-senders = ["@bretagne.pref.gouv.fr"]
-contacts = ["sgar@bretagne.pref.gouv.fr"]
-
-[[regions]]
-code = "82"
-senders = ["@rhone-alpes.pref.gouv.fr"]
-
-[[coordinators]]
-name = "Coordination nationale"
-email = "coordination@ville.gouv.fr"
-"""
+def write_service_config(folder: Path, mailbox: Dovecot, relay: Relay, *, idle_seconds: float = 5,
+                         poll_seconds: float = 1, name: str = "service.toml") -> Path:
+    """The configuration of a service reading ``mailbox`` over IMAP (and listening for SMTP on a free
+    port) and sending through ``relay``, quick to retry; a campaign open until 2030, so every return
+    is in time; Bretagne (a whole domain, one contact) and Rhône-Alpes (a whole domain, no contact)."""
+    return write_config(
+        folder, name=name,
+        receiver={"host": "127.0.0.1", "port": free_port()},
+        imap={"host": mailbox.host, "port": mailbox.port, "username": mailbox.user, "password": mailbox.password,
+              "folder": "INBOX", "processed_folder": "Traités", "idle_seconds": idle_seconds,
+              "poll_seconds": poll_seconds, "timeout_seconds": 5},
+        smtp={"host": relay.host, "port": relay.port, "from": "conventions@ville.gouv.fr",
+              "retry_initial_seconds": 0.2, "retry_max_seconds": 1},
+        campaigns=[campaign(deadline=date(2030, 5, 15))],
+        regions=[{"code": "53", "senders": ["@bretagne.pref.gouv.fr"], "contacts": ["sgar@bretagne.pref.gouv.fr"]},
+                 {"code": "82", "senders": ["@rhone-alpes.pref.gouv.fr"]}],
+    )
 
 
 class ServiceProcess:
+    """``python -m intake serve`` in a child process (its output in ``data/serve-<n>.log``), started,
+    killed and restarted by the test."""
+
     def __init__(self, config: Path, db: str, data: Path) -> None:
         self.config, self.db, self.data = config, db, data
         self.process: subprocess.Popen[bytes] | None = None
@@ -95,6 +72,12 @@ class ServiceProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout=60)
+
+    def close(self) -> None:
+        """Kill the child if it still runs (the end of a test that did not stop it)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.data.glob("serve-*.log")))
