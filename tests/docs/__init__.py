@@ -1,0 +1,1 @@
+"""The documentation users read, checked against the code."""
