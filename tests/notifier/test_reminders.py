@@ -29,9 +29,15 @@ from parsers.workbook.check import check_workbook
 from store.models import Dossier, DossierEvent, Submission
 from store.queries.dossiers import dossiers_by_region, latest_submission
 from tests.support.campaign import (
+    AFTER_THE_EXTENSION,
     CAMPAIGN,
     COORDINATORS,
+    ESCALATED,
+    LATE_EXTENSION_DAY,
     NAMES,
+    PACA,
+    PACA_CALENDAR,
+    PACA_UNTIL,
     SCENARIO,
     STEP_DAYS,
     apply,
@@ -292,6 +298,40 @@ def test_only_the_latest_due_step_after_downtime_and_a_lost_race_is_dropped(
         assert len(first) == 25
         assert send_reminders(session, settings, twin) == []  # same keys: dropped, no second event
         assert len(list(session.scalars(select(DossierEvent).where(DossierEvent.kind == "reminder")))) == 25
+
+
+# ---------------------------------------------------------------------- an extension after the calendar
+
+
+def test_an_extension_after_the_last_reminder_day_reminds_that_region_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: with the campaign past its last reminder day, ``extend PACA --until <later date>``
+    made ``remind`` send escalated after-N reminders to every late region, not only PACA. An extension
+    only moves that region's calendar: the others get nothing after their window, not even the
+    after-22 reminder the service, down that day, never sent them."""
+    config = write_campaign_config(tmp_path)
+    cli = ["--config", str(config), "--db", f"sqlite:///{tmp_path / 'late.sqlite3'}"]
+
+    def remind(day: date) -> list[tuple[str, str, bool]]:
+        code, sent, _ = run_cli(capsys, *cli, "remind", "--json", "--now", at_nine(day).isoformat())
+        assert code == 0
+        return sorted((r["region"], r["step"], bool(r["cc"])) for r in sent)
+
+    assert remind(STEP_DAYS["after-15"]) == [(code, "after-15", True) for code in sorted(NAMES)]  # all late
+    # 6 June, the after-22 day: the service is down and sends nothing. Past the window, nothing is due.
+    assert remind(LATE_EXTENSION_DAY) == []
+    code, _, out = run_cli(capsys, *cli, "extend", "PACA", "--until", PACA_UNTIL.isoformat(), "--by", "alice")
+    assert code == 0 and f"prolongée au {PACA_UNTIL:%d/%m/%Y}" in out
+    sent = {day: remind(day) for day in sorted(AFTER_THE_EXTENSION)}
+    assert sent == {day: [(PACA, PACA_CALENDAR[day], PACA_CALENDAR[day] in ESCALATED)] if day in PACA_CALENDAR
+                    else [] for day in sent}
+    services = build_services(load_settings(config), cli[-1], make_logger())
+    keys = {item.key for item in reminder_items(services)}
+    assert {key for key in keys if f":{PACA}:" not in key} == {
+        reminder_key(CAMPAIGN, code, "after-15") for code in NAMES if code != PACA}
+    assert reminder_key(CAMPAIGN, "11", "after-22") not in keys  # missed on 6 June, never sent late
+    assert {key for key in keys if f":{PACA}:" in key} == {reminder_key(CAMPAIGN, PACA, "after-15")} | {
+        reminder_key(CAMPAIGN, PACA, step, PACA_UNTIL) for step in PACA_CALENDAR.values()}
 
 
 def test_every_branch_of_the_templates_renders_and_html_is_escaped() -> None:

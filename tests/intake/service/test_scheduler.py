@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from intake.cli.main import main
 from intake.config.clock import PARIS
 from intake.config.loader import load_settings
 from intake.pipeline.services import Services, build_services
@@ -17,7 +18,15 @@ from intake.service.logs import make_logger
 from intake.service.scheduler import Scheduler, digests_job, reminders_job
 from store.models import DossierEvent, OutboxItem
 from tests.support.campaign import (
+    AFTER_THE_EXTENSION,
+    ESCALATED,
+    LATE_EXTENSION_DAY,
+    NAMES,
+    PACA,
+    PACA_CALENDAR,
+    PACA_UNTIL,
     SCENARIO,
+    STEP_DAYS,
     apply,
     at_nine,
     days,
@@ -72,6 +81,28 @@ def test_scheduler_replays_the_campaign_idempotently_across_a_restart(tmp_path: 
     with services.sessions() as session:
         events = session.scalar(select(func.count()).select_from(DossierEvent).where(DossierEvent.kind == "reminder"))
     assert events == total
+
+
+def test_an_extension_after_the_last_reminder_day_runs_that_regions_calendar_only(
+        tmp_path: Path, db_url: str) -> None:
+    """The regression of tests/notifier/test_reminders.py through the scheduler: once the campaign is
+    past its last reminder day, extending PACA brings back PACA's own calendar and no one else's."""
+    config = write_campaign_config(tmp_path)
+    services = fresh_services(config, db_url)
+    scheduler = Scheduler(services, jobs={"reminders": reminders_job})
+    assert scheduler.run_once(at_nine(STEP_DAYS["after-15"])) == {"reminders": len(NAMES)}
+    assert scheduler.run_once(at_nine(LATE_EXTENSION_DAY)) == {"reminders": 0}  # after-22 was missed
+    assert main(["--config", str(config), "--db", db_url, "extend", "PACA", "--until", PACA_UNTIL.isoformat()]) == 0
+    known = {item.key for item in reminder_items(services)}
+    sent: set[tuple[date, str, str, bool]] = set()
+    for day in sorted(AFTER_THE_EXTENSION):
+        counts = scheduler.run_once(at_nine(day))
+        items = reminder_items(services)
+        new = sent_on(items, known, day)
+        assert counts == {"reminders": len(new)}
+        sent |= new
+        known = {item.key for item in items}
+    assert sent == {(day, PACA, step, step in ESCALATED) for day, step in PACA_CALENDAR.items()}
 
 
 def test_two_instances_at_the_same_moment_queue_each_reminder_once(tmp_path: Path, db_url: str) -> None:
