@@ -136,7 +136,8 @@ def send_reminders(session: Session, settings: Settings, drafts: list[ReminderDr
         dossier = get_or_create_dossier(session, draft.campaign, draft.region)
         record_event(session, dossier, "reminder", {
             "campaign": draft.campaign, "step": draft.step, "key": draft.key, "outbox": item.id,
-            "to": list(draft.to), "cc": list(draft.cc), "at": draft.at.isoformat() if draft.at else None})
+            "to": list(draft.to), "cc": list(draft.cc), "at": draft.at.isoformat() if draft.at else None},
+            at=draft.at)
         items.append(item)
     return items
 

@@ -98,7 +98,7 @@ def extend(services: Services, campaign: Campaign, code: str, until: date, actor
         return Answer(False, f"Impossible : {esc(refusal)}.")
     settings = services.settings
     with services.sessions.begin() as session:
-        set_extension(session, campaign.id, code, until, actor=actor)
+        set_extension(session, campaign.id, code, until, actor=actor, at=now)
         state = state_of(session, settings, campaign, code, now)
     return Answer(True, f"📅 <b>{esc(state.name)}</b> : date limite prolongée au {fr_day(until)}.")
 

@@ -36,6 +36,7 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--campaign", help="identifiant de campagne (défaut : la campagne en cours)")
     p.add_argument("--undo", action="store_true", help="lever l'exemption")
     p.add_argument("--by", default="cli", help="qui accorde (historique du dossier)")
+    p.add_argument("--now", type=parse_when, help="moment inscrit dans l'historique (défaut : maintenant)")
     p.set_defaults(handler=cmd_exempt)
 
     p = sub.add_parser("extend", help="prolonger la date limite d'une région (ou annuler la prolongation)")
@@ -45,6 +46,7 @@ def register(sub: Subparsers) -> None:
     when.add_argument("--undo", action="store_true", help="annuler la prolongation : la date de la campagne")
     p.add_argument("--campaign", help="identifiant de campagne (défaut : la campagne en cours)")
     p.add_argument("--by", default="cli", help="qui accorde (historique du dossier)")
+    p.add_argument("--now", type=parse_when, help="moment de la décision (défaut : maintenant)")
     p.set_defaults(handler=cmd_extend)
 
     p = sub.add_parser("template", help="écrire le modèle de tableau de bord (annexe 2) d'une région")
@@ -78,20 +80,20 @@ def cmd_exempt(args: argparse.Namespace, settings: Settings, environ: Mapping[st
     region = region_named(args.region, campaign)
     services = open_services(args, settings, environ)
     with services.sessions.begin() as session:
-        set_exempt(session, campaign.id, region, not args.undo, actor=args.by)
+        set_exempt(session, campaign.id, region, not args.undo, actor=args.by, at=args.now)
     verb = "n'est plus exemptée" if args.undo else "est exemptée"
     print(f"{catalogue.region_name(region, campaign.geography)} {verb} pour la campagne {campaign.id}")
     return 0
 
 
 def cmd_extend(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
-    campaign = campaign_named(settings, args.campaign)
+    campaign = campaign_named(settings, args.campaign, args.now)
     region = region_named(args.region, campaign)
     if args.until is not None and (refusal := extension_refusal(campaign, args.until)):
         raise UsageError(refusal)
     services = open_services(args, settings, environ)
     with services.sessions.begin() as session:
-        set_extension(session, campaign.id, region, args.until, actor=args.by)
+        set_extension(session, campaign.id, region, args.until, actor=args.by, at=args.now)
     name = catalogue.region_name(region, campaign.geography)
     change = "ramenée à celle de la campagne" if args.until is None else f"prolongée au {fr_day(args.until)}"
     print(f"{name} : date limite {change}")

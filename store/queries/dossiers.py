@@ -160,10 +160,12 @@ def dossiers_by_region(session: Session, campaign_id: str) -> dict[str, Dossier]
 
 
 def record_event(
-    session: Session, dossier: Dossier, kind: str, detail: Mapping[str, Any], actor: str = "system"
+    session: Session, dossier: Dossier, kind: str, detail: Mapping[str, Any], actor: str = "system",
+    at: datetime | None = None,
 ) -> DossierEvent:
-    """Append an entry to the dossier's history."""
-    event = DossierEvent(dossier_id=dossier.id, at=utcnow(), actor=actor, kind=kind, detail=dict(detail))
+    """Append an entry to the dossier's history, stamped ``at`` (default: now; a replay passes its
+    ``--now``, a mail-borne event its reception time)."""
+    event = DossierEvent(dossier_id=dossier.id, at=at or utcnow(), actor=actor, kind=kind, detail=dict(detail))
     session.add(event)
     session.flush()
     return event
@@ -242,19 +244,21 @@ def latest_extension(session: Session, campaign_id: str) -> date | None:
 
 
 def set_extension(session: Session, campaign_id: str, region_code: str, until: date | None,
-                  actor: str) -> Dossier:
-    """An admin extends a region's deadline (``None``: back to the campaign's); recorded with who."""
+                  actor: str, at: datetime | None = None) -> Dossier:
+    """An admin extends a region's deadline (``None``: back to the campaign's); recorded with who
+    and when (``at``, default now)."""
     dossier = get_or_create_dossier(session, campaign_id, region_code)
     dossier.deadline_override = until
     record_event(session, dossier, "extension",
-                 {"campaign": campaign_id, "until": until.isoformat() if until else None}, actor=actor[:255])
+                 {"campaign": campaign_id, "until": until.isoformat() if until else None}, actor=actor[:255], at=at)
     return dossier
 
 
-def set_exempt(session: Session, campaign_id: str, region_code: str, exempt: bool, actor: str) -> Dossier:
-    """An admin exempts a region from a campaign, or lifts the exemption; recorded with who."""
+def set_exempt(session: Session, campaign_id: str, region_code: str, exempt: bool, actor: str,
+               at: datetime | None = None) -> Dossier:
+    """An admin exempts a region from a campaign, or lifts the exemption; recorded with who and when."""
     dossier = get_or_create_dossier(session, campaign_id, region_code)
     dossier.exempt = exempt
     record_event(session, dossier, "exempt" if exempt else "exempt_lifted", {"campaign": campaign_id},
-                 actor=actor[:255])
+                 actor=actor[:255], at=at)
     return dossier

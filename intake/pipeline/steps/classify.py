@@ -109,4 +109,4 @@ def _record_bounce(journey: Journey, services: Services, reason: str) -> None:
             if dossier is not None:
                 record_event(session, dossier, "bounce", {
                     "addresses": addresses, "status": bounce.status, "diagnostic": bounce.diagnostic,
-                    "outbox": item.id, "permanent": bounce.permanent})
+                    "outbox": item.id, "permanent": bounce.permanent}, at=journey.inbound.received_at)
