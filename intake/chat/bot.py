@@ -9,14 +9,18 @@
 - Database work runs in a worker thread (``asyncio.to_thread``), like the rest of ``serve``;
   texts come from :mod:`intake.telegram_views`, changes from :mod:`intake.telegram_actions`.
 - Events are pushed to ``notify_chats`` through :class:`notifier.telegram_push.Pusher`:
-  :meth:`push_result` and :meth:`push_outbox_failure` may be called from any thread.
+  :meth:`push_result` and :meth:`push_outbox_failure` may be called from any thread; what happens
+  while the bot is still connecting is kept (the latest ``EARLY_EVENTS_KEPT``) and pushed, in
+  order, once it is connected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -63,6 +67,7 @@ from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
 from parsers.text import parse_day
 
+EARLY_EVENTS_KEPT = 200
 REFUSAL = "Accès réservé aux administrateurs du service."
 NOT_HERE = "Pour consulter les dossiers, écrivez-moi en conversation privée."
 OOPS = "Une erreur est survenue ; elle a été journalisée. Réessayez dans un instant."
@@ -98,6 +103,9 @@ class TelegramBot:
         self.app = build_application(config)
         self.ready = asyncio.Event()
         self.pusher: Pusher | None = None
+        # Events that happen while the bot is still connecting, pushed once it is connected.
+        self._early: deque[tuple[str, tuple[Any, ...]]] = deque(maxlen=EARLY_EVENTS_KEPT)
+        self._early_lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
         self._register()
 
@@ -125,8 +133,13 @@ class TelegramBot:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 300.0)
                 continue
-            self.pusher = Pusher(self.services.settings, self.config.notify_chats, self._send_push,
-                                 asyncio.get_running_loop(), self.log)
+            pusher = Pusher(self.services.settings, self.config.notify_chats, self._send_push,
+                            asyncio.get_running_loop(), self.log)
+            with self._early_lock:  # what happened while connecting, in order, then live events
+                early, self._early = list(self._early), deque(maxlen=EARLY_EVENTS_KEPT)
+                self.pusher = pusher
+            for kind, args in early:
+                getattr(pusher, kind)(*args)
             self.ready.set()
             self.log.info("telegram bot @%s polling; admins=%s notify_chats=%s", self.app.bot.username,
                           ",".join(map(str, self.config.admins)) or "none",
@@ -161,14 +174,19 @@ class TelegramBot:
         return await self.app.bot.send_message(chat, text, parse_mode=ParseMode.HTML)
 
     def push_result(self, result: Result) -> None:
-        pusher = self.pusher
-        if pusher is not None:
-            pusher.push_result(result)
+        self._push("push_result", (result,))
 
     def push_outbox_failure(self, subject: str, text: str) -> None:
-        pusher = self.pusher
-        if pusher is not None:
-            pusher.push_outbox_failure(subject, text)
+        self._push("push_outbox_failure", (subject, text))
+
+    def _push(self, kind: str, args: tuple[Any, ...]) -> None:
+        """Push now when connected; otherwise keep it (the latest EARLY_EVENTS_KEPT) until connected."""
+        with self._early_lock:
+            pusher = self.pusher
+            if pusher is None:
+                self._early.append((kind, args))
+                return
+        getattr(pusher, kind)(*args)
 
     # ------------------------------------------------------------------ handlers
 
