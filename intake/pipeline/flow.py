@@ -141,6 +141,7 @@ def _finish(journey: Journey) -> Result:
         dossier=journey.dossier.status if journey.dossier else None,
         reply=journey.reply,
         reason=journey.reason,
+        channel=inbound.channel,
     )
     inbound.verdict = result.as_dict()
     return result

@@ -84,6 +84,7 @@ class Result:
     dossier: str | None
     reply: ReplyDraft | None
     reason: str = ""
+    channel: str = ""  # how the message came in (smtp, imap, cli, web), for the metrics
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -23,7 +24,7 @@ from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
 from parsers.text import one_line
 
-ResultHook = Callable[[Result], None]
+ResultHook = Callable[[Result, float], None]  # a result, and the seconds its processing took
 
 
 class WorkerStopped(RuntimeError):
@@ -76,6 +77,7 @@ class Worker:
             inbound_id, future = item
             if not future.set_running_or_notify_cancel():
                 continue
+            started = time.perf_counter()
             try:
                 result = flow.process(self.services, inbound_id)
             except Exception as exc:  # the store is unreachable: the message stays stored
@@ -89,6 +91,6 @@ class Worker:
             future.set_result(result)
             if self.on_result is not None:
                 try:
-                    self.on_result(result)
+                    self.on_result(result, time.perf_counter() - started)
                 except Exception:
                     self.services.log.exception("worker: on_result failed for message #%d", inbound_id)

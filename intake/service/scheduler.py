@@ -70,11 +70,13 @@ class Scheduler:
         clock: Callable[[], datetime] = utcnow,
         interval: float = 60.0,
         jobs: Mapping[str, Job] | None = None,
+        ran: Callable[[str], None] | None = None,
     ) -> None:
         self.services = services
         self.clock = clock
         self.interval = interval
         self.jobs = dict(DEFAULT_JOBS if jobs is None else jobs)
+        self.ran = ran  # told of each job this instance ran (the metrics)
         self._no_contacts: dict[str, tuple[str, ...]] = {}
 
     def run_once(self, now: datetime) -> dict[str, int]:
@@ -88,6 +90,8 @@ class Scheduler:
                 with advisory_lock(engine, f"scheduler:{name}") as won:
                     # Lost: another instance runs this job right now, and its pass suffices.
                     counts[name] = job(self, now) if won else 0
+                if won and self.ran is not None:
+                    self.ran(name)
             except Exception:
                 errors += 1
                 self.services.log.exception("scheduler job %s failed at %s", name, now.isoformat())

@@ -38,7 +38,8 @@ from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
 from intake.pipeline.worker import Worker
 from intake.service.health import Health, write_report
-from store.queries.outbox import backlog_counts
+from intake.service.metrics import Metrics
+from store.queries.outbox import backlog_counts, outbox_status_counts
 
 HEALTH_EVERY = 5.0
 STATUS_LINE_EVERY = 60.0
@@ -71,12 +72,15 @@ class Service:
         self.worker = Worker(self.services, on_result=self._processed)
         self.watcher: Any = None  # intake.channels.imap.ImapWatcher when [imap] is configured
         self.bot: Any = None  # intake.chat.bot.TelegramBot when [telegram] is configured
+        self.metrics = Metrics(outbox=self._outbox_counts,
+                               imap=lambda: self.watcher.health() if self.watcher is not None else None)
 
     # ------------------------------------------------------------------ channels
 
-    def _processed(self, result: Result) -> None:
-        """Every message the worker finished: wake the sender, tell the admins' chats."""
+    def _processed(self, result: Result, seconds: float) -> None:
+        """Every message the worker finished: wake the sender, count it, tell the admins' chats."""
         self.outbox_wake.set()
+        self.metrics.observe(result, seconds)
         self.health.processed = self.worker.processed
         self.health.last_error = self.worker.last_error or self.health.last_error
         if self.bot is not None:
@@ -151,7 +155,7 @@ class Service:
     def _start_scheduler(self) -> None:
         from intake.service.scheduler import Scheduler
 
-        scheduler = Scheduler(self.services)  # reminders and digests, decided from the database
+        scheduler = Scheduler(self.services, ran=self.metrics.scheduler_ran)  # reminders and digests
         self.health.channels["scheduler"] = {"up": True}
         self._start_thread("scheduler", lambda: scheduler.run(self.thread_stop, self.outbox_wake))
 
@@ -172,6 +176,10 @@ class Service:
         return alert_and_push
 
     # ------------------------------------------------------------------ health
+
+    def _outbox_counts(self) -> dict[str, int]:
+        with self.services.sessions() as session:
+            return outbox_status_counts(session)
 
     def backlog(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.models import SUBJECT_MAX, InboundMessage, OutboxItem
+from store.models import OUTBOX_STATUSES, SUBJECT_MAX, InboundMessage, OutboxItem
 from store.queries.messages import clean_text
 
 
@@ -102,6 +102,12 @@ def backlog_counts(session: Session) -> dict[str, int]:
         "outbox_failed": int(outbox.get("failed", 0)),
         "outbox_held": int(outbox.get("held", 0)),
     }
+
+
+def outbox_status_counts(session: Session) -> dict[str, int]:
+    """How many outgoing mails are in each state (every state, zeros included)."""
+    counts = dict(session.execute(select(OutboxItem.status, func.count()).group_by(OutboxItem.status)).all())
+    return {status: int(counts.get(status, 0)) for status in OUTBOX_STATUSES}
 
 
 def hold_stale_outbox(session: Session, queued_before: datetime) -> list[OutboxItem]:
