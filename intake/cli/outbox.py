@@ -19,6 +19,7 @@ from email.message import EmailMessage
 
 from intake.cli.common import Subparsers, UsageError, open_services
 from intake.cli.output import Printer
+from intake.config.clock import utcnow
 from intake.config.settings import Settings
 from notifier.rendering import OUTBOX_STATUS_WORDS, fr_moment
 from store.models import OUTBOX_STATUSES
@@ -97,7 +98,7 @@ def cmd_decide(args: argparse.Namespace, settings: Settings, environ: Mapping[st
         ids = list(args.ids) or ([i.id for i in outbox_items(session, ["held"], limit=100_000)] if args.held else [])
         if not ids:
             raise UsageError("indiquez des numéros de courriels ou --held")
-        changed = decide_held(session, ids, send=args.send)
+        changed = decide_held(session, ids, send=args.send, now=utcnow())
     left = sorted(set(ids) - set(changed))
     verb = "remis en file d'envoi" if args.send else "abandonnés"
     print(f"{len(changed)} courriel(s) {verb}" + (f" ; non mis de côté, inchangés : {left}" if left else ""))

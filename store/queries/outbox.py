@@ -111,10 +111,11 @@ def outbox_status_counts(session: Session) -> dict[str, int]:
 
 
 def hold_stale_outbox(session: Session, queued_before: datetime) -> list[OutboxItem]:
-    """Mail queued before ``queued_before`` and never tried is held for an operator's decision."""
+    """Mail queued before ``queued_before`` and never tried is held for an operator's decision (mail
+    an operator released has a next attempt set, and is not held again)."""
     stale = list(session.scalars(select(OutboxItem).where(
-        OutboxItem.status == "queued", OutboxItem.attempts == 0, OutboxItem.created_at < queued_before)
-        .order_by(OutboxItem.id)))
+        OutboxItem.status == "queued", OutboxItem.attempts == 0, OutboxItem.next_attempt_at.is_(None),
+        OutboxItem.created_at < queued_before).order_by(OutboxItem.id)))
     for item in stale:
         item.status = "held"
     return stale
@@ -131,13 +132,14 @@ def outbox_items(session: Session, statuses: Sequence[str] | None = None, limit:
     return list(session.scalars(query))
 
 
-def decide_held(session: Session, ids: Sequence[int], *, send: bool) -> list[int]:
-    """An operator's decision on held mail: queued again (``send``) or dropped; returns the ids changed."""
+def decide_held(session: Session, ids: Sequence[int], *, send: bool, now: datetime) -> list[int]:
+    """An operator's decision on held mail: queued again, due at ``now`` (``send``), or dropped;
+    returns the ids changed."""
     items = list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(list(ids)),
                                                           OutboxItem.status == "held")))
     for item in items:
         item.status = "queued" if send else "dropped"
-        item.next_attempt_at = None
+        item.next_attempt_at = now if send else None
     return [item.id for item in items]
 
 

@@ -31,9 +31,11 @@ def reply(journey: Journey, services: Services) -> None:
         services.log.warning("reply to %s withheld: more than %d automatic replies within the hour",
                              draft.to[0], cap)
         return
+    if queue_reply(journey.session, settings=services.settings, inbound=journey.inbound, mail=journey.mail,
+                   draft=draft) is None:  # processed again on request: its reply already went out
+        journey.reason = (journey.reason + "; " if journey.reason else "") + "réponse déjà envoyée"
+        return
     journey.reply = draft
-    queue_reply(journey.session, settings=services.settings, inbound=journey.inbound, mail=journey.mail,
-                draft=draft)
 
 
 def reply_facts(journey: Journey) -> ReplyFacts:
