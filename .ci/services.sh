@@ -4,6 +4,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 need=()
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies docs/deploy's unit
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null 2>&1 || true
   apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || echo "warning: could not install ${need[*]}" >&2
