@@ -16,7 +16,7 @@ lint: $(STAMP)  ## ruff, and the import rule of docs/architecture.md (import-lin
 	$(BIN)/ruff check intake parsers store notifier templates tests bench
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP)
+typecheck: $(STAMP)  ## mypy --strict on the code, the tests and the benchmarks ([tool.mypy] in pyproject.toml)
 	$(BIN)/mypy
 
 check: lint typecheck test

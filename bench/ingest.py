@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import logging
-import pstats
 import statistics
 import tempfile
 import time
@@ -98,11 +97,13 @@ def in_pipeline(filename: str) -> bool:
 
 def step_split(profile: cProfile.Profile) -> dict[str, float]:
     """Cumulative seconds per pipeline step (by function name) in a profiled run."""
-    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
     split: dict[str, float] = {}
-    for (filename, _line, function), (_cc, _nc, _tt, cumulative, _callers) in stats.items():
-        if function in STEPS and in_pipeline(filename):
-            split[function] = split.get(function, 0.0) + cumulative
+    for entry in profile.getstats():  # what pstats reads: totaltime is the cumulative time, in seconds
+        code = entry.code
+        if isinstance(code, str):  # a built-in function
+            continue
+        if code.co_name in STEPS and in_pipeline(code.co_filename):
+            split[code.co_name] = split.get(code.co_name, 0.0) + entry.totaltime
     return split
 
 

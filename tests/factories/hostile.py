@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -17,6 +18,7 @@ from tests.factories.workbooks import good_workbook
 
 SENDER = "sgar@bretagne.pref.gouv.fr"
 MAILBOX = "conventions@ville.gouv.fr"
+SUBJECT = "Bilan 2013 – Bretagne"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _MB = 1024 * 1024
 
@@ -159,12 +161,12 @@ def tnef(files: list[tuple[str, bytes]]) -> bytes:
 
 
 def message(
-    attachments: list[tuple[str, bytes, str]] = (),  # type: ignore[assignment]
+    attachments: Sequence[tuple[str, bytes, str]] = (),
     *,
     sender: str = SENDER,
-    subject: str = "Bilan 2013 – Bretagne",
+    subject: str = SUBJECT,
     body: str = "Bonjour,\n\nVeuillez trouver ci-joint notre bilan.\n\nCordialement,",
-    headers: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    headers: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     msg = EmailMessage()
     for name, value in headers:
@@ -181,8 +183,9 @@ def message(
     return msg.as_bytes()
 
 
-def with_workbook(data: bytes, filename: str = "bilan.xlsx", **kwargs: object) -> bytes:
-    return message([(filename, data, XLSX_TYPE)], **kwargs)  # type: ignore[arg-type]
+def with_workbook(data: bytes, filename: str = "bilan.xlsx", *, subject: str = SUBJECT,
+                  headers: Sequence[tuple[str, str]] = ()) -> bytes:
+    return message([(filename, data, XLSX_TYPE)], subject=subject, headers=headers)
 
 
 def huge_message(mb: int = 30) -> bytes:

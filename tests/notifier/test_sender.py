@@ -394,7 +394,8 @@ def test_a_sender_that_lost_its_claim_never_completes_the_message(
     assert relay.received() == []  # DATA was never ended by a dot: nothing was accepted
 
 
-def test_run_wakes_on_wake_and_stops_on_stop(sessions: sessionmaker[Session], relay: Relay) -> None:
+def test_run_wakes_on_wake_and_stops_on_stop(sessions: sessionmaker[Session], relay: Relay,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     settings = make_settings(relay)
     sender = make_sender(sessions, settings)
     idle = threading.Event()
@@ -406,7 +407,7 @@ def test_run_wakes_on_wake_and_stops_on_stop(sessions: sessionmaker[Session], re
             idle.set()  # nothing waits: the loop now sleeps for MAX_IDLE_SECONDS unless woken
         return result
 
-    sender.next_wakeup = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(sender, "next_wakeup", spy)
     stop, wake = threading.Event(), threading.Event()
     thread = threading.Thread(target=sender.run, args=(stop, wake), daemon=True)
     thread.start()
@@ -438,7 +439,7 @@ def test_run_survives_an_unexpected_error(
             raise RuntimeError("base de données indisponible")
         return original(limit, stop=stop)
 
-    sender.send_due = flaky  # type: ignore[method-assign]
+    monkeypatch.setattr(sender, "send_due", flaky)
     enqueue(sqlite_sessions, settings)
     stop, wake = threading.Event(), threading.Event()
     thread = threading.Thread(target=sender.run, args=(stop, wake), daemon=True)

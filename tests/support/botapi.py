@@ -150,7 +150,8 @@ class BotApiServer:
             msg = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
             for part in msg.iter_parts():
                 name = part.get_param("name", header="content-disposition")
-                payload = part.get_payload(decode=True) or b""
+                decoded = part.get_payload(decode=True)
+                payload = decoded if isinstance(decoded, bytes) else b""
                 filename = part.get_filename()
                 if filename is not None:
                     files[str(name)] = (filename, payload)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -35,6 +36,18 @@ def write_service_config(folder: Path, mailbox: Dovecot, relay: Relay, *, idle_s
         regions=[{"code": "53", "senders": ["@bretagne.pref.gouv.fr"], "contacts": ["sgar@bretagne.pref.gouv.fr"]},
                  {"code": "82", "senders": ["@rhone-alpes.pref.gouv.fr"]}],
     )
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, *procs: ServiceProcess,
+               every: float = 0.1) -> None:
+    """Poll ``predicate`` every ``every`` seconds until it holds; after ``timeout`` seconds an
+    AssertionError naming ``what``, with the end of the logs of ``procs``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError(f"{what} not reached in {timeout} s\n" + "\n".join(p.logs() for p in procs))
 
 
 class ServiceProcess:

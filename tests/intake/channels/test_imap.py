@@ -398,6 +398,6 @@ def test_mail_announced_before_the_idle_continuation_is_not_missed() -> None:
     from intake.channels.imap import _announced_before_idle
 
     client = SimpleNamespace(_imap=SimpleNamespace(untagged_responses={"EXISTS": [b"3"], "FLAGS": [b"()"]}))
-    assert _announced_before_idle(client) is True  # type: ignore[arg-type]
+    assert _announced_before_idle(client) is True  # IMAPClient is untyped: any stand-in will do
     assert client._imap.untagged_responses == {"FLAGS": [b"()"]}  # consumed: no spinning on stale news
-    assert _announced_before_idle(client) is False  # type: ignore[arg-type]
+    assert _announced_before_idle(client) is False

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from intake.chat.push import outbox_failure_text, result_text
 from intake.chat.views import MAX_CHARS, cut, esc, fit, resolve_region
 from intake.config.clock import PARIS
+from intake.config.loader import load_settings
 from intake.pipeline import flow
 from intake.pipeline.journey import Delivery, Result
 from intake.pipeline.services import Services
@@ -362,19 +363,16 @@ def test_outbox_failure_pushed(running: Running) -> None:
 def test_push_texts_escape_and_count() -> None:
     from parsers.model import Issue
 
-    class S:
-        def campaign(self, cid: str) -> object:
-            raise KeyError(cid)
-
+    settings = load_settings(None)
     issues = (Issue("error", "x", "m"), Issue("error", "y", "n"), Issue("warning", "z", "o"))
     rejected = Result(1, None, "rejected", "53", None, issues, "rejected", None)
-    assert result_text(S(), rejected).startswith("❌ <b>Bretagne</b> : envoi refusé, 2 erreurs")  # type: ignore[arg-type]
+    assert (result_text(settings, rejected) or "").startswith("❌ <b>Bretagne</b> : envoi refusé, 2 erreurs")
     quarantined = Result(2, None, "quarantined", None, None, (), None, None, reason="from <evil@x> & co")
-    text = result_text(S(), quarantined)  # type: ignore[arg-type]
+    text = result_text(settings, quarantined)
     assert text is not None and "&lt;evil@x&gt; &amp; co" in text and html_error(text) is None
     failed = Result(3, None, "failed", None, None, (), None, None, reason="KeyError: '<x>'")
-    assert "Échec du traitement du message n° 3" in (result_text(S(), failed) or "")  # type: ignore[arg-type]
-    assert result_text(S(), Result(4, None, "duplicate", "53", None, (), None, None)) is None  # type: ignore[arg-type]
+    assert "Échec du traitement du message n° 3" in (result_text(settings, failed) or "")
+    assert result_text(settings, Result(4, None, "duplicate", "53", None, (), None, None)) is None
     bounce = outbox_failure_text("Courriel non remis : Bilan <2013>", "\n550 <x@y> unknown & gone\n")
     assert html_error(bounce) is None and "&lt;x@y&gt; unknown &amp; gone" in bounce
 
@@ -404,7 +402,10 @@ def test_deadline_line_days_left_today_and_late() -> None:
     from intake.config.settings import Campaign
 
     campaign = Campaign("c", 2013, date(2014, 3, 26), date(2014, 5, 15))
-    at = lambda day: datetime(2014, 5, day, 12, tzinfo=PARIS)  # noqa: E731
+
+    def at(day: int) -> datetime:
+        return datetime(2014, 5, day, 12, tzinfo=PARIS)
+
     assert deadline_line(campaign, at(12)) == "Date limite : 15/05/2014 (dans 3 jours)"
     assert deadline_line(campaign, at(14)) == "Date limite : 15/05/2014 (dans 1 jour)"
     assert deadline_line(campaign, at(15)) == "Date limite : 15/05/2014 (aujourd'hui)"

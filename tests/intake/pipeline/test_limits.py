@@ -16,7 +16,7 @@ from intake.cli.main import main
 from intake.config.loader import load_settings
 from intake.pipeline import flow
 from intake.pipeline.failures import alert_failed
-from intake.pipeline.journey import Journey
+from intake.pipeline.journey import Journey, Result
 from intake.pipeline.services import Services, build_services
 from intake.service.logs import make_logger
 from parsers.documents.reader import extract_text
@@ -43,8 +43,8 @@ def services_with(tmp_path: Path, *, limits: Table | None = None, security: Tabl
     return build_services(load_settings(path), db, make_logger()), path
 
 
-def codes(result: object) -> dict[str, str]:
-    return {i.code: i.severity for i in result.issues}  # type: ignore[attr-defined]
+def codes(result: Result) -> dict[str, str]:
+    return {i.code: i.severity for i in result.issues}
 
 
 def test_message_over_max_message_bytes_is_stored_not_parsed_and_rejected(tmp_path: Path) -> None:

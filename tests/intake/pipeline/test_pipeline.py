@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from store.models import InboundMessage, Submission
 from tests.factories.documents import docx_bytes, narrative_blocks, narrative_text, odt_bytes, pdf_bytes
-from tests.factories.emails import bounce, build_email, forward, out_of_office_reply
+from tests.factories.emails import DEFAULT_SUBJECT, Style, bounce, build_email, forward, out_of_office_reply
 from tests.factories.workbooks import GOOD_VALUES, good_workbook, hand_made_layout
 from tests.support.pipeline import IN_TIME, LATE, codes, count, ingest, outbox, parsed, submissions
 from tests.support.settings import make_services
@@ -27,14 +28,14 @@ def services(tmp_path: Path, db_url: str) -> Services:
     return make_services(tmp_path, db_url)
 
 
-def full_return(style: str = "outlook", **kwargs: object) -> bytes:
+def full_return(style: Style = "outlook", subject: str = DEFAULT_SUBJECT) -> bytes:
     attachments = [("Bilan 2013 - Bretagne.xlsx", good_workbook(), XLSX),
                    ("Analyse qualitative.docx", docx_bytes(narrative_blocks()), DOCX)]
-    return build_email(attachments=attachments, style=style, **kwargs)  # type: ignore[arg-type]
+    return build_email(attachments=attachments, style=style, subject=subject)
 
 
 @pytest.mark.parametrize("style", ["outlook", "thunderbird", "webmail"])
-def test_complete_return_is_accepted_and_acknowledged(services: Services, style: str) -> None:
+def test_complete_return_is_accepted_and_acknowledged(services: Services, style: Style) -> None:
     raw = full_return(style)
     result = ingest(services, raw)
     assert result.outcome == "accepted", result.issues
@@ -142,8 +143,8 @@ def test_new_message_with_an_identical_file_is_answered_without_a_new_version(se
     lambda: build_email(extra_headers=[("Precedence", "bulk")]),
     lambda: build_email(extra_headers=[("List-Id", "<annonces.ville.gouv.fr>")]),
 ])
-def test_automated_mail_is_stored_and_never_answered(services: Services, make: object) -> None:
-    result = ingest(services, make())  # type: ignore[operator]
+def test_automated_mail_is_stored_and_never_answered(services: Services, make: Callable[[], bytes]) -> None:
+    result = ingest(services, make())
     assert result.outcome == "ignored"
     assert result.reply is None and outbox(services) == []
     assert count(services, InboundMessage) == 1
@@ -187,8 +188,8 @@ def test_narrative_in_the_body_counts(services: Services) -> None:
     ("analyse.odt", lambda: odt_bytes(narrative_blocks()), "application/vnd.oasis.opendocument.text"),
     ("analyse.pdf", lambda: pdf_bytes(narrative_blocks()), "application/pdf"),
 ])
-def test_narrative_attachment_formats(services: Services, name: str, make: object, ctype: str) -> None:
-    result = ingest(services, build_email(attachments=[(name, make(), ctype)]))  # type: ignore[operator]
+def test_narrative_attachment_formats(services: Services, name: str, make: Callable[[], bytes], ctype: str) -> None:
+    result = ingest(services, build_email(attachments=[(name, make(), ctype)]))
     assert result.outcome == "accepted"
     assert result.dossier == "incomplete"  # the workbook is still missing
     [narrative] = submissions(services)

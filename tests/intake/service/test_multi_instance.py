@@ -20,7 +20,7 @@ from tests.factories.emails import XLSX, build_email, out_of_office_reply
 from tests.factories.workbooks import good_workbook
 from tests.support.dovecot import Dovecot
 from tests.support.relay import Relay
-from tests.support.service import ServiceProcess, write_service_config
+from tests.support.service import ServiceProcess, wait_until, write_service_config
 
 pytestmark = pytest.mark.postgres
 
@@ -73,15 +73,6 @@ def replies(relay: Relay) -> Counter[str]:
     return counts
 
 
-def wait_until(predicate: object, timeout: float, what: str, *procs: ServiceProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not reached in {timeout} s\n" + "\n".join(p.logs() for p in procs))
-
-
 def test_two_instances_one_killed_mid_burst_every_message_processed_and_answered_once(
     instances: tuple[ServiceProcess, ServiceProcess], pg_database: str, dovecot: Dovecot, relay: Relay
 ) -> None:
@@ -91,15 +82,15 @@ def test_two_instances_one_killed_mid_burst_every_message_processed_and_answered
     second.start()
     for raw in messages:
         dovecot.append(raw)
-    wait_until(lambda: len(replies(relay)) >= BURST // 5, 60, "first replies", first, second)
+    wait_until(lambda: len(replies(relay)) >= BURST // 5, 60, "first replies", first, second, every=0.2)
     first.kill()  # SIGKILL: its row locks, advisory locks and connections go with it
     killed_at = len(replies(relay))
-    wait_until(lambda: dovecot.uids("INBOX") == [], 90, "empty inbox", second)
+    wait_until(lambda: dovecot.uids("INBOX") == [], 90, "empty inbox", second, every=0.2)
     # The survivor processed and moved everything; at most the one reply the killed sender had
     # claimed (not yet handed to the relay) waits for that claim to be released.
-    wait_until(lambda: len(set(replies(relay)) & answered) >= len(answered) - 1, 30, "replies", second)
+    wait_until(lambda: len(set(replies(relay)) & answered) >= len(answered) - 1, 30, "replies", second, every=0.2)
     first.start()  # a restart on the same host releases its dead claim at once
-    wait_until(lambda: set(replies(relay)) >= answered, 30, "every reply", first, second)
+    wait_until(lambda: set(replies(relay)) >= answered, 30, "every reply", first, second, every=0.2)
     time.sleep(1.5)  # anything still to come would be a second reply
 
     counts = replies(relay)

@@ -17,7 +17,7 @@ from tests.factories.emails import XLSX, build_email, out_of_office_reply
 from tests.factories.workbooks import good_workbook
 from tests.support.dovecot import Dovecot
 from tests.support.relay import Relay
-from tests.support.service import ServiceProcess, write_service_config
+from tests.support.service import ServiceProcess, wait_until, write_service_config
 
 
 @pytest.fixture
@@ -63,15 +63,6 @@ def replies_by_original(relay: Relay) -> Counter[str]:
         else:
             assert msg["Auto-Submitted"] == "auto-generated" and msg["To"] == "coordination@ville.gouv.fr"
     return counts
-
-
-def wait_until(predicate: object, timeout: float, what: str, proc: ServiceProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout} s\n{proc.logs()}")
 
 
 def test_killed_mid_burst_and_restarted_every_message_answered_exactly_once(

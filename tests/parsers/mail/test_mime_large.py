@@ -9,7 +9,7 @@ import pytest
 
 from parsers.mail.large import LARGE_MESSAGE
 from parsers.mail.mime import _parse_standard, parse_message
-from tests.factories.emails import build_email, forward
+from tests.factories.emails import Style, build_email, forward
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -20,7 +20,7 @@ def payload() -> bytes:
 
 
 @pytest.mark.parametrize("style", ["outlook", "thunderbird", "webmail"])
-def test_large_message_gives_the_same_result_as_the_standard_parser(payload: bytes, style: str) -> None:
+def test_large_message_gives_the_same_result_as_the_standard_parser(payload: bytes, style: Style) -> None:
     raw = build_email(style=style, attachments=[("gros bilan é.xlsx", payload, XLSX),
                                                 ("petit.txt", b"analyse", "text/plain")])
     assert len(raw) > LARGE_MESSAGE

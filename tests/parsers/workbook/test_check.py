@@ -245,7 +245,7 @@ def test_fuzz_corrupted_workbook_never_raises(flips: list[tuple[int, int]]) -> N
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(ALL), st.one_of(
     st.none(), st.integers(-10, 10**6), st.floats(allow_nan=False, allow_infinity=False),
-    st.text(st.characters(min_codepoint=32, exclude_categories=("Cs",)), max_size=30),
+    st.text(st.characters(min_codepoint=32, exclude_categories=["Cs"]), max_size=30),
     st.booleans()), max_size=10))
 def test_fuzz_cell_values_never_raise(vals: dict[str, Any]) -> None:
     result = read_return(build_return(values=vals), "x.xlsx")

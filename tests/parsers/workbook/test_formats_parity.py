@@ -32,7 +32,7 @@ def _grid(xlsx: bytes) -> tuple[list[tuple[str, dict[tuple[int, int], Any], list
 
 
 def to_xls(xlsx: bytes) -> bytes:
-    import xlwt  # type: ignore[import-untyped]
+    import xlwt
 
     (sheets,) = _grid(xlsx)
     book = xlwt.Workbook()

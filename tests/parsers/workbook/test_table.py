@@ -14,7 +14,8 @@ from parsers.workbook.table import find_header, locate_table, match_rows
 
 CATALOGUE = indicators()
 LABEL = {i.id: i.label for i in CATALOGUE}
-HEADER = ["Convention", "Indicateur", "Valeur cible nationale", "Résultat régional 2013", "Observations"]
+HEADER: list[CellScalar] = ["Convention", "Indicateur", "Valeur cible nationale", "Résultat régional 2013",
+                            "Observations"]
 
 
 def sheet(name: str, rows: Sequence[Sequence[CellScalar]], *, first_row: int = 1, hidden: bool = False,
@@ -122,7 +123,7 @@ def test_scores() -> None:
 def test_one_to_one_by_elimination_and_tie_breakers() -> None:
     # an ambiguous label takes the only candidate nobody else claimed
     ids = [i for i in ALL if i != "I27"]
-    rows = [HEADER, *table_rows(ids), ["Justice", "Nombre de protocoles signés", None, 3, "x"]]
+    rows: list[list[CellScalar]] = [HEADER, *table_rows(ids), ["Justice", "Nombre de protocoles signés", None, 3, "x"]]
     table = locate_table(Workbook([sheet("S", rows)], "xlsx"))
     assert table is not None and table.matches["I27"][0].row == len(rows)
     assert table.ambiguous == []
@@ -145,7 +146,7 @@ def test_one_to_one_by_elimination_and_tie_breakers() -> None:
 
 
 def test_duplicates_and_unknown_rows() -> None:
-    rows = [HEADER, *table_rows(ALL), *table_rows(["I25"]), ["", "Total", None, 12, None],
+    rows: list[list[CellScalar]] = [HEADER, *table_rows(ALL), *table_rows(["I25"]), ["", "Total", None, 12, None],
             ["", "TABLEAU DE SUIVI DES CONVENTIONS INTERMINISTERIELLES"], HEADER, ["Emploi"]]
     table = locate_table(Workbook([sheet("S", rows)], "xlsx"))
     assert table is not None
@@ -154,8 +155,8 @@ def test_duplicates_and_unknown_rows() -> None:
 
 
 def test_page_break_repeats_are_skipped() -> None:
-    rows = [["TABLEAU DE SUIVI DES CONVENTIONS INTERMINISTERIELLES"], HEADER, *table_rows(ALL[:9]), [],
-            ["TABLEAU DE SUIVI DES CONVENTIONS INTERMINISTERIELLES"], [], HEADER, *table_rows(ALL[9:])]
+    title: list[CellScalar] = ["TABLEAU DE SUIVI DES CONVENTIONS INTERMINISTERIELLES"]
+    rows = [title, HEADER, *table_rows(ALL[:9]), [], title, [], HEADER, *table_rows(ALL[9:])]
     table = locate_table(Workbook([sheet("S", rows)], "xlsx"))
     assert table is not None and sorted(table.matches) == ALL
     assert table.unknown == [] and table.ambiguous == []
@@ -201,7 +202,8 @@ def test_template_meta_row_map() -> None:
     assert table.matches["I30"][0].result_col == 4
     assert table.region is not None and table.region.code == "53" and table.region_cell == "_meta!B2"
     # a stale map (rows inserted by the user) falls back to the labels
-    stale = sheet("_meta", [*meta_rows[:6], *[[i, n + 3, "D", "E"] for n, i in enumerate(ALL)]], hidden=True)
+    moved: list[list[CellScalar]] = [[i, n + 3, "D", "E"] for n, i in enumerate(ALL)]
+    stale = sheet("_meta", [*meta_rows[:6], *moved], hidden=True)
     table = locate_table(Workbook([main, stale], "xlsx"))
     assert table is not None and table.template_version == "3"
     assert table.matches["I30"][0].row == ALL.index("I30") + 2 and table.matches["I30"][0].result_col is None

@@ -91,8 +91,9 @@ def make_xlsx(
     return bio.getvalue()
 
 
-def one_sheet(rows: str, **kwargs: object) -> bytes:
-    return make_xlsx([("Feuil1", sheet_xml(rows))], **kwargs)  # type: ignore[arg-type]
+def one_sheet(rows: str, *, shared: list[str] | None = None, workbook_pr: str = "",
+              extra: dict[str, bytes] | None = None) -> bytes:
+    return make_xlsx([("Feuil1", sheet_xml(rows))], shared=shared, workbook_pr=workbook_pr, extra=extra)
 
 
 # --------------------------------------------------------------------------- values
@@ -119,7 +120,8 @@ def test_values_of_every_cell_type() -> None:
     assert values["D1"] is True and values["E1"] is False
     assert values["A2"] == "Ligne un\r"
     assert values["B2"] == "Bretagnex"
-    assert sheet.get(2, 2) is not None and sheet.get(2, 2).formula == '=A1&"x"'  # type: ignore[union-attr]
+    formula = sheet.get(2, 2)
+    assert formula is not None and formula.formula == '=A1&"x"'
     err = sheet.get(2, 3)
     assert err is not None and err.value is None and err.error == "#DIV/0!" and not err.formula_without_value
     assert values["D2"] == datetime(2014, 5, 15, 10, 30)
