@@ -63,6 +63,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from intake.config.clock import utcnow
 from intake.config.settings import SmtpConfig
+from intake.config.tls import tls_context
 from notifier.smtp_client import (
     Outcome,
     RelayConnection,
@@ -421,7 +422,7 @@ class OutboxSender:
         return client
 
     def _context(self) -> ssl.SSLContext:
-        return self.ssl_context or ssl.create_default_context()
+        return self.ssl_context or tls_context(self.smtp.ca_file)
 
     def _finish(self, claimed: Claimed, outcome: Outcome) -> None:
         now = self.clock()

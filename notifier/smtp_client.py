@@ -11,6 +11,7 @@ import contextlib
 import re
 import smtplib
 import socket
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -50,6 +51,9 @@ def describe(exc: BaseException) -> str:
         return f"{exc.smtp_code} {smtp_text(exc.smtp_error)}"
     if isinstance(exc, TimeoutError | socket.timeout):
         return f"délai dépassé ({exc or 'timeout'})"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (f"certificat du relais non reconnu ({exc.verify_message or exc}) : vérifiez [smtp] host, ou "
+                "donnez l'autorité qui l'a signé dans [smtp] ca_file")
     return f"{type(exc).__name__} : {exc}"
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from intake.config.clock import utcnow
 from intake.config.settings import ImapConfig
+from intake.config.tls import tls_context
 from intake.pipeline import flow
 from intake.pipeline.failures import alert_failed
 from intake.pipeline.journey import Delivery, Result
@@ -190,11 +191,13 @@ class ImapWatcher:
         if self._client is not None:
             return self._client
         cfg = self.config
-        client = IMAPClient(cfg.host, cfg.port, ssl=cfg.security == "ssl", timeout=cfg.timeout_seconds)
+        context = tls_context(cfg.ca_file)  # the server's certificate is always verified
+        client = IMAPClient(cfg.host, cfg.port, ssl=cfg.security == "ssl", ssl_context=context,
+                            timeout=cfg.timeout_seconds)
         try:
             client.normalise_times = False  # INTERNALDATE as an aware datetime
             if cfg.security == "starttls":
-                client.starttls(ssl.create_default_context())
+                client.starttls(context)
             client.login(cfg.username, cfg.password)
             if not client.folder_exists(cfg.processed_folder):
                 try:

@@ -108,6 +108,8 @@ class SmtpConfig:
     username: str = key("", "login, when the relay asks for one")
     password: str = key("", "password (or password_env: the environment variable holding it)", secret=True)
     sender: str = key("", "envelope and From address (default: the national mailbox)", name="from")
+    ca_file: str = key("", "PEM file of the authority that signed the relay's certificate (empty: the system's); "
+                       "the certificate is always verified")
     timeout_seconds: float = key(30.0, "socket timeout", low=0.1)
     retry_initial_seconds: float = key(60.0, "first retry after a temporary failure; doubles each time", low=0.01)
     retry_max_seconds: float = key(3600.0, "longest wait between two retries", low=0.01)
@@ -126,6 +128,8 @@ class ImapConfig:
     security: str = key("none", "« none », « starttls » or « ssl »", choices=SECURITY_CHOICES)
     username: str = key("", "login")
     password: str = key("", "password (or password_env: the environment variable holding it)", secret=True)
+    ca_file: str = key("", "PEM file of the authority that signed the server's certificate (empty: the "
+                       "system's); the certificate is always verified")
     folder: str = key("INBOX", "folder watched")
     processed_folder: str = key("Traités", "where each message is moved once answered")
     idle_seconds: float = key(60.0, "IDLE is re-issued this often (well before the 29-minute limit)", low=0.1)

@@ -26,6 +26,7 @@ import errno
 import os
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -135,6 +136,10 @@ class Service:
         except LoginError as exc:
             raise StartupError(f"le serveur IMAP {config.host}:{config.port} refuse la connexion de « "
                                f"{config.username} » : vérifiez [imap] username et password ({exc})") from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise StartupError(f"le certificat du serveur IMAP {config.host}:{config.port} n'est pas reconnu "
+                               f"({exc.verify_message or exc}) : vérifiez [imap] host, ou donnez l'autorité qui l'a "
+                               "signé dans [imap] ca_file") from exc
         except Exception as exc:
             self.services.log.warning("imap: %s:%d unreachable at start (%s); the watcher keeps trying",
                                       config.host, config.port, exc)
