@@ -33,7 +33,7 @@ from tests.support.campaign import (
     CAMPAIGN,
     COORDINATORS,
     ESCALATED,
-    LATE_EXTENSION_DAY,
+    EXTENDED_AT,
     NAMES,
     PACA,
     PACA_CALENDAR,
@@ -319,8 +319,9 @@ def test_an_extension_after_the_last_reminder_day_reminds_that_region_only(
 
     assert remind(STEP_DAYS["after-15"]) == [(code, "after-15", True) for code in sorted(NAMES)]  # all late
     # 6 June, the after-22 day: the service is down and sends nothing. Past the window, nothing is due.
-    assert remind(LATE_EXTENSION_DAY) == []
-    code, _, out = run_cli(capsys, *cli, "extend", "PACA", "--until", PACA_UNTIL.isoformat(), "--by", "alice")
+    assert remind(EXTENDED_AT.date() - timedelta(days=1)) == []
+    code, _, out = run_cli(capsys, *cli, "extend", "PACA", "--until", PACA_UNTIL.isoformat(), "--by", "alice",
+                           "--now", EXTENDED_AT.isoformat())
     assert code == 0 and f"prolongée au {PACA_UNTIL:%d/%m/%Y}" in out
     sent = {day: remind(day) for day in sorted(AFTER_THE_EXTENSION)}
     assert sent == {day: [(PACA, PACA_CALENDAR[day], PACA_CALENDAR[day] in ESCALATED)] if day in PACA_CALENDAR

@@ -120,17 +120,18 @@ SPECIAL: dict[str, list[tuple[date, str]]] = {
 }
 
 
-# An extension granted after the campaign's calendar has run out: on 20 June, two weeks after the
-# last reminder day (6 June, deadline + 22), PACA (93) is given until 30 June. From then on only
-# PACA has a calendar again, its own: the steps of the 30 June deadline, by the day each falls due
-# (before-14, due on 16 June, is the latest due on the day of the extension).
-LATE_EXTENSION_DAY = date(2014, 6, 20)
+# An extension granted after the campaign's calendar has run out: on 20 June at 08:00, two weeks
+# after the last reminder day (6 June, deadline + 22), PACA (93) is given until 30 June. From then on
+# only PACA has a calendar again, its own: the steps of the 30 June deadline, by the day each falls
+# due (before-14, due on 16 June, is the latest due on the day of the extension).
+EXTENDED_AT = datetime(2014, 6, 20, 8, 0, tzinfo=PARIS)
 PACA, PACA_UNTIL = "93", date(2014, 6, 30)
 PACA_CALENDAR = {date(2014, 6, 20): "before-14", date(2014, 6, 23): "before-7", date(2014, 6, 29): "before-1",
                  date(2014, 7, 1): "after-1", date(2014, 7, 8): "after-8", date(2014, 7, 15): "after-15",
                  date(2014, 7, 22): "after-22"}
 # The days a test looks at after the extension: PACA's step days, and days between and after them.
 AFTER_THE_EXTENSION = (*PACA_CALENDAR, date(2014, 6, 21), date(2014, 7, 23), date(2014, 8, 1))
+
 
 def expected_calendar() -> set[tuple[date, str, str, bool]]:
     """(day, region, step, coordinators copied) for every reminder of the campaign."""

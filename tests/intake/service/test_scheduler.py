@@ -5,7 +5,7 @@ a loop that survives failing jobs and wakes the outbox sender."""
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -20,7 +20,7 @@ from store.models import DossierEvent, OutboxItem
 from tests.support.campaign import (
     AFTER_THE_EXTENSION,
     ESCALATED,
-    LATE_EXTENSION_DAY,
+    EXTENDED_AT,
     NAMES,
     PACA,
     PACA_CALENDAR,
@@ -91,8 +91,10 @@ def test_an_extension_after_the_last_reminder_day_runs_that_regions_calendar_onl
     services = fresh_services(config, db_url)
     scheduler = Scheduler(services, jobs={"reminders": reminders_job})
     assert scheduler.run_once(at_nine(STEP_DAYS["after-15"])) == {"reminders": len(NAMES)}
-    assert scheduler.run_once(at_nine(LATE_EXTENSION_DAY)) == {"reminders": 0}  # after-22 was missed
-    assert main(["--config", str(config), "--db", db_url, "extend", "PACA", "--until", PACA_UNTIL.isoformat()]) == 0
+    day_before = EXTENDED_AT.date() - timedelta(days=1)
+    assert scheduler.run_once(at_nine(day_before)) == {"reminders": 0}  # after-22 was missed: never sent late
+    assert main(["--config", str(config), "--db", db_url, "extend", "PACA", "--until", PACA_UNTIL.isoformat(),
+                 "--now", EXTENDED_AT.isoformat()]) == 0
     known = {item.key for item in reminder_items(services)}
     sent: set[tuple[date, str, str, bool]] = set()
     for day in sorted(AFTER_THE_EXTENSION):
