@@ -66,9 +66,11 @@ def burst(count: int) -> tuple[list[bytes], set[str]]:
 
 def replies(relay: Relay) -> Counter[str]:
     counts: Counter[str] = Counter()
+    seen: set[str] = set()  # a reply resent with the same Message-ID (delivery in doubt) is one reply
     for received in relay.received():
         msg = email.message_from_bytes(received.data, policy=policy.default)
-        if msg["Auto-Submitted"] == "auto-replied":
+        if msg["Auto-Submitted"] == "auto-replied" and str(msg["Message-ID"]) not in seen:
+            seen.add(str(msg["Message-ID"]))
             counts[str(msg["In-Reply-To"])] += 1
     return counts
 

@@ -53,14 +53,17 @@ def burst(count: int) -> tuple[list[bytes], set[str], set[str]]:
 
 
 def replies_by_original(relay: Relay) -> Counter[str]:
-    """Replies (Auto-Submitted: auto-replied) counted by the message they answer; the scheduler's
-    digests to the coordinators (auto-generated) are not replies."""
+    """Replies (Auto-Submitted: auto-replied) counted by the message they answer, each distinct
+    Message-ID once (mail stores de-duplicate a resend); the scheduler's digests and the admins'
+    alerts to the coordinators (auto-generated) are not replies."""
     counts: Counter[str] = Counter()
+    seen: set[str] = set()  # a reply resent with the same Message-ID (delivery in doubt) is one reply
     for received in relay.received():
         msg = email.message_from_bytes(received.data, policy=policy.default)
-        if msg["Auto-Submitted"] == "auto-replied":
+        if msg["Auto-Submitted"] == "auto-replied" and str(msg["Message-ID"]) not in seen:
+            seen.add(str(msg["Message-ID"]))
             counts[str(msg["In-Reply-To"])] += 1
-        else:
+        elif msg["Auto-Submitted"] != "auto-replied":
             assert msg["Auto-Submitted"] == "auto-generated" and msg["To"] == "coordination@ville.gouv.fr"
     return counts
 
