@@ -31,10 +31,12 @@ from store.queries.dossiers import dossiers_by_region, latest_submission
 from tests.support.campaign import (
     AFTER_THE_EXTENSION,
     CAMPAIGN,
+    CONTACTED,
     COORDINATORS,
     ESCALATED,
     EXTENDED_AT,
     NAMES,
+    NOT_CONTACTED,
     PACA,
     PACA_CALENDAR,
     PACA_UNTIL,
@@ -309,7 +311,7 @@ def test_an_extension_after_the_last_reminder_day_reminds_that_region_only(
     made ``remind`` send escalated after-N reminders to every late region, not only PACA. An extension
     only moves that region's calendar: the others get nothing after their window, not even the
     after-22 reminder the service, down that day, never sent them."""
-    config = write_campaign_config(tmp_path)
+    config = write_campaign_config(tmp_path, without_contacts=NOT_CONTACTED)
     cli = ["--config", str(config), "--db", f"sqlite:///{tmp_path / 'late.sqlite3'}"]
 
     def remind(day: date) -> list[tuple[str, str, bool]]:
@@ -317,7 +319,7 @@ def test_an_extension_after_the_last_reminder_day_reminds_that_region_only(
         assert code == 0
         return sorted((r["region"], r["step"], bool(r["cc"])) for r in sent)
 
-    assert remind(STEP_DAYS["after-15"]) == [(code, "after-15", True) for code in sorted(NAMES)]  # all late
+    assert remind(STEP_DAYS["after-15"]) == [(code, "after-15", True) for code in sorted(CONTACTED)]  # all late
     # 6 June, the after-22 day: the service is down and sends nothing. Past the window, nothing is due.
     assert remind(EXTENDED_AT.date() - timedelta(days=1)) == []
     code, _, out = run_cli(capsys, *cli, "extend", "PACA", "--until", PACA_UNTIL.isoformat(), "--by", "alice",
@@ -329,7 +331,7 @@ def test_an_extension_after_the_last_reminder_day_reminds_that_region_only(
     services = build_services(load_settings(config), cli[-1], make_logger())
     keys = {item.key for item in reminder_items(services)}
     assert {key for key in keys if f":{PACA}:" not in key} == {
-        reminder_key(CAMPAIGN, code, "after-15") for code in NAMES if code != PACA}
+        reminder_key(CAMPAIGN, code, "after-15") for code in CONTACTED if code != PACA}
     assert reminder_key(CAMPAIGN, "11", "after-22") not in keys  # missed on 6 June, never sent late
     assert {key for key in keys if f":{PACA}:" in key} == {reminder_key(CAMPAIGN, PACA, "after-15")} | {
         reminder_key(CAMPAIGN, PACA, step, PACA_UNTIL) for step in PACA_CALENDAR.values()}

@@ -131,6 +131,10 @@ PACA_CALENDAR = {date(2014, 6, 20): "before-14", date(2014, 6, 23): "before-7", 
                  date(2014, 7, 22): "after-22"}
 # The days a test looks at after the extension: PACA's step days, and days between and after them.
 AFTER_THE_EXTENSION = (*PACA_CALENDAR, date(2014, 6, 21), date(2014, 7, 23), date(2014, 8, 1))
+# The late regions someone can be written to in those tests (the others have no contacts: each
+# reminder costs a workbook to build, and five regions show the rule as well as twenty-seven).
+CONTACTED = ("11", "24", "52", "82", PACA)
+NOT_CONTACTED = tuple(code for code in NAMES if code not in CONTACTED)
 
 
 def expected_calendar() -> set[tuple[date, str, str, bool]]:

@@ -19,9 +19,10 @@ from intake.service.scheduler import Scheduler, digests_job, reminders_job
 from store.models import DossierEvent, OutboxItem
 from tests.support.campaign import (
     AFTER_THE_EXTENSION,
+    CONTACTED,
     ESCALATED,
     EXTENDED_AT,
-    NAMES,
+    NOT_CONTACTED,
     PACA,
     PACA_CALENDAR,
     PACA_UNTIL,
@@ -87,10 +88,10 @@ def test_an_extension_after_the_last_reminder_day_runs_that_regions_calendar_onl
         tmp_path: Path, db_url: str) -> None:
     """The regression of tests/notifier/test_reminders.py through the scheduler: once the campaign is
     past its last reminder day, extending PACA brings back PACA's own calendar and no one else's."""
-    config = write_campaign_config(tmp_path)
+    config = write_campaign_config(tmp_path, without_contacts=NOT_CONTACTED)
     services = fresh_services(config, db_url)
     scheduler = Scheduler(services, jobs={"reminders": reminders_job})
-    assert scheduler.run_once(at_nine(STEP_DAYS["after-15"])) == {"reminders": len(NAMES)}
+    assert scheduler.run_once(at_nine(STEP_DAYS["after-15"])) == {"reminders": len(CONTACTED)}
     day_before = EXTENDED_AT.date() - timedelta(days=1)
     assert scheduler.run_once(at_nine(day_before)) == {"reminders": 0}  # after-22 was missed: never sent late
     assert main(["--config", str(config), "--db", db_url, "extend", "PACA", "--until", PACA_UNTIL.isoformat(),
