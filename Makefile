@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck check install clean
 
-run: $(STAMP)  ## start the service on its embedded defaults (SQLite, SMTP receiver on 127.0.0.1:2525)
+run: $(STAMP)  ## start the service on its embedded defaults (SQLite, SMTP receiver on 127.0.0.1:2525, web on 127.0.0.1:8080)
+	@echo "interface web : http://127.0.0.1:8080/ (section [web] ; comptes : conventions-intake users add)"
 	$(BIN)/conventions-intake serve
 
 test: $(STAMP)  ## the whole test suite (what .ci/run runs)
