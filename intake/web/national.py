@@ -83,7 +83,7 @@ def overview(services: Services, campaign: Campaign, sort: str, now: datetime) -
               for k, word in (("complete", "complets"), ("incomplete", "incomplets"), ("rejected", "à corriger"),
                               ("missing", "sans envoi"), ("exempt", "exemptées"))}
     late = sum(1 for s in states if s.late)
-    tiles = [Tile(s.code, s.name, _status_key(s), f"{s.name} : {_status_word(s)}"
+    tiles = [Tile(s.code, s.name, _status_key(s), _status_word(s), f"{s.name} {_status_word(s)}"
                   + (f", {s.days_late} jours de retard" if s.late else ""), f"/region/{s.code}?campagne={campaign.id}")
              for s in states]
     svg = tile_map(tiles, campaign.geography, f"Carte des régions par statut du dossier – campagne {campaign.id}")

@@ -5,6 +5,7 @@ Every text is escaped here (``markupsafe.escape``): the result is inserted in th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,7 +38,7 @@ COLOURS = {
     "missing": ("#eeeeee", "#3a3a3a"),
     "exempt": ("#e8edff", "#0063cb"),
 }
-TILE_W, TILE_H, GAP = 96, 64, 6
+TILE_W, TILE_H, GAP = 100, 72, 6
 
 
 @dataclass(frozen=True)
@@ -45,24 +46,24 @@ class Tile:
     code: str
     name: str
     status: str  # a key of COLOURS
-    label: str  # the accessible name: "Bretagne : complet, ..."
+    word: str  # the status in French, shown on the tile: "complet"
+    label: str  # the accessible name, starting with the visible text: "Bretagne complet, 12 jours de retard"
     href: str
 
 
-def _short(name: str, width: int = 13) -> list[str]:
-    """The name on at most two lines of ``width`` characters."""
-    words, lines, line = name.replace("-", "- ").split(), [], ""
-    for word in words:
-        candidate = f"{line}{'' if line.endswith('-') or not line else ' '}{word}"
-        if len(candidate) > width and line:
+def _lines(name: str, width: int = 13) -> list[str]:
+    """The name cut into lines after a space or a hyphen; joined back, the lines give the name exactly
+    (the visible text of a tile is part of its accessible name)."""
+    pieces = re.findall(r"[^ -]+[ -]?|[ -]", name)
+    lines, line = [], ""
+    for piece in pieces:
+        if line and len(line + piece.rstrip()) > width:
             lines.append(line)
-            line = word
+            line = piece
         else:
-            line = candidate
+            line += piece
     lines.append(line)
-    if len(lines) > 2:
-        lines = [lines[0], (lines[1] + "…")[:width]]
-    return [ln[:width] for ln in lines]
+    return lines
 
 
 def tile_map(tiles: Sequence[Tile], geography: int, title: str) -> Markup:
@@ -79,19 +80,18 @@ def tile_map(tiles: Sequence[Tile], geography: int, title: str) -> Markup:
         col, row = places.get(tile.code) or next(spare)
         x, y = col * (TILE_W + GAP), row * (TILE_H + GAP)
         fill, ink = COLOURS.get(tile.status, COLOURS["missing"])
-        lines = _short(tile.name)
+        lines = _lines(tile.name)
+        top = y + 18 + (3 - len(lines)) * 6
         text = "".join(
-            f'<tspan x="{x + TILE_W / 2:.0f}" dy="{0 if i == 0 else 15}">{escape(line)}</tspan>'
-            for i, line in enumerate(lines))
+            f'<tspan x="{x + TILE_W / 2:.0f}" {"y" if i == 0 else "dy"}="{top if i == 0 else 14}">'
+            f'{escape(line)}</tspan>' for i, line in enumerate(lines))
+        text += (f'<tspan x="{x + TILE_W / 2:.0f}" y="{y + TILE_H - 8}" font-size="10" font-style="italic">'
+                 f' {escape(tile.word)}</tspan>')
         parts.append(
             f'<a href="{escape(tile.href)}" aria-label="{escape(tile.label)}">'
-            f'<title>{escape(tile.label)}</title>'
             f'<rect x="{x}" y="{y}" width="{TILE_W}" height="{TILE_H}" rx="6" fill="{fill}" stroke="{ink}" '
             f'stroke-width="2"/>'
-            f'<text x="{x + TILE_W / 2:.0f}" y="{y + 26 - (7 if len(lines) > 1 else 0)}" text-anchor="middle" '
-            f'font-size="12" fill="{ink}" aria-hidden="true">{text}</text>'
-            f'<text x="{x + TILE_W / 2:.0f}" y="{y + TILE_H - 8}" text-anchor="middle" font-size="11" '
-            f'fill="{ink}" aria-hidden="true">{escape(tile.code)}</text></a>')
+            f'<text text-anchor="middle" font-size="11" fill="{ink}">{text}</text></a>')
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -154,7 +154,7 @@ def test_national_view_extension_and_reminder(services: Services) -> None:
     sign_in(c, COORD)
     page = c.get("/national")
     assert page.status_code == 200
-    assert "<svg" in page.text and 'aria-label="Bretagne : aucun envoi' in page.text
+    assert "<svg" in page.text and 'aria-label="Bretagne aucun envoi' in page.text
     assert page.text.count('<a href="/region/') >= 27
     by_status = c.get("/national?tri=statut")
     assert by_status.status_code == 200 and "tri actuel" in by_status.text
