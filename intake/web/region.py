@@ -4,7 +4,7 @@ national indicators; and the methodology sheet of each indicator."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -143,13 +143,29 @@ def region_context(services: Services, campaign: Campaign, code: str, now: datet
                      "observation": v.observation}
                     for v in national_values(session, campaign.id, region=code)]
         history = [{"at": e.at, "what": EVENT_WORDS.get(e.kind, e.kind), "actor": e.actor,
-                    "detail": ", ".join(f"{k} : {v}" for k, v in e.detail.items() if v not in (None, ""))}
-                   for e in events]
+                    "detail": event_detail(e)} for e in events]
+        for h in history:
+            h["actor"] = "le service" if h["actor"] == "system" else h["actor"]
         workbooks = [v for v in versions if v.kind == "tableau de bord"]
         return {"state": state, "notes": region_notes(state), "versions": list(reversed(versions)),
                 "workbooks": workbooks, "missing": _missing(latest) if not state.exempt else [],
                 "national": national, "history": list(reversed(history)), "campaign": campaign,
                 "campaigns": services.settings.campaigns}
+
+
+def event_detail(event: DossierEvent) -> str:
+    """What else a history entry says, in French."""
+    d = event.detail or {}
+    if event.kind == "extension":
+        until = d.get("until")
+        return f"jusqu'au {date.fromisoformat(until):%d/%m/%Y}" if until else "retour à la date de la campagne"
+    if event.kind in ("return_received", "quarantine_released") and d.get("message"):
+        outcome = OUTCOME_WORDS.get(str(d.get("outcome")), "")
+        return f"message n° {d['message']}" + (f", {outcome}" if outcome else "") + (
+            ", reçu en retard" if d.get("late") else "")
+    if event.kind == "reminder" and d.get("to"):
+        return "à " + ", ".join(str(a) for a in d["to"])
+    return ""
 
 
 def _region_or_404(request: Request, signed: Any, services: Services, campaign: Campaign) -> str:
