@@ -24,6 +24,7 @@ from intake.config.settings import Campaign
 from intake.pipeline.services import Services
 from notifier.accounts import queue_account_mail
 from parsers.reference import catalogue
+from parsers.text import strip_accents
 from parsers.workbook.values import parse_number, parse_pair
 from store.models import ROLES, User
 from store.queries.accounts import (
@@ -287,7 +288,7 @@ def parse_national(campaign: Campaign, filename: str, data: bytes) -> tuple[list
         return [], ["le fichier ne peut pas être lu (classeur .xlsx ou .csv UTF-8 attendu)"]
     if not rows_in:
         return [], ["le fichier est vide"]
-    header = [str(c or "").strip().lower() for c in rows_in[0]]
+    header = [strip_accents(str(c or "")).strip().lower() for c in rows_in[0]]
     needed = ("indicateur", "region", "valeur")
     missing = [n for n in needed if n not in header]
     if missing:

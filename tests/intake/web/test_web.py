@@ -229,3 +229,73 @@ def test_upload_limits(tmp_path: Path, db_url: str) -> None:
     sign_in(c, REGION)
     response = upload(c, "53", [(f"f{i}.xlsx", b"x") for i in range(3)])
     assert response.status_code == 413 and "trop volumineux" in response.text.lower()
+
+
+def test_quarantine_release_from_the_web(services: Services) -> None:
+    from intake.pipeline import flow
+    from intake.pipeline.journey import Delivery
+    from tests.factories.emails import build_email
+
+    raw = build_email(sender="Jean Dupont <jean.dupont@gmail.example.com>", subject="Bilan <b>2013</b>",
+                      attachments=[("bilan.xlsx", good_workbook(), XLSX)])
+    first = flow.ingest(services, Delivery(raw=raw, received_at=utcnow(), channel="cli"))
+    assert first.outcome == "quarantined"
+    c = client(services)
+    sign_in(c, COORD)
+    page = c.get("/national/quarantaine")
+    assert f"Message n° {first.inbound_id}" in page.text and "Bilan &lt;b&gt;2013&lt;/b&gt;" in page.text
+    released = c.post(f"/national/quarantaine/{first.inbound_id}",
+                      data={"csrf": csrf_of(page.text), "region": "53", "confirmer": "oui"})
+    assert released.status_code == 200 and "attribué à Bretagne : accepté" in released.text
+    with services.sessions() as session:
+        event = session.scalars(select(DossierEvent).where(DossierEvent.kind == "quarantine_released")).one()
+        assert event.actor == f"web:{COORD}"
+    again = c.post(f"/national/quarantaine/{first.inbound_id}",
+                   data={"csrf": csrf_of(page.text), "region": "53", "confirmer": "oui"})
+    assert again.status_code == 400 and "pas en quarantaine" in again.text
+
+
+def test_national_import_from_a_workbook(services: Services) -> None:
+    import io
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Indicateur", "Région", "Chiffre", "Observation"])
+    ws.append(["I02", "Rhône-Alpes", 0.5, "=cmd|' /C calc'!A0"])
+    ws.append(["I06", "82", "12", None])
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    c = client(services)
+    sign_in(c, COORD)
+    page = c.get("/national/import")
+    response = c.post("/national/import", data={"csrf": csrf_of(page.text)},
+                      files={"fichier": ("nationaux.xlsx", buffer.getvalue(), XLSX)})
+    assert response.status_code == 400 and "colonne(s) manquante(s) : valeur" in response.text
+    ws["C1"] = "Valeur"
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    response = c.post("/national/import", data={"csrf": csrf_of(page.text)},
+                      files={"fichier": ("nationaux.xlsx", buffer.getvalue(), XLSX)})
+    assert response.status_code == 200 and "2 valeurs importées" in response.text
+    other = client(services)
+    sign_in(other, OTHER)
+    assert "0,5 %" in other.get("/region/82").text
+
+
+def test_an_unexpected_error_is_a_french_500_without_traceback(services: Services) -> None:
+    from starlette.routing import Route
+
+    from intake.web.app import create_app
+
+    async def boom(request: object) -> None:
+        raise RuntimeError("secret detail")
+
+    app = create_app(services)
+    app.router.routes.append(Route("/boom", boom))
+    from starlette.testclient import TestClient
+
+    response = TestClient(app, raise_server_exceptions=False).get("/boom")
+    assert response.status_code == 500 and "Erreur du service" in response.text
+    assert "secret detail" not in response.text and "Traceback" not in response.text
