@@ -34,6 +34,7 @@ ERROR_TEXTS = {
                           "recommencez."),
     404: ("Page introuvable", "La page demandée n'existe pas ou ne vous est pas accessible."),
     405: ("Méthode non autorisée", "Cette adresse ne s'utilise pas ainsi."),
+    411: ("Longueur requise", "La taille de l'envoi doit être indiquée : réessayez depuis le formulaire."),
     413: ("Envoi trop volumineux", "Les fichiers envoyés dépassent les limites du service (taille ou nombre de "
                                    "fichiers) : ce sont les mêmes que pour un envoi par courriel."),
     429: ("Trop de demandes", "Réessayez dans quelques minutes."),

@@ -96,8 +96,8 @@ async def checked_form(request: Request, *, max_files: int = 0, max_part_size: i
     expected = signed.csrf if signed else request.cookies.get(ANON_COOKIE)
     try:
         form = await request.form(max_files=max_files, max_fields=200, max_part_size=max_part_size)
-    except HTTPException:
-        raise
+    except HTTPException as exc:  # Starlette's own refusals: too many files or fields, a part too large
+        raise HTTPException(413 if "too many files" in str(exc.detail).lower() else exc.status_code) from None
     except Exception as exc:
         raise HTTPException(400, "formulaire illisible") from exc
     given = form.get("csrf")

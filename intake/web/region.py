@@ -276,8 +276,10 @@ async def upload(request: Request) -> Response:
     limits = services.settings.limits
     campaign = services.settings.campaign_for(utcnow())
     code = _region_or_404(request, signed, services, campaign)
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limits.max_message_bytes:
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise HTTPException(411)  # browsers always say how long a form is; a stream of unknown length is refused
+    if int(length) > limits.max_message_bytes:
         raise HTTPException(413)
     form = await checked_form(request, max_files=limits.max_attachments + 1)
     files: list[tuple[str, bytes]] = []

@@ -4,6 +4,7 @@ on a real database (SQLite and PostgreSQL) and the real pipeline."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -229,6 +230,26 @@ def test_upload_limits(tmp_path: Path, db_url: str) -> None:
     sign_in(c, REGION)
     response = upload(c, "53", [(f"f{i}.xlsx", b"x") for i in range(3)])
     assert response.status_code == 413 and "trop volumineux" in response.text.lower()
+    response = upload(c, "53", [(f"f{i}.xlsx", b"x") for i in range(9)])
+    assert response.status_code == 413
+    response = upload(c, "53", [("grand.xlsx", b"x" * (26_214_400 + 10))])
+    assert response.status_code == 413
+    with services.sessions() as session:
+        assert session.scalars(select(InboundMessage)).all() == []
+
+
+def test_https_base_url_makes_the_cookies_secure(tmp_path: Path, db_url: str) -> None:
+    services = web_services(tmp_path, db_url, extra="")
+    services = replace(services, settings=replace(services.settings, web=replace(
+        services.settings.web, base_url="https://bilans.ville.gouv.fr")))
+    add_user(services, REGION)
+    c = client(services)
+    c.base_url = c.base_url.copy_with(scheme="https")  # a Secure cookie comes back over https only
+    page = c.get("/connexion")
+    assert "Secure" in page.headers["set-cookie"]
+    response = c.post("/connexion", data={"email": REGION, "password": PASSWORD, "csrf": csrf_of(page.text)},
+                      follow_redirects=False)
+    assert response.status_code == 303 and "Secure" in response.headers["set-cookie"]
 
 
 def test_quarantine_release_from_the_web(services: Services) -> None:
