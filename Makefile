@@ -6,7 +6,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck check install clean
 
-run: $(STAMP)  ## start the service on its embedded defaults, or on CONFIG=file.toml
+run: $(STAMP)  ## the service on its embedded defaults (SQLite, SMTP 127.0.0.1:2525, web 127.0.0.1:8080), or CONFIG=file.toml
+	@echo "interface web : http://127.0.0.1:8080/ par défaut ([web] base_url) ; comptes : conventions-intake users add"
 	$(BIN)/conventions-intake $(if $(CONFIG),--config $(CONFIG)) serve
 
 test: $(STAMP)  ## the whole test suite (what .ci/run runs)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -40,7 +40,8 @@ from notifier.calendar import RegionState, campaign_states
 from notifier.rendering import STATUS_WORDS
 from parsers.model import Indicator
 from parsers.reference import catalogue
-from store.models import Submission
+from store.models import NationalValue, Submission
+from store.queries.accounts import national_values
 from store.queries.dossiers import campaign_submissions
 
 FigureKind = Literal["sum", "range", "pair_sum", "none"]
@@ -130,6 +131,14 @@ def consolidate(session: Session, settings: Settings, campaign: Campaign, now: d
         if submission.kind == "workbook":
             workbooks.setdefault(code, []).append(submission)
     columns = tuple(_column(state, workbooks.get(state.code, [])) for state in states)
+    national_rows: dict[str, list[NationalValue]] = {}
+    for row in national_values(session, campaign.id):  # imported by the coordinators
+        national_rows.setdefault(row.region, []).append(row)
+    columns = tuple(replace(
+        c, values={**c.values, **{r.indicator: r.value for r in national_rows.get(c.code, [])}},
+        observations={**c.observations, **{r.indicator: r.observation for r in national_rows.get(c.code, [])
+                                           if r.observation}},
+    ) for c in columns)
     national = {ind.id: national_figure(ind, [c.values.get(ind.id) for c in columns if c.has_data])
                 for ind in catalogue.indicators()}
     return Consolidation(campaign=campaign, now=now, regions=columns, national=national)

@@ -80,7 +80,7 @@ def queue_reply(
         settings, to=draft.to, cc=draft.cc, subject=draft.subject, text=draft.text, html=draft.html,
         in_reply_to=mail.message_id, references=mail.references,
     )
-    key = f"reply:{inbound.id}" + (":released" if inbound.region_override else "")
+    key = f"reply:{inbound.id}" + (":released" if inbound.released_by else "")
     return enqueue_outbox(
         session, key=key, kind="reply", message_pk=inbound.id,
         recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject, raw=msg.as_bytes(),

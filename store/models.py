@@ -41,11 +41,12 @@ NAMING_CONVENTION = {
 
 # Outcomes of an inbound message.
 OUTCOMES = ("received", "accepted", "rejected", "quarantined", "ignored", "duplicate", "failed")
-CHANNELS = ("smtp", "imap", "cli")
+CHANNELS = ("smtp", "imap", "cli", "web")
 DOSSIER_STATUSES = ("missing", "incomplete", "rejected", "complete")
 SUBMISSION_KINDS = ("workbook", "narrative")
 VERDICTS = ("accepted", "rejected")
-OUTBOX_KINDS = ("reply", "reminder", "digest", "alert")
+OUTBOX_KINDS = ("reply", "reminder", "digest", "alert", "account")
+ROLES = ("region", "coordinator", "admin")
 # "written": no relay, the mail was written to the outbox folder (done); "held": queued too long
 # before a relay could take it, waiting for an operator's decision; "dropped": an operator's decision.
 OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "written", "held", "dropped")
@@ -74,7 +75,7 @@ class InboundMessage(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
-    channel: Mapped[str] = mapped_column(String(16))  # "smtp" | "imap" | "cli"
+    channel: Mapped[str] = mapped_column(String(16))  # "smtp" | "imap" | "cli" | "web"
     # Reception time by this service, never the Date header.
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     envelope_from: Mapped[str | None] = mapped_column(String(998))
@@ -204,3 +205,76 @@ class DossierEvent(Base):
     actor: Mapped[str] = mapped_column(String(255), default="system")  # "system" or a person
     kind: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class User(Base):
+    """A person who signs in to the web interface: a region's correspondent, a coordinator or an admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # lower-cased
+    role: Mapped[str] = mapped_column(String(16))  # "region" | "coordinator" | "admin"
+    region_code: Mapped[str | None] = mapped_column(String(32))  # for the "region" role only
+    password_hash: Mapped[str | None] = mapped_column(String(255))  # Argon2; None until chosen
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class WebSession(Base):
+    """A signed-in browser: only the SHA-256 of its cookie token is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class LoginToken(Base):
+    """A one-time link to choose a password (new account, or forgotten password): its hash only."""
+
+    __tablename__ = "login_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # "welcome" | "reset"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginAttempt(Base):
+    """A failed sign-in, counted per address and per client IP to slow down guessing."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_at", "email", "at"),
+        Index("ix_login_attempts_ip_at", "ip", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class NationalValue(Base):
+    """A national-level indicator's value for a region, imported by a coordinator."""
+
+    __tablename__ = "national_values"
+    __table_args__ = (UniqueConstraint("campaign", "indicator", "region"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64))
+    indicator: Mapped[str] = mapped_column(String(16))
+    region: Mapped[str] = mapped_column(String(32))
+    value: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    observation: Mapped[str] = mapped_column(Text, default="")
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    imported_by: Mapped[str] = mapped_column(String(320))

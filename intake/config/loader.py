@@ -34,6 +34,7 @@ from intake.config.settings import (
     Settings,
     SmtpConfig,
     TelegramConfig,
+    WebConfig,
 )
 from parsers.reference import catalogue
 
@@ -45,7 +46,8 @@ _DOMAIN = re.compile(r"^@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 SECTIONS: dict[str, type[Any]] = {
     "service": ServiceConfig, "receiver": ReceiverConfig, "smtp": SmtpConfig, "imap": ImapConfig,
     "limits": Limits, "digest": DigestConfig, "telegram": TelegramConfig, "security": SecurityConfig,
-    "alerts": AlertsConfig, "campaigns": Campaign, "regions": RegionConfig, "coordinators": Coordinator,
+    "alerts": AlertsConfig, "web": WebConfig, "campaigns": Campaign, "regions": RegionConfig,
+    "coordinators": Coordinator,
 }
 LIST_SECTIONS = ("campaigns", "regions", "coordinators")
 MOVED_KEYS = {("receiver", "max_message_bytes"): "[limits] max_message_bytes"}
@@ -300,13 +302,16 @@ def _build(data: dict[str, Any], loc: _Locator, environ: Mapping[str, str]) -> S
             fail("alerts", 0, "emails", f"adresse invalide « {address} »")
     service, receiver = ServiceConfig(**one("service")), ReceiverConfig(**one("receiver"))
     limits, digest = Limits(**one("limits")), DigestConfig(**one("digest"))
+    web = WebConfig(**one("web"))
+    if not web.base_url.startswith(("http://", "https://")):
+        fail("web", 0, "base_url", f"adresse invalide « {web.base_url} » (http:// ou https://)")
 
     if errors:
         raise ConfigError("Configuration refusée :\n  - " + "\n  - ".join(errors))
     return Settings(
         mailbox_address=mailbox, campaigns=tuple(campaigns), regions=tuple(regions),
         coordinators=tuple(coordinators), receiver=receiver, smtp=smtp, imap=imap, limits=limits, digest=digest,
-        telegram=telegram, security=security, alerts=alerts, service=service, source=loc.source,
+        telegram=telegram, security=security, alerts=alerts, service=service, web=web, source=loc.source,
     )
 
 

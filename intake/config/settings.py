@@ -194,6 +194,23 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The web interface (``[web]``): regions' spaces and the coordinators' national view."""
+
+    enabled: bool = key(True, "serve the web interface with the service")
+    host: str = key("127.0.0.1", "address the web server listens on")
+    port: int = key(8080, "port the web server listens on", low=1, high=65535)
+    base_url: str = key("http://127.0.0.1:8080", "the address people use, for links in e-mails (https: "
+                        "cookies are Secure)")
+    session_hours: float = key(8.0, "a signed-in session ends after this many hours", low=0.1, high=24 * 30)
+    link_hours: float = key(72.0, "a link to choose a password is valid this long", low=0.1, high=24 * 30)
+    max_failures: int = key(5, "failed sign-ins for one address or one IP within failure_window_minutes "
+                            "before sign-in is refused", low=1, high=1000)
+    failure_window_minutes: float = key(15.0, "window in which failed sign-ins are counted, and how long "
+                                        "sign-in is then refused", low=0.1, high=24 * 60)
+
+
+@dataclass(frozen=True)
 class Settings:
     mailbox_address: str
     campaigns: tuple[Campaign, ...]
@@ -208,6 +225,7 @@ class Settings:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     source: str = "<défauts intégrés>"
 
     @property

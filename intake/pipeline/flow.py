@@ -75,6 +75,7 @@ def receive(services: Services, delivery: Delivery) -> int:
         inbound.imap_folder = delivery.imap_folder
         inbound.imap_uidvalidity = delivery.imap_uidvalidity
         inbound.imap_uid = delivery.imap_uid
+        inbound.region_override = delivery.region
         session.flush()
         inbound_id = inbound.id
     services.log.info("stored message #%d (%d bytes, %s)", inbound_id, len(delivery.raw), delivery.channel)

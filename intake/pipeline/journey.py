@@ -22,12 +22,15 @@ class Delivery:
 
     raw: bytes
     received_at: datetime  # aware; the reception time, never the Date header
-    channel: str  # "smtp" | "imap" | "cli"
+    channel: str  # "smtp" | "imap" | "cli" | "web"
     envelope_from: str | None = None
     envelope_to: tuple[str, ...] = ()
     imap_folder: str | None = None  # where the IMAP watcher found it, to move it once processed
     imap_uidvalidity: int | None = None
     imap_uid: int | None = None
+    # The region the message speaks for, known from who handed it over (a signed-in web user):
+    # stored as the message's region_override, so classify assigns it whoever the From says.
+    region: str | None = None
 
 
 @dataclass(frozen=True)

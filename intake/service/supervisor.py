@@ -12,6 +12,7 @@
 - the scheduler (:mod:`intake.service.scheduler`), in its own thread: due reminders and
   coordinator digests, decided from the database every minute;
 - the admins' chat bot (:mod:`intake.chat.bot`, ``[telegram]``), on this event loop;
+- the web interface (:mod:`intake.web.app`, ``[web]``), served by uvicorn on this event loop;
 - a health file (:mod:`intake.service.health`) refreshed every few seconds, and a status line in
   the log every minute.
 
@@ -22,6 +23,7 @@ joined.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import signal
@@ -75,6 +77,8 @@ class Service:
         self.bot: Any = None  # intake.chat.bot.TelegramBot when [telegram] is configured
         self.metrics = Metrics(outbox=self._outbox_counts,
                                imap=lambda: self.watcher.health() if self.watcher is not None else None)
+        self.web: Any = None  # uvicorn.Server when [web] is enabled
+        self.web_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ channels
 
@@ -173,6 +177,50 @@ class Service:
         self.bot = TelegramBot(self.services, config)
         await self.bot.start()  # connects in the background: never delays the mail channels
 
+    async def _start_web(self) -> None:
+        config = self.services.settings.web
+        if not config.enabled:
+            return
+        import uvicorn
+
+        from intake.web.app import create_app
+
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(self.services), host=config.host, port=config.port, log_level="warning",
+            access_log=False, lifespan="off", proxy_headers=False, server_header=False))
+        # SIGTERM / SIGINT belong to the supervisor (it stops the web server with the rest).
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+        self.web = server
+
+        async def serve() -> None:
+            try:
+                await server.serve()
+            except SystemExit:  # uvicorn exits when it cannot bind: the mail channels keep running
+                self.services.log.error("web interface stopped: cannot listen on %s:%d", config.host, config.port)
+
+        self.web_task = asyncio.create_task(serve())
+        for _ in range(200):  # until it listens (or failed to)
+            if server.started or self.web_task.done():
+                break
+            await asyncio.sleep(0.025)
+        up = bool(server.started)
+        self.health.channels["web"] = {"up": up, "listen": f"{config.host}:{config.port}", "url": config.base_url}
+        if up:
+            self.services.log.info("web interface on %s (listening on %s:%d)", config.base_url, config.host,
+                                   config.port)
+        else:
+            self.services.log.error("web interface could not listen on %s:%d", config.host, config.port)
+
+    async def _stop_web(self) -> None:
+        if self.web is None or self.web_task is None:
+            return
+        self.web.should_exit = True
+        try:
+            await asyncio.wait_for(self.web_task, 10)
+        except TimeoutError:
+            self.web_task.cancel()
+        self.health.channels.setdefault("web", {})["up"] = False
+
     def _with_push(self, alert: Callable[[Any, str, str], None]) -> Callable[[Any, str, str], None]:
         def alert_and_push(session: Any, subject: str, text: str) -> None:
             alert(session, subject, text)
@@ -251,6 +299,7 @@ class Service:
         await asyncio.to_thread(self.services.after_commit or (lambda: None))  # write pending .eml files
         server = await self._start_receiver() if self.with_receiver else None
         await self._start_bot()
+        await self._start_web()
         self._start_imap()
         self._start_sender()
         if settings.smtp is None:
@@ -266,6 +315,7 @@ class Service:
             server.close()
             await server.wait_closed()
             self.health.channels["smtp"]["up"] = False
+        await self._stop_web()
         self.thread_stop.set()
         self.outbox_wake.set()
         await asyncio.to_thread(self.worker.stop)

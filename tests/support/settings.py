@@ -69,10 +69,11 @@ class Sections(TypedDict, total=False):
     alerts: Table | None
     security: Table | None
     telegram: Table | None
+    web: Table | None
 
 
 ORDER = ("service", "mailbox", "receiver", "imap", "smtp", "campaigns", "regions", "coordinators", "digest",
-         "limits", "alerts", "security", "telegram")
+         "limits", "alerts", "security", "telegram", "web")
 
 
 def campaign(**keys: object) -> dict[str, object]:

@@ -1,0 +1,1 @@
+"""The web interface: regions' spaces and the coordinators' national view (an ASGI application)."""
