@@ -24,7 +24,6 @@ from prometheus_client.registry import Collector
 
 from intake.pipeline.journey import Result
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 

@@ -185,21 +185,19 @@ class Service:
 
         from intake.web.app import create_app
 
+        try:  # our own socket: a port taken is a start-up error naming the setting, not a log line
+            listener = socket.create_server((config.host, config.port), reuse_port=False)
+        except OSError as exc:
+            raise StartupError(bind_failure("interface web", config.host, config.port, "[web] host et port", exc)) \
+                from exc
         server = uvicorn.Server(uvicorn.Config(
-            create_app(self.services), host=config.host, port=config.port, log_level="warning",
-            access_log=False, lifespan="off", proxy_headers=False, server_header=False))
+            create_app(self.services, metrics=self.metrics.render), log_level="warning", access_log=False,
+            lifespan="off", proxy_headers=False, server_header=False))
         # SIGTERM / SIGINT belong to the supervisor (it stops the web server with the rest).
         server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         self.web = server
-
-        async def serve() -> None:
-            try:
-                await server.serve()
-            except SystemExit:  # uvicorn exits when it cannot bind: the mail channels keep running
-                self.services.log.error("web interface stopped: cannot listen on %s:%d", config.host, config.port)
-
-        self.web_task = asyncio.create_task(serve())
-        for _ in range(200):  # until it listens (or failed to)
+        self.web_task = asyncio.create_task(server.serve(sockets=[listener]))
+        for _ in range(200):  # until it serves
             if server.started or self.web_task.done():
                 break
             await asyncio.sleep(0.025)
@@ -209,7 +207,7 @@ class Service:
             self.services.log.info("web interface on %s (listening on %s:%d)", config.base_url, config.host,
                                    config.port)
         else:
-            self.services.log.error("web interface could not listen on %s:%d", config.host, config.port)
+            self.services.log.error("web interface could not start on %s:%d", config.host, config.port)
 
     async def _stop_web(self) -> None:
         if self.web is None or self.web_task is None:

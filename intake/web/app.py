@@ -8,10 +8,12 @@ read as plain files: Django is never imported), served under ``/static/dsfr/``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -24,6 +26,8 @@ from intake.web import auth, national, region
 from intake.web.common import render
 
 DSFR_DIST = "static/dsfr/dist"
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # Prometheus' text format
+LOOPBACK = ("127.0.0.1", "::1", "localhost", "testclient")
 _STATIC = re.compile(r"^(dsfr\.min\.css|fonts/[A-Za-z_-]+\.woff2?|favicon/favicon\.(svg|ico))$")
 _TYPES = {".css": "text/css; charset=utf-8", ".woff2": "font/woff2", ".woff": "font/woff", ".svg": "image/svg+xml",
           ".ico": "image/x-icon"}
@@ -103,9 +107,21 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def create_app(services: Services) -> Starlette:
+def create_app(services: Services, metrics: Callable[[], bytes] | None = None) -> Starlette:
+    """The web interface; ``metrics`` (the service's Prometheus text) is served at /metrics."""
     routes = [*auth.ROUTES, *region.ROUTES, *national.ROUTES,
               Route("/static/dsfr/{path:path}", static)]
+    if metrics is not None:
+        render = metrics
+
+        async def serve_metrics(request: Request) -> Response:
+            """For the machine's own scraper only: from elsewhere, /metrics does not exist."""
+            if request.client is None or request.client.host not in LOOPBACK:
+                raise HTTPException(404)
+            body = await run_in_threadpool(render)
+            return Response(body, media_type=METRICS_TYPE)
+
+        routes.append(Route("/metrics", serve_metrics))
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
                     exception_handlers={HTTPException: error_page, Exception: error_page})
     app.state.services = services

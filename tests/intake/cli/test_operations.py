@@ -110,11 +110,25 @@ def test_serve_on_a_taken_port_is_one_french_line_naming_the_setting(tmp_path: P
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config = write_config(tmp_path, receiver={"host": "127.0.0.1", "port": port})
+        config = write_config(tmp_path, receiver={"host": "127.0.0.1", "port": port},
+                              web={"host": "127.0.0.1", "port": free_port(), "base_url": "http://127.0.0.1"})
         done = serve(config, f"sqlite:///{tmp_path / 'db.sqlite3'}")
     assert done.returncode == 2
     assert f"erreur : le port {port} de 127.0.0.1 est déjà utilisé" in done.stderr
     assert "[receiver] host et port" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_with_the_web_port_taken_is_one_french_line_naming_the_setting(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, receiver={"host": "127.0.0.1", "port": free_port()},
+                              web={"host": "127.0.0.1", "port": port, "base_url": f"http://127.0.0.1:{port}"})
+        done = serve(config, f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert done.returncode == 2
+    assert f"le port {port} de 127.0.0.1 est déjà utilisé (interface web)" in done.stderr
+    assert "[web] host et port" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_serve_on_an_unreachable_database_is_one_french_line(tmp_path: Path) -> None:
