@@ -235,10 +235,29 @@ def _event_text(kind: str, detail: dict[str, Any], actor: str) -> str:
     if kind == "bounce":
         addresses = ", ".join(str(a) for a in detail.get("addresses") or []) or "un destinataire"
         return f"un message du service n'a pas pu être remis à {addresses}"
+    if kind == "extension_request":
+        asked = detail.get("date_asked")
+        state = {"pending": "en attente de décision", "granted": "accordée", "refused": "refusée"}.get(
+            str(detail.get("status")), str(detail.get("status")))
+        return (f"délai demandé{' jusqu’au ' + _day(str(asked)) if asked else ''} par la région"
+                f" : {state}")
+    if kind == "forwarded":
+        excerpt = str(detail.get("excerpt") or "")[:200]
+        state = "traité" if detail.get("status") == "closed" else "à traiter"
+        return f"message transmis à la coordination ({state}) : « {excerpt} »"
+    if kind == "answered":
+        return "question de la région répondue automatiquement"
     if kind.startswith("reminder"):
         step = detail.get("step")
         return "relance envoyée" + (f" (étape {step})" if step else "")
     return f"événement « {kind} »" + by
+
+
+def _day(iso: str) -> str:
+    try:
+        return fr_date(datetime.fromisoformat(iso).date())
+    except ValueError:
+        return iso
 
 
 def _completeness(consolidation: Consolidation) -> tuple[IndicatorCompleteness, ...]:

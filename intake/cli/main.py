@@ -16,12 +16,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from intake.cli import campaign, check, dossiers, messages, quarantine, service
+from intake.cli import campaign, check, dossiers, messages, quarantine, requests, service
 from intake.cli.common import Handler, UsageError
 from intake.config.loader import ConfigError, resolve_settings
 
 # In the order ``--help`` lists them.
-COMMAND_MODULES = (check, messages, dossiers, campaign, quarantine, service)
+COMMAND_MODULES = (check, messages, dossiers, requests, campaign, quarantine, service)
 
 
 def build_parser() -> argparse.ArgumentParser:
