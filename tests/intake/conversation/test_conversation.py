@@ -18,6 +18,7 @@ from intake.pipeline.journey import Result
 from intake.pipeline.requests import list_requests
 from intake.pipeline.services import Services
 from notifier.digest import _event_text as event_text
+from notifier.digest import build_digest, render_digest
 from parsers.mail.mime import parse_message
 from parsers.workbook.check import check_workbook
 from store.models import DossierEvent, InboundMessage, OutboxItem
@@ -143,6 +144,12 @@ def test_an_unknown_question_goes_to_a_person_never_a_guess(services: Services) 
     assert event.detail["status"] == "open" and "indicateur I12" in event.detail["excerpt"]
     [view] = list_requests(services)
     assert view.kind == "forwarded" and "I12" in request_line(view)
+    campaign = services.settings.campaigns[0]
+    with services.sessions() as session:
+        digest = build_digest(session, services.settings, datetime.now(UTC), None, campaign)
+    [listed] = digest.campaigns[0].requests
+    assert listed.region_name == "Bretagne" and "message transmis à la coordination (à traiter)" in listed.text
+    assert "DEMANDES DES RÉGIONS EN ATTENTE" in render_digest(digest)[1]
     answer = decide_request(services, view.id, "close", "telegram:1 alice", MAY_13)
     assert answer.ok and list_requests(services) == []
 
