@@ -40,6 +40,7 @@ from store.queries.dossiers import (
     dossier_status,
     dossiers_by_region,
     latest_submission,
+    request_events,
 )
 from store.queries.outbox import enqueue_outbox, last_outbox_created, outbox_key_exists
 
@@ -102,6 +103,7 @@ class CampaignDigest:
     changes: tuple[Change, ...]
     completeness: tuple[IndicatorCompleteness, ...]
     consolidation: Consolidation
+    requests: tuple[Change, ...] = ()  # regions' requests still waiting for a coordinator, oldest first
 
     def as_dict(self, now: datetime, since: datetime | None) -> dict[str, object]:
         return {
@@ -112,6 +114,7 @@ class CampaignDigest:
             "rejected": [r.as_dict() for r in self.rejected],
             "changes": [c.as_dict() for c in self.changes],
             "completeness": [c.as_dict() for c in self.completeness],
+            "requests": [r.as_dict() for r in self.requests],
         }
 
 
@@ -174,7 +177,18 @@ def _campaign_digest(session: Session, settings: Settings, campaign: Campaign, n
     return CampaignDigest(
         campaign=campaign, states=states, counts=counts, late=late, rejected=tuple(rejected),
         changes=tuple(_changes(session, campaign, states, now, since)),
-        completeness=_completeness(consolidation), consolidation=consolidation)
+        completeness=_completeness(consolidation), consolidation=consolidation,
+        requests=_open_requests(session, campaign, states, now))
+
+
+def _open_requests(session: Session, campaign: Campaign, states: tuple[RegionState, ...],
+                   now: datetime) -> tuple[Change, ...]:
+    """Requests for more time still pending and forwarded messages still open (requests list)."""
+    names = {s.code: s.name for s in states}
+    return tuple(
+        Change(e.at, d.region_code, names.get(d.region_code, d.region_code), e.kind,
+               f"n° {e.id} – " + _event_text(e.kind, e.detail or {}, e.actor))
+        for d, e in request_events(session, campaign.id) if e.at <= now)
 
 
 def _status_at(submissions: list[Submission]) -> str:
@@ -235,10 +249,29 @@ def _event_text(kind: str, detail: dict[str, Any], actor: str) -> str:
     if kind == "bounce":
         addresses = ", ".join(str(a) for a in detail.get("addresses") or []) or "un destinataire"
         return f"un message du service n'a pas pu être remis à {addresses}"
+    if kind == "extension_request":
+        asked = detail.get("date_asked")
+        state = {"pending": "en attente de décision", "granted": "accordée", "refused": "refusée"}.get(
+            str(detail.get("status")), str(detail.get("status")))
+        return (f"délai demandé{' jusqu’au ' + _day(str(asked)) if asked else ''} par la région"
+                f" : {state}")
+    if kind == "forwarded":
+        excerpt = str(detail.get("excerpt") or "")[:200]
+        state = "traité" if detail.get("status") == "closed" else "à traiter"
+        return f"message transmis à la coordination ({state}) : « {excerpt} »"
+    if kind == "answered":
+        return "question de la région répondue automatiquement"
     if kind.startswith("reminder"):
         step = detail.get("step")
         return "relance envoyée" + (f" (étape {step})" if step else "")
     return f"événement « {kind} »" + by
+
+
+def _day(iso: str) -> str:
+    try:
+        return fr_date(datetime.fromisoformat(iso).date())
+    except ValueError:
+        return iso
 
 
 def _completeness(consolidation: Consolidation) -> tuple[IndicatorCompleteness, ...]:

@@ -78,7 +78,7 @@ def queue_reply(
     """Queue the answer to ``inbound``; None when an answer was already queued for it."""
     msg = build_mail(
         settings, to=draft.to, cc=draft.cc, subject=draft.subject, text=draft.text, html=draft.html,
-        in_reply_to=mail.message_id, references=mail.references,
+        in_reply_to=mail.message_id, references=mail.references, attachments=draft.attachments,
     )
     key = f"reply:{inbound.id}" + (":released" if inbound.released_by else "")
     return enqueue_outbox(

@@ -32,6 +32,8 @@ STATUS_WORDS = {
 OUTCOME_WORDS = {
     "accepted": "accepté",
     "rejected": "rejeté",
+    "answered": "question répondue",
+    "forwarded": "transmis à la coordination",
     "quarantined": "en quarantaine",
     "ignored": "ignoré",
     "duplicate": "doublon",

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from intake.config.settings import Campaign, RegionConfig, Settings
+from notifier.conversation import ConversationFacts, answer_blocks, missing_parts
 from notifier.rendering import STATUS_WORDS, environment, fr_date, fr_datetime
 from parsers.model import Issue, NarrativeReport, WorkbookReturn
 from parsers.reference import catalogue
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class ReplyDraft:
     subject: str
     text: str
     html: str
+    attachments: tuple[tuple[str, bytes, str], ...] = ()  # (file name, data, content type)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class ReplyFacts:
     versions: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # (kind, file, sha256) -> version
     identical: frozenset[tuple[str, str]] = frozenset()  # (kind, file) identical to the latest version
     dossier: DossierFacts | None = None
+    conversation: ConversationFacts | None = None  # what the message asked (notifier.conversation)
 
 
 @dataclass
@@ -79,6 +84,7 @@ def draft_reply(facts: ReplyFacts, settings: Settings) -> ReplyDraft | None:
         "mailbox": settings.mailbox_address,
         "sender": facts.from_addr or "",
         "message_issues": list(facts.message_issues),
+        "answers": [],
     }
     if any(i.code == "unauthenticated_sender" for i in facts.message_issues):
         return None  # From may be forged: answering would write to whoever was impersonated
@@ -87,6 +93,22 @@ def draft_reply(facts: ReplyFacts, settings: Settings) -> ReplyDraft | None:
         return _render("quarantined", context, to, (), subject)
 
     campaign, region = facts.campaign, facts.region
+    talk = facts.conversation
+    attachments: tuple[tuple[str, bytes, str], ...] = ()
+    if talk is not None:
+        context["answers"] = answer_blocks(talk, settings.mailbox_address, ".txt.j2")
+        context["answers_html"] = answer_blocks(talk, settings.mailbox_address, ".html.j2")
+        if "template" in talk.answered and talk.template is not None and talk.template_name:
+            attachments = ((talk.template_name, talk.template, XLSX),)
+    cc = tuple(c for c in region.contacts if c not in to)
+    if talk is not None and facts.outcome in ("answered", "forwarded"):
+        context.update({"region": region.name, "year": campaign.year, "answered": list(talk.answered),
+                        "extension": "extension" in talk.intents})
+        handed = talk.forwarded or "extension" in talk.intents
+        subject = f"Bilan {campaign.year} – {region.name} : " + (
+            "votre message est transmis à la coordination" if handed and not talk.answered else
+            "réponse à votre message")
+        return _render("conversation", context, to, cc, subject, attachments)
     parts = _parts(facts)
     status, missing = _dossier_state(facts.dossier)
     general_errors = [i for i in facts.message_issues if i.severity == "error"]
@@ -107,17 +129,16 @@ def draft_reply(facts: ReplyFacts, settings: Settings) -> ReplyDraft | None:
     })
     verdict = "à corriger" if facts.outcome == "rejected" else "accusé de réception"
     subject = f"Bilan {campaign.year} – {region.name} : {verdict}"
-    cc = tuple(c for c in region.contacts if c not in to)
-    return _render("reply", context, to, cc, subject)
+    return _render("reply", context, to, cc, subject, attachments)
 
 
 def _render(name: str, context: dict[str, object], to: tuple[str, ...], cc: tuple[str, ...],
-            subject: str) -> ReplyDraft:
+            subject: str, attachments: tuple[tuple[str, bytes, str], ...] = ()) -> ReplyDraft:
     env = environment()
     context = {**context, "subject_line": subject}
     text = env.get_template(f"{name}.txt.j2").render(context)
-    html = env.get_template(f"{name}.html.j2").render(context)
-    return ReplyDraft(to=to, cc=cc, subject=subject, text=text, html=html)
+    html = env.get_template(f"{name}.html.j2").render({**context, "answers": context.get("answers_html", [])})
+    return ReplyDraft(to=to, cc=cc, subject=subject, text=text, html=html, attachments=attachments)
 
 
 def _parts(facts: ReplyFacts) -> list[PartView]:
@@ -145,11 +166,5 @@ def _dossier_state(dossier: DossierFacts | None) -> tuple[str, list[str]]:
     """The dossier's status after this message, and what it still lacks, in words."""
     if dossier is None:
         return "missing", ["le tableau de bord (annexe 2)", "l'analyse qualitative"]
-    missing: list[str] = []
-    if dossier.workbook_verdict is None:
-        missing.append("le tableau de bord (annexe 2, fichier Excel)")
-    elif dossier.workbook_verdict != "accepted":
-        missing.append("un tableau de bord corrigé")
-    if not dossier.narrative_received:
-        missing.append("l'analyse qualitative")
+    missing = missing_parts(dossier.status, dossier.workbook_verdict, dossier.narrative_received)
     return dossier.status, missing

@@ -40,7 +40,8 @@ NAMING_CONVENTION = {
 }
 
 # Outcomes of an inbound message.
-OUTCOMES = ("received", "accepted", "rejected", "quarantined", "ignored", "duplicate", "failed")
+OUTCOMES = ("received", "accepted", "rejected", "answered", "forwarded", "quarantined", "ignored", "duplicate",
+            "failed")
 CHANNELS = ("smtp", "imap", "cli", "web")
 DOSSIER_STATUSES = ("missing", "incomplete", "rejected", "complete")
 SUBMISSION_KINDS = ("workbook", "narrative")

@@ -14,6 +14,7 @@ from intake.chat.views import esc, state_of
 from intake.config.clock import local_date
 from intake.config.settings import Campaign
 from intake.pipeline.journey import Result
+from intake.pipeline.requests import RequestView, Verdict, decide, grant_pending, list_requests
 from intake.pipeline.services import Services
 from notifier.calendar import extension_refusal
 from notifier.digest import Digest, build_digest, previous_digest_at
@@ -98,9 +99,42 @@ def extend(services: Services, campaign: Campaign, code: str, until: date, actor
         return Answer(False, f"Impossible : {esc(refusal)}.")
     settings = services.settings
     with services.sessions.begin() as session:
-        set_extension(session, campaign.id, code, until, actor=actor, at=now)
+        dossier = set_extension(session, campaign.id, code, until, actor=actor, at=now)
+        answered = grant_pending(session, settings, dossier, until, actor=actor, now=now)
         state = state_of(session, settings, campaign, code, now)
-    return Answer(True, f"📅 <b>{esc(state.name)}</b> : date limite prolongée au {fr_day(until)}.")
+    if answered and services.after_commit is not None:
+        try:
+            services.after_commit()
+        except Exception:
+            services.log.exception("extension answer queued; after_commit failed")
+    granted = "\nSa demande de délai est accordée ; la réponse part dans le fil de son message." if answered else ""
+    return Answer(True, f"📅 <b>{esc(state.name)}</b> : date limite prolongée au {fr_day(until)}.{granted}")
+
+
+# ---------------------------------------------------------------------- /demandes
+
+
+def request_line(r: RequestView) -> str:
+    """One request as the bot shows it (Telegram HTML)."""
+    if r.kind == "extension_request":
+        asked = f"jusqu'au {fr_day(r.date_asked)}" if r.date_asked else \
+            f"{plural(r.days_asked, 'jour')}" if r.days_asked else "sans date précisée"
+        head = f"📅 <b>{esc(r.region_name)}</b> demande un délai {esc(asked)}"
+    else:
+        head = f"✉️ <b>{esc(r.region_name)}</b> : message à lire"
+    replies = f"\n({plural(r.replies, 'réponse')} de la région dans ce fil)" if r.replies else ""
+    return f"{head} (demande n° {r.id}, reçue le {fr_day(r.at.date())})\n« {esc(r.excerpt[:400])} »{replies}"
+
+
+def open_requests(services: Services) -> list[RequestView]:
+    return list_requests(services)
+
+
+def decide_request(services: Services, event_id: int, verdict: Verdict, actor: str, now: datetime) -> Answer:
+    """A coordinator's button: grant or refuse a request for more time, or close a forwarded message."""
+    decision = decide(services, event_id, verdict, actor=actor, now=now)
+    icon = {"grant": "✅", "refuse": "⛔", "close": "☑️"}[verdict]
+    return Answer(decision.ok, (icon + " " if decision.ok else "Impossible : ") + esc(decision.text) + ".")
 
 
 # ---------------------------------------------------------------------- /liberer

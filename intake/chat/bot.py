@@ -40,9 +40,12 @@ from telegram.ext import (
 
 from intake.chat.actions import (
     Answer,
+    decide_request,
     extend,
+    open_requests,
     release_answer,
     reminder_question,
+    request_line,
     send_manual_reminder,
     synthesis,
 )
@@ -64,12 +67,15 @@ from intake.config.clock import utcnow
 from intake.config.settings import TelegramConfig
 from intake.pipeline import quarantine
 from intake.pipeline.journey import Result
+from intake.pipeline.requests import Verdict
 from intake.pipeline.services import Services
 from parsers.text import parse_day
 
 EARLY_EVENTS_KEPT = 200
 REFUSAL = "Accès réservé aux administrateurs du service."
 NOT_HERE = "Pour consulter les dossiers, écrivez-moi en conversation privée."
+REQUEST_VERDICTS: dict[str, Verdict] = {"g": "grant", "r": "refuse", "c": "close"}
+MAX_REQUESTS_SHOWN = 10
 OOPS = "Une erreur est survenue ; elle a été journalisée. Réessayez dans un instant."
 Context = ContextTypes.DEFAULT_TYPE
 Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
@@ -196,7 +202,8 @@ class TelegramBot:
         commands: dict[str, Handler] = {
             "start": self._help, "aide": self._help, "statut": self._status, "retards": self._late,
             "region": self._region, "relancer": self._remind, "quarantaine": self._quarantine,
-            "liberer": self._release, "prolonger": self._extend, "synthese": self._synthesis,
+            "liberer": self._release, "prolonger": self._extend, "demandes": self._requests,
+            "synthese": self._synthesis,
         }
         for name, handler in commands.items():
             app.add_handler(CommandHandler(name, self._guarded(handler)))
@@ -317,6 +324,15 @@ class TelegramBot:
             return
         data = str(query.data or "")
         parts = data.split(":")
+        if len(parts) == 3 and parts[0] == "q" and parts[1] in REQUEST_VERDICTS and parts[2].isdigit():
+            await query.answer("…")
+            verdict = REQUEST_VERDICTS[parts[1]]
+            answer = await asyncio.to_thread(decide_request, self.services, int(parts[2]), verdict,
+                                             actor_of(query.from_user), self.clock())
+            self.log.info("telegram: request #%s %s by %s: %s", parts[2], verdict, actor_of(query.from_user),
+                          "done" if answer.ok else "refused")
+            await query.edit_message_text(answer.text, parse_mode=ParseMode.HTML)
+            return
         if data == "x" or len(parts) != 4 or parts[0] != "r":
             await query.answer("Annulé")
             await query.edit_message_text("Relance annulée.")
@@ -335,6 +351,22 @@ class TelegramBot:
         self.log.info("telegram: manual reminder %s:%s by %s: %s", campaign.id, parts[2], actor_of(query.from_user),
                       "queued" if answer.ok else "not queued")
         await query.edit_message_text(answer.text, parse_mode=ParseMode.HTML)
+
+    async def _requests(self, update: Update, context: Context) -> None:
+        items = await asyncio.to_thread(open_requests, self.services)
+        if not items:
+            await self._reply(update, "Aucune demande en attente.")
+            return
+        for item in items[:MAX_REQUESTS_SHOWN]:
+            if item.kind == "extension_request":
+                row = [InlineKeyboardButton("Accorder", callback_data=f"q:g:{item.id}"),
+                       InlineKeyboardButton("Refuser", callback_data=f"q:r:{item.id}")]
+            else:
+                row = [InlineKeyboardButton("Marquer traité", callback_data=f"q:c:{item.id}")]
+            await self._reply(update, request_line(item), reply_markup=InlineKeyboardMarkup([row]))
+        if len(items) > MAX_REQUESTS_SHOWN:
+            rest = len(items) - MAX_REQUESTS_SHOWN
+            await self._reply(update, f"… et {rest} autres : conventions-intake requests list")
 
     async def _extend(self, update: Update, context: Context) -> None:
         args = list(context.args or [])

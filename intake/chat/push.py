@@ -1,6 +1,7 @@
 """Event pushes to the admins' Telegram chats (``[telegram] notify_chats``).
 
-Pushed: a return accepted, a return rejected (with its count of errors), a message set aside in
+Pushed: a return accepted, a return rejected (with its count of errors), a message handed to a
+coordinator (``forwarded``: a request for more time, a question the rules do not answer), a message set aside in
 quarantine, a message whose processing failed, an outbox mail that could not be delivered.
 Duplicates and automated mail are not pushed.
 
@@ -54,6 +55,9 @@ def result_text(settings: Settings, result: Result) -> str | None:
         errors = sum(1 for i in result.issues if i.severity == "error")
         return (f"❌ <b>{region}</b> : envoi refusé, {errors} erreur{'s' if errors > 1 else ''} ({number})."
                 f"\nDétail : /region {esc(result.region or '')}")
+    if result.outcome == "forwarded":
+        return (f"✉️ <b>{region}</b> : message transmis à la coordination ({number}).\n"
+                f"Voir /demandes pour répondre ou décider.")
     if result.outcome == "quarantined":
         reason = esc(result.reason[:MAX_REASON]) if result.reason else "expéditeur d'aucune région"
         return f"📥 {number.capitalize()} mis en quarantaine : {reason}.\nVoir /quarantaine"

@@ -41,6 +41,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("quarantaine", "Messages mis de côté"),
     ("liberer", "Attribuer un message à une région : /liberer 12 bretagne"),
     ("prolonger", "Prolonger le délai : /prolonger bretagne 30/06/2014"),
+    ("demandes", "Demandes des régions : délais demandés, messages transmis"),
     ("synthese", "Point d'étape et tableau consolidé"),
     ("aide", "Liste des commandes"),
 )

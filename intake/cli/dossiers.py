@@ -2,7 +2,7 @@
 
     conventions-intake status [--campaign ID] [--now DATETIME] [--json]
     conventions-intake exempt REGION [--undo] [--campaign ID] [--by WHO]
-    conventions-intake extend REGION --until DATE [--campaign ID] [--by WHO]
+    conventions-intake extend REGION --until DATE [--campaign ID] [--by WHO]   (grants a pending request)
     conventions-intake template [--region CODE] [--campaign ID] -o FILE.xlsx
 """
 
@@ -17,6 +17,7 @@ from intake.cli.common import Subparsers, UsageError, campaign_named, open_servi
 from intake.cli.output import Printer
 from intake.config.clock import utcnow
 from intake.config.settings import Settings
+from intake.pipeline.requests import grant_pending
 from notifier.calendar import campaign_states, extension_refusal, region_notes
 from notifier.rendering import fr_day, fr_moment
 from notifier.template_workbook import build_template
@@ -93,10 +94,14 @@ def cmd_extend(args: argparse.Namespace, settings: Settings, environ: Mapping[st
         raise UsageError(refusal)
     services = open_services(args, settings, environ)
     with services.sessions.begin() as session:
-        set_extension(session, campaign.id, region, args.until, actor=args.by, at=args.now)
+        dossier = set_extension(session, campaign.id, region, args.until, actor=args.by, at=args.now)
+        answered = [] if args.until is None else grant_pending(session, settings, dossier, args.until, actor=args.by,
+                                                                now=args.now or utcnow())
     name = catalogue.region_name(region, campaign.geography)
     change = "ramenée à celle de la campagne" if args.until is None else f"prolongée au {fr_day(args.until)}"
     print(f"{name} : date limite {change}")
+    if answered:
+        print(f"demande de délai de la région accordée : réponse en file d'envoi ({len(answered)} message(s))")
     return 0
 
 

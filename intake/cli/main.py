@@ -20,13 +20,13 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from intake.cli import campaign, check, dossiers, messages, outbox, quarantine, service, users
+from intake.cli import campaign, check, dossiers, messages, outbox, quarantine, requests, service, users
 from intake.cli.common import Handler, UsageError
 from intake.config.loader import ConfigError, resolve_settings
 from parsers.text import one_line
 
 # In the order ``--help`` lists them.
-COMMAND_MODULES = (check, messages, dossiers, campaign, quarantine, outbox, users, service)
+COMMAND_MODULES = (check, messages, dossiers, requests, campaign, quarantine, outbox, users, service)
 
 
 # argparse's own words, in French (its messages are otherwise English).

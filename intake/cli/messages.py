@@ -26,7 +26,7 @@ from notifier.rendering import OUTCOME_WORDS, STATUS_WORDS
 from parsers.reference import catalogue
 from store.queries.messages import failed_messages
 
-ANSWERED = ("accepted", "ignored", "duplicate")  # outcomes that end with exit status 0
+ANSWERED = ("accepted", "answered", "forwarded", "ignored", "duplicate")  # outcomes that end with exit status 0
 
 
 def register(sub: Subparsers) -> None:

@@ -8,7 +8,7 @@
 3. A step that raises leaves the message ``failed`` with its error; ``reprocess`` runs it again.
 
 Steps (one module each under ``intake/pipeline/steps``), each run when its guard says so:
-  classify → extract → validate → record → reply
+  classify → extract → converse → validate → record → reply
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from intake.pipeline.failures import alert_failed, record_failure
 from intake.pipeline.journey import Delivery, Journey, Outcome, Result
 from intake.pipeline.services import Services
 from intake.pipeline.steps.classify import classify
+from intake.pipeline.steps.converse import converse
 from intake.pipeline.steps.extract import extract
 from intake.pipeline.steps.record import record
 from intake.pipeline.steps.reply import reply
@@ -48,12 +49,13 @@ def _judged(j: Journey) -> bool:
 
 
 def _answerable(j: Journey) -> bool:
-    return j.outcome in ("accepted", "rejected", "quarantined")
+    return j.outcome in ("accepted", "rejected", "answered", "forwarded", "quarantined")
 
 
 STEPS: tuple[Step, ...] = (
     Step("classify", classify, lambda j: True),  # ignored / duplicate / quarantined, or a region
     Step("extract", extract, _undecided),  # workbooks and narratives read and checked
+    Step("converse", converse, _undecided),  # a message without a return: answered / forwarded
     Step("validate", validate, _undecided),  # message-level rules; verdict accepted / rejected
     Step("record", record, _judged),  # new versions on the region's dossier
     Step("reply", reply, _answerable),  # French answer queued in the outbox

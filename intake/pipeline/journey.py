@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 
 from intake.config.settings import Campaign, RegionConfig
 from notifier.replies import ReplyDraft
+from parsers.mail.intents import Reading
 from parsers.model import Issue, MailMessage, NarrativeReport, WorkbookReturn
-from store.models import Dossier, InboundMessage, Submission
+from store.models import Dossier, DossierEvent, InboundMessage, Submission
 
-Outcome = Literal["accepted", "rejected", "quarantined", "ignored", "duplicate", "failed"]
+# answered: a question answered from the dossier or the campaign, no new version; forwarded: handed to a person.
+Outcome = Literal["accepted", "rejected", "answered", "forwarded", "quarantined", "ignored", "duplicate", "failed"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class Journey:
     dossier: Dossier | None = None
     submissions: list[Submission] = field(default_factory=list)
     late: bool = False
+    reading: Reading | None = None  # what the sender's own text asks (steps/converse.py)
+    forwarded: bool = False  # handed to a person
+    request: DossierEvent | None = None  # the extension request this message made
     reply: ReplyDraft | None = None
 
     @property

@@ -262,3 +262,40 @@ def set_exempt(session: Session, campaign_id: str, region_code: str, exempt: boo
     record_event(session, dossier, "exempt" if exempt else "exempt_lifted", {"campaign": campaign_id},
                  actor=actor[:255], at=at)
     return dossier
+
+
+# Dossier events a person must act on: a request for more time, a message handed to a person.
+REQUEST_KINDS = ("extension_request", "forwarded")
+OPEN_STATUSES = ("pending", "open")
+
+
+def dossier_versions(session: Session, dossier_id: int) -> list[Submission]:
+    """Every version received on the dossier (superseded ones included), oldest first."""
+    return list(session.scalars(
+        select(Submission).where(Submission.dossier_id == dossier_id).order_by(Submission.received_at, Submission.id)))
+
+
+def request_events(session: Session, campaign_id: str | None = None, *, open_only: bool = True,
+                   region_code: str | None = None) -> list[tuple[Dossier, DossierEvent]]:
+    """Extension requests and forwarded messages, oldest first (only those awaiting a person)."""
+    query = (select(Dossier, DossierEvent).join(DossierEvent, DossierEvent.dossier_id == Dossier.id)
+             .where(DossierEvent.kind.in_(REQUEST_KINDS)).order_by(DossierEvent.at, DossierEvent.id))
+    if campaign_id is not None:
+        query = query.where(Dossier.campaign_id == campaign_id)
+    if region_code is not None:
+        query = query.where(Dossier.region_code == region_code)
+    rows = [(row[0], row[1]) for row in session.execute(query)]
+    return [(d, e) for d, e in rows if not open_only or (e.detail or {}).get("status") in OPEN_STATUSES]
+
+
+def events_about_messages(session: Session, dossier_id: int, message_pks: Sequence[int]) -> list[DossierEvent]:
+    """The requests and forwards of a dossier raised by one of ``message_pks``."""
+    wanted = set(message_pks)
+    events = session.scalars(select(DossierEvent).where(DossierEvent.dossier_id == dossier_id,
+                                                        DossierEvent.kind.in_(REQUEST_KINDS)))
+    return [e for e in events if (e.detail or {}).get("message") in wanted]
+
+
+def update_event(event: DossierEvent, **changes: Any) -> None:
+    """Change an event's detail (a new dict, so that the JSON column is written)."""
+    event.detail = {**(event.detail or {}), **changes}

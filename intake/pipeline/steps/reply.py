@@ -12,6 +12,7 @@ from datetime import timedelta
 from intake.config.clock import utcnow
 from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
+from intake.pipeline.steps.converse import conversation_facts
 from notifier.outbox import queue_reply
 from notifier.replies import DossierFacts, ReplyFacts, draft_reply
 from store.queries.dossiers import latest_submission
@@ -20,7 +21,7 @@ from store.queries.outbox import replies_since
 
 def reply(journey: Journey, services: Services) -> None:
     assert journey.mail is not None
-    draft = draft_reply(reply_facts(journey), services.settings)
+    draft = draft_reply(reply_facts(journey, services), services.settings)
     if draft is None:
         return
     cap = services.settings.limits.replies_per_sender_per_hour
@@ -38,7 +39,7 @@ def reply(journey: Journey, services: Services) -> None:
     journey.reply = draft
 
 
-def reply_facts(journey: Journey) -> ReplyFacts:
+def reply_facts(journey: Journey, services: Services) -> ReplyFacts:
     """What the reply needs to know about the message and the dossier, as plain data."""
     assert journey.mail is not None
     mail, dossier = journey.mail, journey.dossier
@@ -63,4 +64,5 @@ def reply_facts(journey: Journey) -> ReplyFacts:
         versions={(s.kind, s.filename, s.sha256): s.version for s in journey.submissions},
         identical=frozenset((i.kind, i.filename) for i in journey.identical),
         dossier=facts,
+        conversation=conversation_facts(journey, services),
     )

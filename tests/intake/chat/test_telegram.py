@@ -126,8 +126,8 @@ def _manual_reminders(services: Services) -> list[OutboxItem]:
 def test_bot_registers_its_commands_and_answers_help(running: Running) -> None:
     commands = running.api.wait_for(lambda c: c.method == "setMyCommands").params["commands"]
     names = [c["command"] for c in commands]
-    assert names == ["statut", "retards", "region", "relancer", "quarantaine", "liberer", "prolonger", "synthese",
-                     "aide"]
+    assert names == ["statut", "retards", "region", "relancer", "quarantaine", "liberer", "prolonger", "demandes",
+                     "synthese", "aide"]
     answer = running.ask("/aide")
     for name in names:
         assert f"/{name}" in answer.text
