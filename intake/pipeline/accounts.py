@@ -15,6 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -49,7 +50,12 @@ MIN_PASSWORD = 12
 LINKS_PER_HOUR = 3  # « mot de passe oublié » mails to one address per hour: no mail bombing
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Checked when the address has no account, so that both answers take the same time."""
+    return _HASHER.hash("not a password of anyone")
 
 
 class AccountError(Exception):
@@ -116,7 +122,7 @@ def password_refusal(password: str) -> str | None:
 
 def _verify(stored: str | None, password: str) -> bool:
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
