@@ -15,6 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -37,16 +38,24 @@ from store.queries.accounts import (
     end_user_sessions,
     failures_since,
     live_session,
+    purge_expired,
     put_national_values,
+    recent_links,
     record_failure,
     usable_login_token,
     user_by_email,
 )
 
 MIN_PASSWORD = 12
+LINKS_PER_HOUR = 3  # « mot de passe oublié » mails to one address per hour: no mail bombing
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
 _HASHER = PasswordHasher()
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Checked when the address has no account, so that both answers take the same time."""
+    return _HASHER.hash("not a password of anyone")
 
 
 class AccountError(Exception):
@@ -113,7 +122,7 @@ def password_refusal(password: str) -> str | None:
 
 def _verify(stored: str | None, password: str) -> bool:
     try:
-        return _HASHER.verify(stored or _DUMMY_HASH, password) and stored is not None
+        return _HASHER.verify(stored or _dummy_hash(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 
@@ -187,6 +196,10 @@ def send_reset_link(services: Services, email: str, now: datetime) -> bool:
         user = user_by_email(session, email)
         if user is None or user.disabled:
             return False
+        if recent_links(session, user.id, now - timedelta(hours=1)) >= LINKS_PER_HOUR:
+            services.log.warning("password link for %s not sent: %d already in the hour", user.email,
+                                 LINKS_PER_HOUR)
+            return False
         _queue_link(services, session, user, "reset", now)
     _after_commit(services)
     services.log.info("password link queued for %s", user.email)
@@ -217,6 +230,16 @@ def choose_password(services: Services, token: str, password: str, now: datetime
 # ---------------------------------------------------------------------- sign-in and sessions
 
 
+def _failures_in_force(session: Any, window: timedelta, now: datetime, *, email: str | None = None,
+                       ip: str | None = None) -> int:
+    """The failures in the window that ends at the latest failure, while that window plus one more
+    has not passed: ``max_failures`` of them refuse sign-in for a whole window after the last."""
+    _, latest = failures_since(session, email=email, ip=ip, since=now - window)
+    if latest is None:
+        return 0
+    return failures_since(session, email=email, ip=ip, since=latest - window)[0]
+
+
 def sign_in(services: Services, email: str, password: str, ip: str, now: datetime) -> SignIn:
     """Check the password, unless too many failures for this address or this IP were seen in the
     window (then refused until the window has passed since the latest failure). Each failure
@@ -225,11 +248,11 @@ def sign_in(services: Services, email: str, password: str, ip: str, now: datetim
     window = timedelta(minutes=web.failure_window_minutes)
     email = email.strip().lower()[:320]
     with services.sessions.begin() as session:
-        by_email, _last_email = failures_since(session, email=email, since=now - window)
-        by_ip, _last_ip = failures_since(session, ip=ip, since=now - window)
-        worst = max(by_email, by_ip)
+        purge_expired(session, now, now - 2 * window)
+        worst = max(_failures_in_force(session, window, now, email=email),
+                    _failures_in_force(session, window, now, ip=ip))
         if worst >= web.max_failures:
-            services.log.warning("sign-in refused for %s from %s: %d failures in %s min", email, ip, worst,
+            services.log.warning("sign-in refused for %s from %s: %d failures within %s min", email, ip, worst,
                                  web.failure_window_minutes)
             return SignIn(refused=True)
         user = user_by_email(session, email)

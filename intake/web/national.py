@@ -120,7 +120,7 @@ def indicator_context(services: Services, campaign: Campaign, ind_id: str, now: 
             number = float(value[0])
         bars.append((column.name, number, shown))
     figure = consolidation.national.get(ind.id)
-    chart = bar_chart(bars, f"{ind.id} – valeur de chaque région", "")
+    chart = bar_chart(bars, f"{ind.id} – valeur de chaque région", "", 100.0 if ind.unit == "percent" else None)
     return {"ind": ind, "rows": rows, "chart": chart, "figure": figure.describe() if figure else "",
             "filled_by": FILLED_BY_WORDS.get(ind.filled_by, ind.filled_by)}
 

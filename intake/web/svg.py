@@ -96,11 +96,13 @@ def tile_map(tiles: Sequence[Tile], geography: int, title: str) -> Markup:
     return Markup("".join(parts))
 
 
-def bar_chart(bars: Sequence[tuple[str, float | None, str]], title: str, unit: str = "") -> Markup:
-    """Horizontal bars: (label, value or None, shown text), one per line, scaled on the largest."""
+def bar_chart(bars: Sequence[tuple[str, float | None, str]], title: str, unit: str = "",
+              scale: float | None = None) -> Markup:
+    """Horizontal bars: (label, value or None, shown text), one per line, scaled on ``scale`` (100 for
+    percentages) or on the largest value."""
     label_w, bar_w, line_h = 230, 360, 24
     height = line_h * len(bars) + 10
-    top = max((abs(v) for _, v, _ in bars if v is not None), default=0.0) or 1.0
+    top = scale or max((abs(v) for _, v, _ in bars if v is not None), default=0.0) or 1.0
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {label_w + bar_w + 120} {height}" '
              f'width="100%" role="img" aria-labelledby="graphique-titre" class="graphique">'
              f'<title id="graphique-titre">{escape(title)}</title>']

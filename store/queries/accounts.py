@@ -118,3 +118,15 @@ def put_national_values(session: Session, campaign: str, rows: Sequence[tuple[st
         row.value, row.observation, row.imported_at, row.imported_by = value, observation, now, actor[:320]
     session.flush()
     return len(rows)
+
+
+def recent_links(session: Session, user_id: int, since: datetime) -> int:
+    """How many one-time links were made for the user since ``since``."""
+    return int(session.scalar(select(func.count()).select_from(LoginToken)
+                              .where(LoginToken.user_id == user_id, LoginToken.created_at >= since)) or 0)
+
+
+def purge_expired(session: Session, now: datetime, attempts_before: datetime) -> None:
+    """Forget ended sessions, expired links and failed sign-ins older than the window."""
+    session.execute(delete(WebSession).where(WebSession.expires_at <= now))
+    session.execute(delete(LoginAttempt).where(LoginAttempt.at < attempts_before))

@@ -320,3 +320,15 @@ def test_an_unexpected_error_is_a_french_500_without_traceback(services: Service
     response = TestClient(app, raise_server_exceptions=False).get("/boom")
     assert response.status_code == 500 and "Erreur du service" in response.text
     assert "secret detail" not in response.text and "Traceback" not in response.text
+
+
+def test_sign_in_is_refused_for_a_whole_window_after_the_last_failure(services: Services) -> None:
+    from intake.pipeline.accounts import sign_in as check
+
+    start = utcnow()
+    for minute in (0, 5, 10):  # three failures (max_failures = 3) spread over ten minutes
+        assert check(services, REGION, "faux", "192.0.2.1", start + timedelta(minutes=minute)).account is None
+    assert check(services, REGION, PASSWORD, "192.0.2.9", start + timedelta(minutes=20)).refused
+    assert check(services, OTHER, PASSWORD, "192.0.2.1", start + timedelta(minutes=24)).refused  # same IP
+    allowed = check(services, REGION, PASSWORD, "192.0.2.9", start + timedelta(minutes=26))
+    assert not allowed.refused and allowed.account is not None and allowed.token
