@@ -16,6 +16,8 @@ configuration, which is:
 - two regions: Bretagne (53: any address @bretagne.pref.gouv.fr, one contact) and Rhône-Alpes (82:
   one sender address, two contacts);
 - one coordinator, coordination@ville.gouv.fr;
+- ``[web]`` disabled: a test that runs the service does not take port 8080 (the web's tests give
+  their own section, ``tests.support.web.web_section``);
 - every other section left to its default.
 
 Values are written as TOML: ``str``, ``bool``, ``int``, ``float``, ``date``, ``Path`` and lists of
@@ -84,7 +86,8 @@ def campaign(**keys: object) -> dict[str, object]:
 def tests_sections(folder: Path) -> Sections:
     """The tests' configuration (see the module's documentation), section by section."""
     return {"service": {"data_dir": folder, "outbox_dir": folder / "outbox"}, "mailbox": MAILBOX,
-            "campaigns": [campaign()], "regions": [BRETAGNE, RHONE_ALPES], "coordinators": [COORDINATOR]}
+            "campaigns": [campaign()], "regions": [BRETAGNE, RHONE_ALPES], "coordinators": [COORDINATOR],
+            "web": {"enabled": False}}
 
 
 def config_text(folder: Path, *, base: Base = "tests", **sections: Unpack[Sections]) -> str:

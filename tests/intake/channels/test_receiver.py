@@ -48,7 +48,7 @@ def running(tmp_path: Path) -> Iterator[Running]:
     port = free_port()
     services = make_services(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", base="built-in",
                              service={"data_dir": tmp_path}, receiver={"host": "127.0.0.1", "port": port},
-                             limits={"max_message_bytes": 200_000})
+                             limits={"max_message_bytes": 200_000}, web={"enabled": False})
     stop = threading.Event()
     thread = threading.Thread(target=run, args=(services,), kwargs={"stop": stop}, daemon=True)
     thread.start()
