@@ -21,12 +21,15 @@ from tests.support.settings import campaign, write_config
 
 def write_service_config(folder: Path, mailbox: Dovecot, relay: Relay, *, idle_seconds: float = 5,
                          poll_seconds: float = 1, name: str = "service.toml") -> Path:
-    """The configuration of a service reading ``mailbox`` over IMAP (and listening for SMTP on a free
-    port) and sending through ``relay``, quick to retry; a campaign open until 2030, so every return
-    is in time; Bretagne (a whole domain, one contact) and Rhône-Alpes (a whole domain, no contact)."""
+    """The configuration of a service reading ``mailbox`` over IMAP (and listening for SMTP and for the
+    web on free ports) and sending through ``relay``, quick to retry; a campaign open until 2030, so
+    every return is in time; Bretagne (a whole domain, one contact) and Rhône-Alpes (a whole domain, no
+    contact)."""
+    web_port = free_port()
     return write_config(
         folder, name=name,
         receiver={"host": "127.0.0.1", "port": free_port()},
+        web={"host": "127.0.0.1", "port": web_port, "base_url": f"http://127.0.0.1:{web_port}"},
         imap={"host": mailbox.host, "port": mailbox.port, "username": mailbox.user, "password": mailbox.password,
               "folder": "INBOX", "processed_folder": "Traités", "idle_seconds": idle_seconds,
               "poll_seconds": poll_seconds, "timeout_seconds": 5},

@@ -16,8 +16,8 @@ configuration, which is:
 - two regions: Bretagne (53: any address @bretagne.pref.gouv.fr, one contact) and Rhône-Alpes (82:
   one sender address, two contacts);
 - one coordinator, coordination@ville.gouv.fr;
-- ``[web]`` disabled: a test that runs the service does not take port 8080 (the web's tests give
-  their own section, ``tests.support.web.web_section``);
+- ``[web]`` disabled: a service a test starts opens no web server on the fixed default port, which
+  two services, or two test runs, would fight over (the web tests give a ``web`` section of their own);
 - every other section left to its default.
 
 Values are written as TOML: ``str``, ``bool``, ``int``, ``float``, ``date``, ``Path`` and lists of
