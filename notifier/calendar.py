@@ -27,7 +27,12 @@ from sqlalchemy.orm import Session
 from intake.config.clock import local_date
 from intake.config.settings import Campaign, Settings
 from store.models import Dossier, Submission
-from store.queries.dossiers import dossiers_by_region, last_received, latest_extension, open_errors
+from store.queries.dossiers import (
+    dossiers_by_region,
+    last_received_by_dossier,
+    latest_extension,
+    open_errors_by_dossier,
+)
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ def campaign_states(session: Session, settings: Settings, campaign: Campaign, no
     late_parts = set(session.scalars(
         select(Dossier.region_code).join(Submission, Submission.dossier_id == Dossier.id)
         .where(Dossier.campaign_id == campaign.id, Submission.late.is_(True), Submission.received_at <= now)))
+    received, errors = last_received_by_dossier(session, campaign.id), open_errors_by_dossier(session, campaign.id)
     states: list[RegionState] = []
     for region in settings.campaign_regions(campaign):
         dossier = dossiers.get(region.code)
@@ -139,8 +145,8 @@ def campaign_states(session: Session, settings: Settings, campaign: Campaign, no
             late=late,
             days_late=lateness if late else 0,
             received_late=region.code in late_parts,
-            last_received=last_received(session, dossier.id) if dossier else None,
-            open_errors=open_errors(session, dossier.id) if dossier else 0,
+            last_received=received.get(dossier.id) if dossier else None,
+            open_errors=errors.get(dossier.id, 0) if dossier else 0,
         ))
     return states
 

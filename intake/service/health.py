@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,12 @@ def write_report(data_dir: Path, report: dict[str, Any]) -> None:
     """Replace the health file at once (a temporary file renamed over it)."""
     path = health_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    # A temporary file of this writer's own: two writes at once (the health task and the final one)
+    # never share it; the rename is atomic, the last one wins.
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=".health-", suffix=".tmp",
+                                     delete=False) as fh:
+        fh.write(json.dumps(report, ensure_ascii=False, default=str))
+    os.replace(fh.name, path)
 
 
 def read_report(data_dir: Path) -> dict[str, Any] | None:

@@ -197,6 +197,34 @@ def open_errors(session: Session, dossier_id: int) -> int:
     return sum(1 for issue in workbook.issues if issue.get("severity") == "error")
 
 
+def last_received_by_dossier(session: Session, campaign_id: str) -> dict[int, datetime]:
+    """:func:`last_received` of every dossier of the campaign, in one query."""
+    rows = session.execute(
+        select(Submission.dossier_id, func.max(Submission.received_at))
+        .join(Dossier, Dossier.id == Submission.dossier_id)
+        .where(Dossier.campaign_id == campaign_id)
+        .group_by(Submission.dossier_id))
+    return {int(dossier_id): at for dossier_id, at in rows if at is not None}
+
+
+def open_errors_by_dossier(session: Session, campaign_id: str) -> dict[int, int]:
+    """:func:`open_errors` of every dossier of the campaign that has a workbook, in one query: the
+    current workbook is the non-superseded one of the highest version, as :func:`latest_submission`."""
+    current = (
+        select(Submission.dossier_id, func.max(Submission.version).label("version"))
+        .join(Dossier, Dossier.id == Submission.dossier_id)
+        .where(Dossier.campaign_id == campaign_id, Submission.kind == "workbook",
+               Submission.superseded_by_id.is_(None))
+        .group_by(Submission.dossier_id)
+        .subquery())
+    rows = session.execute(
+        select(Submission.dossier_id, Submission.issues)
+        .join(current, (current.c.dossier_id == Submission.dossier_id) & (current.c.version == Submission.version))
+        .where(Submission.kind == "workbook", Submission.superseded_by_id.is_(None)))
+    return {int(dossier_id): sum(1 for issue in issues or () if issue.get("severity") == "error")
+            for dossier_id, issues in rows}
+
+
 def campaign_submissions(session: Session, campaign_id: str, until: datetime) -> list[tuple[str, Submission]]:
     """Every file received for the campaign up to ``until`` (reception time), with its region code,
     in reception order."""

@@ -27,8 +27,10 @@ from store.queries.dossiers import (
     find_identical_submission,
     get_or_create_dossier,
     last_received,
+    last_received_by_dossier,
     latest_submission,
     open_errors,
+    open_errors_by_dossier,
     record_event,
     refresh_dossier_status,
 )
@@ -251,8 +253,11 @@ def test_open_errors_counts_error_issues_of_latest_workbook(session: Session) ->
     warning = {**error, "severity": "warning"}
     _submission(session, dossier, message, verdict="rejected", issues=[error, error, warning])
     assert open_errors(session, dossier.id) == 2
+    assert open_errors_by_dossier(session, "2025") == {dossier.id: 2}  # the campaign's, in one query
     _submission(session, dossier, message, sha="b" * 64, issues=[warning])
     assert open_errors(session, dossier.id) == 0
+    assert open_errors_by_dossier(session, "2025") == {dossier.id: 0}
+    assert last_received_by_dossier(session, "2025") == {dossier.id: last_received(session, dossier.id)}
 
 
 def _fake(kind: str, verdict: str) -> Submission:
