@@ -31,8 +31,14 @@ from notifier.outbox import build_mail
 from notifier.rendering import environment, fr_date, fr_datetime, issue_location
 from notifier.template_workbook import build_template
 from parsers.reference import catalogue
-from store.models import Dossier, OutboxItem, Submission
-from store.queries.dossiers import dossiers_by_region, get_or_create_dossier, latest_submission, record_event
+from store.models import Dossier, DossierEvent, OutboxItem, Submission
+from store.queries.dossiers import (
+    dossiers_by_region,
+    get_or_create_dossier,
+    latest_event,
+    latest_submission,
+    record_event,
+)
 from store.queries.outbox import enqueue_outbox, outbox_keys
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -140,6 +146,25 @@ def send_reminders(session: Session, settings: Settings, drafts: list[ReminderDr
             at=draft.at)
         items.append(item)
     return items
+
+
+def queue_manual_reminder(session: Session, settings: Settings, campaign: Campaign, state: RegionState,
+                          key: str, actor: str, now: datetime) -> OutboxItem | None:
+    """A region's reminder sent now because an admin asked (the bot, the web), under ``key``: the late
+    wording when the region is late; the dossier's history says who asked. None when that key was
+    queued already (the same request made twice). The caller has checked that the region has contacts."""
+    region = settings.region(state.code)
+    assert region is not None and region.contacts
+    dossier = dossiers_by_region(session, campaign.id).get(state.code)
+    step = "after-manual" if state.late else "manual"
+    draft = draft_reminder(session, settings, campaign, state, dossier, step, False, key, region.contacts, (), now)
+    items = send_reminders(session, settings, [draft])
+    if not items:
+        return None
+    event = latest_event(session, get_or_create_dossier(session, campaign.id, state.code).id, ("reminder",))
+    if isinstance(event, DossierEvent):
+        event.actor = actor[:255]
+    return items[0]
 
 
 # ---------------------------------------------------------------------- drafting

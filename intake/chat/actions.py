@@ -19,10 +19,9 @@ from intake.pipeline.services import Services
 from notifier.calendar import extension_refusal
 from notifier.digest import Digest, build_digest, previous_digest_at
 from notifier.export import to_xlsx
-from notifier.reminders import draft_reminder, reminder_key, send_reminders
+from notifier.reminders import queue_manual_reminder, reminder_key
 from notifier.rendering import fr_day, plural
-from store.models import DossierEvent
-from store.queries.dossiers import dossiers_by_region, get_or_create_dossier, latest_event, set_extension
+from store.queries.dossiers import set_extension
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -71,16 +70,8 @@ def send_manual_reminder(services: Services, campaign: Campaign, code: str, aske
     key = f"{reminder_key(campaign.id, code, 'manual')}:{asked_at}"
     with services.sessions.begin() as session:
         state = state_of(session, settings, campaign, code, now)
-        dossier = dossiers_by_region(session, campaign.id).get(code)
-        step = "after-manual" if state.late else "manual"  # the late wording when the region is late
-        draft = draft_reminder(session, settings, campaign, state, dossier, step, False, key, region.contacts, (), now)
-        items = send_reminders(session, settings, [draft])
-        if not items:
+        if queue_manual_reminder(session, settings, campaign, state, key, actor, now) is None:
             return Answer(False, f"Cette relance à {esc(state.name)} est déjà partie.")
-        dossier = get_or_create_dossier(session, campaign.id, code)
-        event = latest_event(session, dossier.id, ("reminder",))
-        if isinstance(event, DossierEvent):
-            event.actor = actor[:255]
     if services.after_commit is not None:
         try:  # wakes the outbox sender (or writes the folder); the reminder is committed either way
             services.after_commit()

@@ -30,14 +30,10 @@ from intake.web.common import (
 from intake.web.svg import Tile, bar_chart, tile_map
 from notifier.calendar import RegionState, campaign_states, extension_refusal, region_notes
 from notifier.export import FILLED_BY_WORDS, consolidate, to_csv, to_xlsx, value_text
-from notifier.reminders import draft_reminder, reminder_key, send_reminders
+from notifier.reminders import queue_manual_reminder, reminder_key
 from notifier.rendering import OUTCOME_WORDS, STATUS_WORDS
 from parsers.reference import catalogue
-from store.models import DossierEvent
 from store.queries.dossiers import (
-    dossiers_by_region,
-    get_or_create_dossier,
-    latest_event,
     set_exempt,
     set_extension,
 )
@@ -173,15 +169,8 @@ def remind_now(services: Services, campaign: Campaign, code: str, actor: str, no
         if region is None or not region.contacts:
             return "aucun contact n'est configuré pour cette région ([[regions]] contacts)"
         key = f"{reminder_key(campaign.id, code, 'manual')}:{int(now.timestamp())}"
-        dossier = dossiers_by_region(session, campaign.id).get(code)
-        step = "after-manual" if state.late else "manual"
-        draft = draft_reminder(session, settings, campaign, state, dossier, step, False, key, region.contacts, (), now)
-        if not send_reminders(session, settings, [draft]):
+        if queue_manual_reminder(session, settings, campaign, state, key, actor, now) is None:
             return "cette relance est déjà partie"
-        dossier = get_or_create_dossier(session, campaign.id, code)
-        event = latest_event(session, dossier.id, ("reminder",))
-        if isinstance(event, DossierEvent):
-            event.actor = actor[:255]
     if services.after_commit is not None:
         try:
             services.after_commit()
