@@ -39,12 +39,18 @@ row     column A                            column B (C, D)
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import math
+import textwrap
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.indexed_list import IndexedList
 from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.page import PageMargins
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from parsers.model import Indicator
@@ -58,6 +64,7 @@ TITLE = "TABLEAU DE SUIVI DES CONVENTIONS INTERMINISTERIELLES"
 HEADER_ROW = 4
 FIRST_ROW = HEADER_ROW + 1
 META_FIRST_ROW = 7
+LABEL_COL = 5  # E
 RESULT_COL = 7  # G
 OBSERVATION_COL = 8  # H
 
@@ -69,14 +76,24 @@ def headers(year: int) -> tuple[str, ...]:
     )
 
 
-_WIDTHS = (18, 30, 40, 10, 45, 18, 16, 45, 20)
+# Arial (Liberation Sans, its metric twin, in LibreOffice): the same line breaks in Excel and LibreOffice.
+FONT_NAME = "Arial"
+FONT_SIZE = 10
+_LINE_SPACING = 1.2  # a line of text is about 1.2 times the font size
+_CHARS_PER_UNIT = 1.15  # characters of French prose per unit of column width, with a margin
+COLUMN_WIDTHS = (12, 30, 50, 6, 40, 11, 12, 30, 14)
+# The context (objectives) in a smaller type than what the region reads and fills: the table prints
+# on two landscape pages, legibly.
+COLUMN_SIZES = (9, 8, 8, 9, 9, 9, 10, 10, 9)
 _THIN = Side(style="thin", color="808080")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _WRAP = Alignment(wrap_text=True, vertical="top")
 _HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 _INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")
 _NATIONAL_FILL = PatternFill("solid", fgColor="D9D9D9")
-_NATIONAL_FONT = Font(color="595959")
+_FONT = Font(name=FONT_NAME, size=FONT_SIZE)
+_BOLD = Font(name=FONT_NAME, size=FONT_SIZE, bold=True)
+_NATIONAL_COLOUR = "595959"
 _UNLOCKED = Protection(locked=False)
 
 NOTICE_LINES = (
@@ -98,6 +115,15 @@ NOTICE_LINES = (
 )
 
 
+@dataclass(frozen=True)
+class TemplateBook:
+    """The template still open in openpyxl, for a caller that adds to it (``notifier.corrections``)."""
+
+    workbook: Workbook
+    main: Worksheet
+    rows: dict[str, int]  # indicator id -> its row on the main sheet
+
+
 def build_template(
     *,
     region_code: str | None,
@@ -114,34 +140,117 @@ def build_template(
     them) pre-fill the open cells of the locally filled rows, e.g. with a region's latest
     return; other indicators are ignored. Without them the template is blank.
     """
-    wb = Workbook()
+    book = template_book(region_code=region_code, region_name=region_name, campaign_id=campaign_id, year=year,
+                         version=version, values=values, observations=observations)
+    return workbook_bytes(book.workbook)
+
+
+def template_book(
+    *,
+    region_code: str | None,
+    region_name: str | None,
+    campaign_id: str,
+    year: int,
+    version: str = "1",
+    values: Mapping[str, object] | None = None,
+    observations: Mapping[str, object] | None = None,
+) -> TemplateBook:
+    """:func:`build_template` before it is saved. Row heights are set from the texts the rows hold
+    when it is built; a caller that writes longer texts calls :func:`fit_rows` again."""
+    wb = new_workbook()
     main = wb.active
     main.title = MAIN_SHEET
     rows = _fill_main(main, region_name, year)
     _prefill(main, rows, values or {}, observations or {})
+    fit_rows(main, range(FIRST_ROW, FIRST_ROW + len(rows)), COLUMN_WIDTHS)
     _fill_notice(wb.create_sheet(NOTICE_SHEET))
     _fill_meta(wb.create_sheet(META_SHEET), region_code, campaign_id, year, version, rows)
     wb.active = 0
     wb.properties.title = f"Tableau de bord des conventions interministérielles {year}"
     wb.properties.creator = "conventions-intake"
+    return TemplateBook(wb, main, rows)
+
+
+def new_workbook() -> Workbook:
+    """An empty workbook whose default font is :data:`FONT_NAME`: column widths are counted in that
+    font's digits, so Excel and LibreOffice (which may lack Excel's default Calibri) agree on them."""
+    wb = Workbook()
+    wb._fonts = IndexedList([Font(name=FONT_NAME, size=FONT_SIZE, family=2)])
+    wb._named_styles["Normal"].font = Font(name=FONT_NAME, size=FONT_SIZE, family=2)
+    return wb
+
+
+def workbook_bytes(wb: Workbook) -> bytes:
     bio = io.BytesIO()
     wb.save(bio)
     return bio.getvalue()
 
 
+# --------------------------------------------------------------------------- printing
+
+
+def row_height(cells: Iterable[tuple[object, float, float]]) -> float:
+    """A row height in points that shows whole every text of the row, wrapped in its column:
+    ``(text, column width, font size)``, the width in Excel's units (about one digit of the default
+    font, :data:`FONT_SIZE` points)."""
+    height = FONT_SIZE * _LINE_SPACING
+    for text, width, size in cells:
+        if text is None or text == "":
+            continue
+        per_line = max(4, int(width * _CHARS_PER_UNIT * FONT_SIZE / size) - 1)
+        lines = sum(len(textwrap.wrap(part, per_line)) or 1 for part in str(text).split("\n"))
+        height = max(height, lines * size * _LINE_SPACING)
+    return math.ceil(height + 4)
+
+
+def fit_rows(ws: Worksheet, rows: Iterable[int], widths: Iterable[float]) -> None:
+    """Set the height of ``rows`` so that their wrapped texts print whole (columns from A, each
+    cell in its own font size)."""
+    widths = tuple(widths)
+    for row in rows:
+        cells = [ws.cell(row=row, column=col) for col in range(1, len(widths) + 1)]
+        ws.row_dimensions[row].height = row_height(
+            (cell.value, width, float(cell.font.sz or FONT_SIZE)) for cell, width in zip(cells, widths, strict=True))
+
+
+def print_setup(ws: Worksheet, *, title_rows: str, area: str, title_cols: str | None = None,
+                fit_width: bool = True, scale: int | None = None) -> None:
+    """Landscape A4 with the header rows (and label columns) repeated on every page, a print area,
+    page numbers in the footer; ``fit_width``: scaled to the page's width, as many pages down as needed."""
+    setup = ws.page_setup
+    setup.orientation = "landscape"
+    setup.paperSize = ws.PAPERSIZE_A4
+    if fit_width:
+        ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+        setup.fitToWidth = 1
+        setup.fitToHeight = 0
+    elif scale is not None:
+        setup.scale = scale
+    ws.print_title_rows = title_rows
+    if title_cols:
+        ws.print_title_cols = title_cols
+    ws.print_area = area
+    ws.page_margins = PageMargins(left=0.4, right=0.4, top=0.5, bottom=0.6, header=0.25, footer=0.3)
+    ws.print_options.horizontalCentered = True
+    ws.oddFooter.left.text = "&A"
+    ws.oddFooter.right.text = "Page &P sur &N"
+
+
 def _fill_main(ws: Worksheet, region_name: str | None, year: int) -> dict[str, int]:
     ws["A1"] = TITLE
-    ws["A1"].font = Font(bold=True, size=14)
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(_WIDTHS))
+    ws["A1"].font = Font(name=FONT_NAME, bold=True, size=14)
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(COLUMN_WIDTHS))
+    ws.row_dimensions[1].height = 22
     ws["A2"] = f"Région : {region_name}" if region_name else "Région : "
-    ws["A2"].font = Font(bold=True, size=12)
+    ws["A2"].font = Font(name=FONT_NAME, bold=True, size=12)
+    ws.row_dimensions[2].height = 18
     if not region_name:
         ws["B2"].protection = _UNLOCKED
         ws["B2"].fill = _INPUT_FILL
         ws["B2"].border = _BORDER
-    for col, (title, width) in enumerate(zip(headers(year), _WIDTHS, strict=True), start=1):
+    for col, (title, width) in enumerate(zip(headers(year), COLUMN_WIDTHS, strict=True), start=1):
         cell = ws.cell(row=HEADER_ROW, column=col, value=title)
-        cell.font = Font(bold=True)
+        cell.font = _BOLD
         cell.fill = _HEADER_FILL
         cell.alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
         cell.border = _BORDER
@@ -156,14 +265,18 @@ def _fill_main(ws: Worksheet, region_name: str | None, year: int) -> dict[str, i
             cell = ws.cell(row=row, column=col, value=text or None)
             cell.alignment = _WRAP
             cell.border = _BORDER
+            cell.font = Font(name=FONT_NAME, size=COLUMN_SIZES[col - 1],
+                             color=None if ind.is_local else _NATIONAL_COLOUR)
             if not ind.is_local:
                 cell.fill = _NATIONAL_FILL
-                cell.font = _NATIONAL_FONT
         if ind.is_local:
             _local_inputs(ws, row, ind, validations)
     for dv in validations.values():
         ws.add_data_validation(dv)
     ws.freeze_panes = ws.cell(row=FIRST_ROW, column=1)
+    fit_rows(ws, (HEADER_ROW,), COLUMN_WIDTHS)
+    last = f"{get_column_letter(len(COLUMN_WIDTHS))}{FIRST_ROW + len(rows) - 1}"
+    print_setup(ws, title_rows=f"1:{HEADER_ROW}", area=f"A1:{last}")
     ws.protection.sheet = True
     ws.protection.formatColumns = False  # let people widen columns and rows to read
     ws.protection.formatRows = False
@@ -247,8 +360,11 @@ def _fill_notice(ws: Worksheet) -> None:
     for row, line in enumerate(NOTICE_LINES, start=1):
         cell = ws.cell(row=row, column=1, value=line or None)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
-    ws["A1"].font = Font(bold=True, size=12)
+        cell.font = _FONT
+    ws["A1"].font = Font(name=FONT_NAME, bold=True, size=12)
+    fit_rows(ws, range(1, len(NOTICE_LINES) + 1), (110,))
     ws.protection.sheet = True
+    print_setup(ws, title_rows="1:1", area=f"A1:A{len(NOTICE_LINES)}")
 
 
 def _fill_meta(

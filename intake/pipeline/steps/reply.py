@@ -3,18 +3,24 @@
 The drafting (:mod:`notifier.replies`) gets the message's facts as plain data. Automatic replies to
 one address are capped per hour (``[limits] replies_per_sender_per_hour``): a robot that slipped
 through every rule still cannot start a mail storm.
+
+A reply about a return whose workbook has issues (errors or warnings) attaches, for each such
+workbook, ``corrections-<region>.xlsx`` (:mod:`notifier.corrections`): our template holding what
+was read, each faulty cell coloured and commented, for the clerk to correct and send back.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from intake.config.clock import utcnow
 from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from intake.pipeline.steps.converse import conversation_facts
+from notifier.corrections import build_corrections, corrections_name
 from notifier.outbox import queue_reply
-from notifier.replies import DossierFacts, ReplyFacts, draft_reply
+from notifier.replies import XLSX, DossierFacts, ReplyDraft, ReplyFacts, draft_reply
 from store.queries.dossiers import latest_submission
 from store.queries.outbox import replies_since
 
@@ -32,11 +38,34 @@ def reply(journey: Journey, services: Services) -> None:
         services.log.warning("reply to %s withheld: more than %d automatic replies within the hour",
                              draft.to[0], cap)
         return
+    draft = with_corrections(journey, services, draft)
     if queue_reply(journey.session, settings=services.settings, inbound=journey.inbound, mail=journey.mail,
                    draft=draft) is None:  # processed again on request: its reply already went out
         journey.reason = (journey.reason + "; " if journey.reason else "") + "réponse déjà envoyée"
         return
     journey.reply = draft
+
+
+def with_corrections(journey: Journey, services: Services, draft: ReplyDraft) -> ReplyDraft:
+    """``draft`` with one annotated workbook per workbook of the return that has issues.
+
+    A workbook that cannot be annotated (a bug) is logged and left out: the reply still goes.
+    """
+    region, campaign = journey.region, journey.campaign
+    if region is None or campaign is None or journey.outcome not in ("accepted", "rejected"):
+        return draft
+    files: list[tuple[str, bytes, str]] = []
+    for workbook in journey.workbooks:
+        if not workbook.issues:
+            continue
+        try:
+            data = build_corrections(workbook, region_code=region.code, region_name=region.name,
+                                     campaign_id=campaign.id, year=campaign.year)
+        except Exception:
+            services.log.exception("annotated workbook of %s not built", workbook.file)
+            continue
+        files.append((corrections_name(region.name, len(files) + 1), data, XLSX))
+    return replace(draft, attachments=draft.attachments + tuple(files)) if files else draft
 
 
 def reply_facts(journey: Journey, services: Services) -> ReplyFacts:
