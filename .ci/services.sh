@@ -8,6 +8,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies docs/d
 # The browser test of the web interface (tests/intake/web/test_browser.py) drives Debian's Chromium.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# The printing tests (tests/notifier/test_printing.py, test_corrections.py) convert workbooks to PDF.
+command -v soffice >/dev/null 2>&1 || need+=(libreoffice-calc-nogui)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null 2>&1 || true
   apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || echo "warning: could not install ${need[*]}" >&2

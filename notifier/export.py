@@ -28,7 +28,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-import openpyxl
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -38,6 +37,7 @@ from intake.config.clock import PARIS
 from intake.config.settings import Campaign, Settings
 from notifier.calendar import RegionState, campaign_states
 from notifier.rendering import STATUS_WORDS
+from notifier.template_workbook import FONT_NAME, fit_rows, new_workbook, print_setup
 from parsers.model import Indicator
 from parsers.reference import catalogue
 from store.models import NationalValue, Submission
@@ -209,6 +209,8 @@ def value_text(indicator: Indicator, value: Any) -> str:
 # ---------------------------------------------------------------------- xlsx
 
 _HEADER_FILL = PatternFill("solid", fgColor="DDE5F0")
+_WRAP = Alignment(wrap_text=True, vertical="top")
+_SCALE = 70  # percent: the summary is too wide to fit a page's width; its label columns repeat on each page
 _STATUS_FILLS = {"complete": "B8FEC9", "incomplete": "FEECC2", "rejected": "FFE9E6", "missing": "EEEEEE"}
 _FIXED = ("N°", "Convention", "Indicateur", "Unité", "Renseigné par")
 _NATIONAL = ("National – régions ayant un chiffre", "National – total", "National – minimum",
@@ -228,7 +230,9 @@ def safe_cell(ws: Worksheet, row: int, col: int, value: object) -> None:
 
 
 def to_xlsx(consolidation: Consolidation) -> bytes:
-    wb = openpyxl.Workbook()
+    """Three sheets, each printable: landscape A4, header rows repeated on every page; the summary
+    keeps its label columns beside the figures (frozen on screen, repeated on each printed page)."""
+    wb = new_workbook()
     ws = wb.active
     assert ws is not None
     ws.title = "Synthèse nationale"
@@ -248,7 +252,7 @@ def _situation(consolidation: Consolidation) -> str:
 
 def _summary_sheet(ws: Worksheet, c: Consolidation) -> None:
     safe_cell(ws, 1, 1, "Tableau de suivi des conventions interministérielles – synthèse nationale")
-    ws.cell(1, 1).font = Font(bold=True, size=13)
+    ws.cell(1, 1).font = Font(name=FONT_NAME, bold=True, size=13)
     safe_cell(ws, 2, 1, _situation(c) + ". Chiffres nationaux : voir la feuille « Notes ».")
     header_row, status_row, version_row, first = 4, 5, 6, 7
     headers = [*_FIXED]
@@ -258,7 +262,7 @@ def _summary_sheet(ws: Worksheet, c: Consolidation) -> None:
     for col, text in enumerate(headers, start=1):
         safe_cell(ws, header_row, col, text)
         cell = ws.cell(header_row, col)
-        cell.font, cell.fill = Font(bold=True), _HEADER_FILL
+        cell.font, cell.fill = Font(name=FONT_NAME, bold=True), _HEADER_FILL
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     safe_cell(ws, status_row, 3, "État du dossier")
     safe_cell(ws, version_row, 3, "Tableau retenu (dernier accepté)")
@@ -278,10 +282,18 @@ def _summary_sheet(ws: Worksheet, c: Consolidation) -> None:
             safe_cell(ws, row, col + 1, region.observations.get(ind.id) or None)
         figure = c.national[ind.id]
         _national_cells(ws, row, national_col, ind, figure)
-    widths = {1: 6, 2: 22, 3: 60, 4: 14, 5: 14}
-    for col in range(1, len(headers) + 1):
-        ws.column_dimensions[get_column_letter(col)].width = widths.get(col, 16 if col < national_col else 18)
+    widths = {1: 6, 2: 16, 3: 45, 4: 12, 5: 12}
+    column_widths = [widths.get(col, 16 if col < national_col else 18) for col in range(1, len(headers) + 1)]
+    for col, width in enumerate(column_widths, start=1):
+        ws.column_dimensions[get_column_letter(col)].width = width
     ws.freeze_panes = ws.cell(first, len(_FIXED) + 1)
+    last_row = first + len(catalogue.indicators()) - 1
+    for row in range(header_row, last_row + 1):
+        for col in range(1, len(headers) + 1):
+            ws.cell(row, col).alignment = _WRAP
+    fit_rows(ws, range(header_row, last_row + 1), column_widths)
+    print_setup(ws, title_rows=f"{header_row}:{version_row}", title_cols="A:C", fit_width=False, scale=_SCALE,
+                area=f"A1:{get_column_letter(len(headers))}{last_row}")
 
 
 def _value_cell(ws: Worksheet, row: int, col: int, ind: Indicator, value: Any) -> None:
@@ -335,7 +347,7 @@ def _dossiers_sheet(ws: Worksheet, c: Consolidation) -> None:
                "Reçu en retard", "Dernier envoi", "Erreurs ouvertes", "Tableau retenu")
     for col, text in enumerate(headers, start=1):
         safe_cell(ws, 1, col, text)
-        ws.cell(1, col).font, ws.cell(1, col).fill = Font(bold=True), _HEADER_FILL
+        ws.cell(1, col).font, ws.cell(1, col).fill = Font(name=FONT_NAME, bold=True), _HEADER_FILL
     yes = {True: "oui", False: "non"}
     for row, region in enumerate(c.regions, start=2):
         st = region.state
@@ -346,9 +358,13 @@ def _dossiers_sheet(ws: Worksheet, c: Consolidation) -> None:
             safe_cell(ws, row, col, value)
         ws.cell(row, 4).number_format = "DD/MM/YYYY"
         ws.cell(row, 3).fill = PatternFill("solid", fgColor=_STATUS_FILLS.get(st.dossier, "FFFFFF"))
-    for col, width in enumerate((6, 28, 14, 12, 10, 10, 10, 10, 12, 17, 10, 50), start=1):
+    widths = (6, 28, 14, 12, 10, 10, 10, 10, 12, 17, 10, 50)
+    for col, width in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(col)].width = width
+        ws.cell(1, col).alignment = _WRAP
+    fit_rows(ws, (1,), widths)
     ws.freeze_panes = "C2"
+    print_setup(ws, title_rows="1:1", area=f"A1:{get_column_letter(len(widths))}{len(c.regions) + 1}")
 
 
 NOTES = (
@@ -370,12 +386,14 @@ NOTES = (
 
 def _notes_sheet(ws: Worksheet, c: Consolidation) -> None:
     safe_cell(ws, 1, 1, "Notes de lecture")
-    ws.cell(1, 1).font = Font(bold=True, size=13)
+    ws.cell(1, 1).font = Font(name=FONT_NAME, bold=True, size=13)
     safe_cell(ws, 2, 1, _situation(c))
     for row, text in enumerate(NOTES, start=4):
         safe_cell(ws, row, 1, text)
         ws.cell(row, 1).alignment = Alignment(wrap_text=True, vertical="top")
     ws.column_dimensions["A"].width = 120
+    fit_rows(ws, range(4, 4 + len(NOTES)), (120,))
+    print_setup(ws, title_rows="1:1", area=f"A1:A{3 + len(NOTES)}")
 
 
 # ---------------------------------------------------------------------- csv

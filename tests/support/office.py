@@ -75,3 +75,20 @@ def pages_words(pdf: Path) -> list[tuple[float, float, list[Word]]]:
             width, height = height, width
         pages.append((width, height, words))
     return pages
+
+
+def overlapping(words: list[Word], advance: float = 0.38) -> list[tuple[Word, Word]]:
+    """Pairs of texts drawn over each other: baselines closer than 0.8 of the font size and spans
+    that cross, each span estimated at ``advance`` of the font size per character (less than any
+    real text of Arial/Liberation Sans, so that neighbours in a row are never taken for overlaps).
+    A row too short for its wrapped text shows here: its last lines run into the next row's."""
+    found: list[tuple[Word, Word]] = []
+    ordered = sorted(words, key=lambda w: w.y)
+    for index, a in enumerate(ordered):
+        for b in ordered[index + 1:]:
+            if b.y - a.y >= 0.8 * min(a.size, b.size):
+                break
+            a_end, b_end = a.x + len(a.text) * a.size * advance, b.x + len(b.text) * b.size * advance
+            if a.x < b_end - 1 and b.x < a_end - 1:
+                found.append((a, b))
+    return found
