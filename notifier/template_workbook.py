@@ -17,6 +17,10 @@ Sheet 1, ``"Tableau de bord"`` (visible, protected without password):
   than block, so that ``NC`` (not available) can still be typed. National rows are greyed and
   locked.
 
+Every sheet prints on landscape A4, fit to the page's width, its header rows repeated, within a
+print area (``print_setup``); row heights fit the wrapped texts (``fit_rows``); the default font is
+Arial, so Excel and LibreOffice agree on widths and line breaks (docs/workbooks.md).
+
 Sheet 2, ``"Notice"`` (visible): short French instructions.
 
 Sheet 3, ``"_meta"`` (``veryHidden``, protected), read by the table parser to match rows exactly:
