@@ -106,6 +106,13 @@ def corrections_name(region_name: str, number: int = 1) -> str:
     return f"corrections-{slug}{'' if number == 1 else f'-{number}'}.xlsx"
 
 
+def annotated(workbooks: Iterable[WorkbookReturn], region_name: str) -> list[tuple[WorkbookReturn, str]]:
+    """The workbooks of a return that get an annotated copy (those with issues), each with the name
+    of its file: what the reply attaches, and what its text can name."""
+    chosen = [wb for wb in workbooks if wb.issues]
+    return [(wb, corrections_name(region_name, number)) for number, wb in enumerate(chosen, start=1)]
+
+
 def split_message(message: str) -> tuple[str, str]:
     """(what is wrong, how to fix it): an issue's first sentence, then the rest ("" when none)."""
     parts = _SENTENCE_END.split(message.strip(), maxsplit=1)

@@ -18,7 +18,7 @@ from intake.config.clock import utcnow
 from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from intake.pipeline.steps.converse import conversation_facts
-from notifier.corrections import build_corrections, corrections_name
+from notifier.corrections import annotated, build_corrections
 from notifier.outbox import queue_reply
 from notifier.replies import XLSX, DossierFacts, ReplyDraft, ReplyFacts, draft_reply
 from store.queries.dossiers import latest_submission
@@ -55,16 +55,14 @@ def with_corrections(journey: Journey, services: Services, draft: ReplyDraft) ->
     if region is None or campaign is None or journey.outcome not in ("accepted", "rejected"):
         return draft
     files: list[tuple[str, bytes, str]] = []
-    for workbook in journey.workbooks:
-        if not workbook.issues:
-            continue
+    for workbook, name in annotated(journey.workbooks, region.name):
         try:
             data = build_corrections(workbook, region_code=region.code, region_name=region.name,
                                      campaign_id=campaign.id, year=campaign.year)
         except Exception:
             services.log.exception("annotated workbook of %s not built", workbook.file)
             continue
-        files.append((corrections_name(region.name, len(files) + 1), data, XLSX))
+        files.append((name, data, XLSX))
     return replace(draft, attachments=draft.attachments + tuple(files)) if files else draft
 
 

@@ -64,3 +64,10 @@ def test_clean_return_gets_no_attachment(services: Services) -> None:
     result = ingest(services, build_email(attachments=[("bilan.xlsx", clean, XLSX)]))
     assert result.outcome == "accepted" and not result.issues
     assert result.reply is not None and result.reply.attachments == ()
+
+
+def test_two_faulty_workbooks_get_one_file_each(services: Services) -> None:
+    first, second = good_workbook(values={"I09": "x"}), good_workbook(values={"I12": -1})
+    result = ingest(services, build_email(attachments=[("a.xlsx", first, XLSX), ("b.xlsx", second, XLSX)]))
+    assert result.reply is not None
+    assert [a[0] for a in result.reply.attachments] == [NAME, "corrections-bretagne-2.xlsx"]
