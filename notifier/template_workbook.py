@@ -84,6 +84,7 @@ def headers(year: int) -> tuple[str, ...]:
 FONT_NAME = "Arial"
 FONT_SIZE = 10
 _LINE_SPACING = 1.2  # a line of text is about 1.2 times the font size
+MAX_ROW_HEIGHT = 409  # points: Excel's limit
 _CHARS_PER_UNIT = 1.15  # characters of French prose per unit of column width, with a margin
 COLUMN_WIDTHS = (12, 30, 50, 6, 40, 11, 12, 30, 14)
 # The context (objectives) in a smaller type than what the region reads and fills: the table prints
@@ -204,7 +205,7 @@ def row_height(cells: Iterable[tuple[object, float, float]]) -> float:
         per_line = max(4, int(width * _CHARS_PER_UNIT * FONT_SIZE / size) - 1)
         lines = sum(len(textwrap.wrap(part, per_line)) or 1 for part in str(text).split("\n"))
         height = max(height, lines * size * _LINE_SPACING)
-    return math.ceil(height + 4)
+    return min(MAX_ROW_HEIGHT, math.ceil(height + 4))
 
 
 def fit_rows(ws: Worksheet, rows: Iterable[int], widths: Iterable[float]) -> None:

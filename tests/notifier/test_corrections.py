@@ -136,6 +136,20 @@ def test_corrected_cells_are_accepted(corrections: bytes) -> None:
     assert fixed.entries["I09"].value == 4 and fixed.entries["I07"].value == 25
 
 
+def test_an_issue_on_every_indicator_still_reads_as_our_template() -> None:
+    """The list « À corriger » then names all 32 indicators: it must never be taken for the table."""
+    faults = {ind.id: "à voir" for ind in indicators_by_id().values()}
+    long_text = "Observation très longue. " * 200
+    original = read(good_workbook(values=faults, observations={"I07": long_text}), "bilan.xlsx")
+    assert {i.indicator for i in original.issues} >= set(faults)
+    data = annotate(original)
+    back = read(data)
+    assert back.sheet == MAIN_SHEET and issue_keys(back) - {("region_not_found", None, "warning")} == (
+        issue_keys(original) - {("region_not_found", None, "warning")})
+    main = openpyxl.load_workbook(io.BytesIO(data))[MAIN_SHEET]
+    assert max(main.row_dimensions[r].height for r in range(5, 37)) == 409  # Excel's highest row
+
+
 def test_a_table_in_another_layout_is_moved_by_indicator() -> None:
     original = read(good_workbook(values={"I09": "x"}, observations={"I08": ""}, layout=hand_made_layout()),
                     "bilan.xlsx")
