@@ -131,3 +131,15 @@ def test_notice_is_in_french_and_mentions_nc(read_back: Workbook) -> None:
     assert notice is not None
     text = " ".join(str(c.value) for c in notice.cells.values())
     assert "NC" in text and "Observations" in text and "date limite" in text
+
+
+def test_printable_in_arial_on_landscape_pages(bretagne: bytes) -> None:
+    """Arial everywhere (LibreOffice's Liberation Sans has its widths), so the row heights we set fit
+    the line breaks of Excel and LibreOffice alike; docs/workbooks.md."""
+    book = openpyxl.load_workbook(io.BytesIO(bretagne))
+    assert book._fonts[0].name == "Arial"  # the default font, in which column widths are counted
+    for name in ("Tableau de bord", "Notice"):
+        ws = book[name]
+        assert {c.font.name for row in ws.iter_rows() for c in row if c.value is not None} == {"Arial"}
+        assert ws.page_setup.orientation == "landscape" and ws.print_area and ws.print_title_rows
+        assert all(ws.row_dimensions[r].height for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value)
