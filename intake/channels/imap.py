@@ -12,6 +12,10 @@ default, as GitLab's mail_room) so a dead connection is noticed and a lost notif
 most that long; otherwise it polls every ``poll_seconds``. A connection error closes the
 connection and reconnects with exponential backoff, then catches up again.
 
+Over TLS (``security = "ssl"`` or ``"starttls"``) the server's certificate and name are always
+verified (``ca_file`` for a private authority); a refusal is a setting to fix, logged and shown in
+``health`` as one French line naming ``[imap] ca_file`` (:func:`describe`), and retried.
+
 Several instances may watch one folder (``serve`` scaled out on PostgreSQL): each UID is handled
 under an advisory lock on (folder, UIDVALIDITY, UID), so one instance fetches, stores, processes
 and moves it while the others skip it; the unique index on those three columns stores it once

@@ -178,16 +178,29 @@ def test_an_unusable_ca_file_names_the_setting(server: Dovecot, tmp_path: Path) 
         assert error.startswith(f"[imap] ca_file : « {ca_file} » n'est pas un fichier PEM d'autorité lisible ("), error
 
 
-@pytest.mark.parametrize("security", SECURITIES)
-def test_serve_does_not_start_on_a_certificate_that_does_not_verify(
-        security: str, server: Dovecot, tmp_path: Path) -> None:
+def serve_fails_to_start(server: Dovecot, security: str, tmp_path: Path, **imap: str) -> str:
+    """Start ``serve`` on ``server``; it must stop at once with exit status 2: its one line about ca_file."""
     config = write_config(tmp_path, imap={
         "host": server.host, "port": server.imaps_port if security == "ssl" else server.port,
-        "security": security, "username": server.user, "password": server.password, "timeout_seconds": 5})
+        "security": security, "username": server.user, "password": server.password, "timeout_seconds": 5, **imap})
     done = subprocess.run([sys.executable, "-m", "intake", "--config", str(config), "--db",
                            f"sqlite:///{tmp_path / 'serve.sqlite3'}", "serve", "--no-receiver"],
                           cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     [line] = [line for line in done.stderr.splitlines() if "ca_file" in line]
-    assert "le certificat du serveur IMAP" in line and "n'est pas reconnu" in line and "[imap] ca_file" in line
+    return line
+
+
+@pytest.mark.parametrize("security", SECURITIES)
+def test_serve_does_not_start_on_a_certificate_that_does_not_verify(
+        security: str, server: Dovecot, tmp_path: Path) -> None:
+    line = serve_fails_to_start(server, security, tmp_path)  # no ca_file: the system's authorities
+    assert line.startswith("erreur : le certificat du serveur IMAP ") and "n'est pas reconnu" in line
+    assert line.endswith("vérifiez [imap] host, ou donnez l'autorité qui l'a signé dans [imap] ca_file")
+
+
+def test_serve_does_not_start_on_an_unusable_ca_file(server: Dovecot, tmp_path: Path) -> None:
+    missing = tmp_path / "absente.pem"
+    line = serve_fails_to_start(server, "ssl", tmp_path, ca_file=str(missing))
+    assert line.startswith(f"erreur : [imap] ca_file : « {missing} » n'est pas un fichier PEM d'autorité lisible")
