@@ -143,14 +143,25 @@ class Dovecot:
         tls = "ssl = no\n"
         if self.tls is not None:
             (self.root / "tls").mkdir(mode=0o700)
-            issued = self.tls.authority.issue_cert(self.tls.name or self.host)
-            issued.private_key_pem.write_to_path(str(self.root / "tls" / "key.pem"))
-            (self.root / "tls" / "cert.pem").write_bytes(b"".join(pem.bytes() for pem in issued.cert_chain_pems))
+            self._write_certificate(self.tls)
             tls = _TLS.format(root=self.root)
         self.config = self.root / "dovecot.conf"
         self.config.write_text(_CONFIG.format(root=self.root, host=self.host, port=self.port,
                                               imaps_port=self.imaps_port, capability=capability, ssl=tls),
                                encoding="utf-8")
+
+    def _write_certificate(self, tls: DovecotTls) -> None:
+        issued = tls.authority.issue_cert(tls.name or self.host)
+        issued.private_key_pem.write_to_path(str(self.root / "tls" / "key.pem"))
+        (self.root / "tls" / "cert.pem").write_bytes(b"".join(pem.bytes() for pem in issued.cert_chain_pems))
+
+    def reissue(self, tls: DovecotTls) -> None:
+        """Restart a TLS server with another certificate (as after a renewal): same port, same Maildir."""
+        assert self.tls is not None, "a server in the clear has no certificate"
+        self.stop()
+        self.tls = tls
+        self._write_certificate(tls)
+        self.start()
 
     @property
     def log(self) -> str:

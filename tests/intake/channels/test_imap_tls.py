@@ -5,7 +5,8 @@ over implicit TLS (``[imap] security = "ssl"``) and over STARTTLS when ``[imap] 
 authority. A certificate that does not verify (signed by another authority, issued for another
 name, or unknown to the system's authorities when no ``ca_file`` is given) is refused: nothing is
 read, the message stays in the folder, and the log, ``health`` and ``serve``'s start say why in one
-French line naming ``[imap] ca_file``.
+French line naming ``[imap] ca_file`` — also when a running ``serve`` meets a certificate renewed by
+another authority.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from intake.channels.imap import ImapWatcher
+from intake.cli.main import main
 from intake.config.settings import ImapConfig
 from intake.pipeline.services import Services
 from tests.factories.emails import XLSX, build_email
 from tests.factories.workbooks import good_workbook
 from tests.support.dovecot import Dovecot, DovecotTls, serve_dovecot
+from tests.support.net import free_port
 from tests.support.paths import ROOT
 from tests.support.pipeline import outbox
+from tests.support.service import ServiceProcess, wait_until
 from tests.support.settings import make_services, write_config
 
 PROCESSED = "Traités"
@@ -204,3 +208,34 @@ def test_serve_does_not_start_on_an_unusable_ca_file(server: Dovecot, tmp_path: 
     missing = tmp_path / "absente.pem"
     line = serve_fails_to_start(server, "ssl", tmp_path, ca_file=str(missing))
     assert line.startswith(f"erreur : [imap] ca_file : « {missing} » n'est pas un fichier PEM d'autorité lisible")
+
+
+def test_a_certificate_renewed_by_another_authority_is_refused_by_a_running_serve_and_health_says_why(
+        server: Dovecot, authority: trustme.CA, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path, receiver={"host": "127.0.0.1", "port": free_port()}, imap={
+        "host": server.host, "port": server.port, "security": "starttls", "ca_file": pem(authority, tmp_path / "a.pem"),
+        "username": server.user, "password": server.password, "idle_seconds": 1, "timeout_seconds": 5})
+    service = ServiceProcess(config, f"sqlite:///{tmp_path / 'serve.sqlite3'}", tmp_path)
+    try:
+        service.start()
+        server.append(returned_workbook())
+        wait_until(lambda: server.uids("INBOX") == [] and len(server.uids(PROCESSED)) == 1, 30, "read over TLS",
+                   service)
+        server.reissue(DovecotTls(trustme.CA()))  # a certificate from an authority ca_file does not name
+        server.append(returned_workbook())
+
+        def refused() -> bool:
+            code = main(["--config", str(config), "health"])
+            out = capsys.readouterr().out
+            return code == 1 and "[imap] ca_file" in out
+
+        wait_until(refused, 30, "health showing the refused certificate", service)
+        assert server.uids("INBOX") != []  # the new message is not read from a server that does not verify
+        code = main(["--config", str(config), "health"])
+        [imap] = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("imap")]
+        assert code == 1 and "INACTIF" in imap
+        assert f"last_error=le certificat du serveur IMAP {server.host}:{server.port} n'est pas reconnu" in imap
+        assert "le certificat du serveur IMAP" in service.logs() and "[imap] ca_file" in service.logs()
+        assert service.terminate() == 0
+    finally:
+        service.close()
