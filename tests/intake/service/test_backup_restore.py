@@ -40,7 +40,7 @@ from store.models import InboundMessage, OutboxItem
 from tests.factories.emails import XLSX, build_email
 from tests.factories.workbooks import good_workbook
 from tests.support.dovecot import Dovecot
-from tests.support.postgres import PostgresUnreachable, throwaway_database, unreachable
+from tests.support.postgres import BACKEND_PARAMS, PostgresUnreachable, throwaway_database, unreachable
 from tests.support.relay import Relay
 from tests.support.service import ServiceProcess, wait_until, write_service_config
 
@@ -163,7 +163,7 @@ def postgresql_backend(tmp_path: Path) -> Iterator[tuple[Database, str]]:
         yield Database(source, backup, restore), restored
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKEND_PARAMS)  # CONVENTIONS_TEST_DB_BACKENDS chooses, as for every store test
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Database, str]]:
     """(the service's database with its backup and restore, the URL of the fresh database to restore into)."""
     make = sqlite_backend if request.param == "sqlite" else postgresql_backend
