@@ -5,6 +5,7 @@ export DEBIAN_FRONTEND=noninteractive
 need=()
 command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # verifies docs/deploy's unit
+command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)  # the SQLite backup of docs/deploy.md (tested)
 # The browser test of the web interface (tests/intake/web/test_browser.py) drives Debian's Chromium.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(npm)

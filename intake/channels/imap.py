@@ -12,6 +12,10 @@ default, as GitLab's mail_room) so a dead connection is noticed and a lost notif
 most that long; otherwise it polls every ``poll_seconds``. A connection error closes the
 connection and reconnects with exponential backoff, then catches up again.
 
+Over TLS (``security = "ssl"`` or ``"starttls"``) the server's certificate and name are always
+verified (``ca_file`` for a private authority); a refusal is a setting to fix, logged and shown in
+``health`` as one French line naming ``[imap] ca_file`` (:func:`describe`), and retried.
+
 Several instances may watch one folder (``serve`` scaled out on PostgreSQL): each UID is handled
 under an advisory lock on (folder, UIDVALIDITY, UID), so one instance fetches, stores, processes
 and moves it while the others skip it; the unique index on those three columns stores it once
@@ -37,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from intake.config.clock import utcnow
 from intake.config.settings import ImapConfig
-from intake.config.tls import tls_context
+from intake.config.tls import CaFileError, certificate_refused, tls_context
 from intake.pipeline import flow
 from intake.pipeline.failures import alert_failed
 from intake.pipeline.journey import Delivery, Result
@@ -191,7 +195,8 @@ class ImapWatcher:
         if self._client is not None:
             return self._client
         cfg = self.config
-        context = tls_context(cfg.ca_file)  # the server's certificate is always verified
+        # Over TLS the server's certificate and name are always verified (``[imap] ca_file``).
+        context = tls_context(cfg.ca_file, setting="[imap] ca_file") if cfg.security != "none" else None
         client = IMAPClient(cfg.host, cfg.port, ssl=cfg.security == "ssl", ssl_context=context,
                             timeout=cfg.timeout_seconds)
         try:
@@ -419,10 +424,23 @@ class ImapWatcher:
             reason=f"{FETCH_FAILED} (UID {uid}, dossier {self.config.folder}) : {reason}"))
 
     def _error(self, exc: Exception) -> None:
-        text = one_line(f"{type(exc).__name__}: {exc}")
+        text = describe(exc, self.config)
         self._health.last_error = text
         self._health.connected = False
-        self.log.warning("imap: %s:%d: %s; reconnecting", self.config.host, self.config.port, text)
+        if isinstance(exc, ssl.SSLCertVerificationError | CaFileError):  # a setting to fix, not a hiccup
+            self.log.error("imap: %s", text)
+        else:
+            self.log.warning("imap: %s:%d: %s; reconnecting", self.config.host, self.config.port, text)
+
+
+def describe(exc: BaseException, config: ImapConfig) -> str:
+    """One line for the log and ``health``; in French, naming the setting to change, when the TLS
+    set-up is at fault (a certificate that does not verify, an unusable ``ca_file``)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return certificate_refused(f"du serveur IMAP {config.host}:{config.port}", "imap", exc)
+    if isinstance(exc, CaFileError):
+        return str(exc)
+    return one_line(f"{type(exc).__name__}: {exc}")
 
 
 def _announced_before_idle(client: IMAPClient) -> bool:

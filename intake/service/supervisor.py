@@ -132,7 +132,8 @@ class Service:
             return
         from imapclient.exceptions import LoginError
 
-        from intake.channels.imap import ImapWatcher
+        from intake.channels.imap import ImapWatcher, describe
+        from intake.config.tls import CaFileError
 
         probe = ImapWatcher(services=self.services, config=config, log=self.services.log)
         try:
@@ -140,10 +141,8 @@ class Service:
         except LoginError as exc:
             raise StartupError(f"le serveur IMAP {config.host}:{config.port} refuse la connexion de « "
                                f"{config.username} » : vérifiez [imap] username et password ({exc})") from exc
-        except ssl.SSLCertVerificationError as exc:
-            raise StartupError(f"le certificat du serveur IMAP {config.host}:{config.port} n'est pas reconnu "
-                               f"({exc.verify_message or exc}) : vérifiez [imap] host, ou donnez l'autorité qui l'a "
-                               "signé dans [imap] ca_file") from exc
+        except (ssl.SSLCertVerificationError, CaFileError) as exc:
+            raise StartupError(describe(exc, config)) from exc  # the watcher's own words for it
         except Exception as exc:
             self.services.log.warning("imap: %s:%d unreachable at start (%s); the watcher keeps trying",
                                       config.host, config.port, exc)

@@ -7,6 +7,11 @@ EXPUNGE fallback). Each test gets its own server, its own passwd-file user (``co
 ``secret``) and its own Maildir in a temporary directory readable by ``nobody`` (the mail user).
 When Dovecot is not installed the tests using it fail under CI (``CI=true``: ``.ci/services.sh``
 installs ``dovecot-imapd``) and are skipped elsewhere.
+
+``Dovecot(binary, tls=DovecotTls(authority))`` is a server that requires TLS (``ssl = required``):
+a certificate issued by ``authority`` (a ``trustme.CA``) for ``DovecotTls.name``, implicit TLS on
+``imaps_port`` and STARTTLS on ``port`` (where a login in the clear is refused). Its own helpers
+(``append``, ``uids``...) talk to it over implicit TLS, trusting ``authority``.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ import pwd
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import trustme
 from imapclient import IMAPClient
 
 from tests.support.net import free_port
@@ -37,9 +45,8 @@ base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+listen = {host}
+{ssl}disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u
 passdb {{
@@ -52,11 +59,12 @@ userdb {{
 }}
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
+    address = {host}
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {imaps_port}
+    ssl = yes
   }}
   chroot =
 }}
@@ -67,6 +75,30 @@ protocol imap {{
   mail_max_userip_connections = 50
 {capability}}}
 """
+
+
+# TLS required (no login before STARTTLS on the plain port), TLS 1.2 at least (Dovecot 2.3's default,
+# written out so that a newer Dovecot keeps it). No ssl_dh: the ECDHE suites need none.
+_TLS = """\
+ssl = required
+ssl_cert = <{root}/tls/cert.pem
+ssl_key = <{root}/tls/key.pem
+ssl_min_protocol = TLSv1.2
+"""
+
+
+@dataclass(frozen=True)
+class DovecotTls:
+    """The certificate a TLS server presents: issued by ``authority`` for the host ``name`` (by
+    default the server's own address, :data:`TLS_HOST`)."""
+
+    authority: trustme.CA
+    name: str = ""
+
+
+# A TLS server listens on 127.0.0.2, which clients reach from 127.0.0.1: Dovecot takes a connection
+# from its own address as secured and would let it log in in the clear; from another one, it does not.
+TLS_HOST = "127.0.0.2"
 
 
 def dovecot_binary() -> str | None:
@@ -83,11 +115,16 @@ class Dovecot:
     password = "secret"
     host = "127.0.0.1"
 
-    def __init__(self, binary: str, *, capability: str | None = None) -> None:
-        """``capability``: what the server announces after login (None: Dovecot's full list)."""
+    def __init__(self, binary: str, *, capability: str | None = None, tls: DovecotTls | None = None) -> None:
+        """``capability``: what the server announces after login (None: Dovecot's full list);
+        ``tls``: the certificate of a server requiring TLS (None: a server in the clear)."""
         self.binary = binary
         self.capability = capability
+        self.tls = tls
+        if tls is not None:
+            self.host = TLS_HOST
         self.port = free_port()
+        self.imaps_port = free_port() if tls is not None else 0  # 0: no implicit TLS listener
         self.root = Path(tempfile.mkdtemp(prefix="dovecot-"))
         self.root.chmod(0o755)
         self.process: subprocess.Popen[bytes] | None = None
@@ -103,9 +140,28 @@ class Dovecot:
             os.chown(self.root / name, nobody.pw_uid, nobody.pw_gid)
         (self.root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n", encoding="utf-8")
         capability = "" if self.capability is None else f"  imap_capability = {self.capability}\n"
+        tls = "ssl = no\n"
+        if self.tls is not None:
+            (self.root / "tls").mkdir(mode=0o700)
+            self._write_certificate(self.tls)
+            tls = _TLS.format(root=self.root)
         self.config = self.root / "dovecot.conf"
-        self.config.write_text(_CONFIG.format(root=self.root, port=self.port, capability=capability),
+        self.config.write_text(_CONFIG.format(root=self.root, host=self.host, port=self.port,
+                                              imaps_port=self.imaps_port, capability=capability, ssl=tls),
                                encoding="utf-8")
+
+    def _write_certificate(self, tls: DovecotTls) -> None:
+        issued = tls.authority.issue_cert(tls.name or self.host)
+        issued.private_key_pem.write_to_path(str(self.root / "tls" / "key.pem"))
+        (self.root / "tls" / "cert.pem").write_bytes(b"".join(pem.bytes() for pem in issued.cert_chain_pems))
+
+    def reissue(self, tls: DovecotTls) -> None:
+        """Restart a TLS server with another certificate (as after a renewal): same port, same Maildir."""
+        assert self.tls is not None, "a server in the clear has no certificate"
+        self.stop()
+        self.tls = tls
+        self._write_certificate(tls)
+        self.start()
 
     @property
     def log(self) -> str:
@@ -170,7 +226,15 @@ class Dovecot:
     # ------------------------------------------------------------------ mailbox helpers
 
     def client(self) -> IMAPClient:
-        client = IMAPClient(self.host, self.port, ssl=False, timeout=10)
+        """A logged-in client: in the clear, or over implicit TLS trusting the server's authority
+        (its name is not checked: a test may give the server a certificate for another name)."""
+        if self.tls is None:
+            client = IMAPClient(self.host, self.port, ssl=False, timeout=10)
+        else:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            self.tls.authority.configure_trust(context)
+            client = IMAPClient(self.host, self.imaps_port, ssl=True, ssl_context=context, timeout=10)
         client.login(self.user, self.password)
         return client
 
@@ -241,8 +305,9 @@ def _require_dovecot() -> str:
     return binary
 
 
-def _serve(capability: str | None) -> Iterator[Dovecot]:
-    server = Dovecot(_require_dovecot(), capability=capability)
+def serve_dovecot(*, capability: str | None = None, tls: DovecotTls | None = None) -> Iterator[Dovecot]:
+    """A running server for one test (a fixture's body): see :class:`Dovecot`."""
+    server = Dovecot(_require_dovecot(), capability=capability, tls=tls)
     try:
         server.start()
         yield server
@@ -253,16 +318,16 @@ def _serve(capability: str | None) -> Iterator[Dovecot]:
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
     """A running Dovecot that advertises IDLE."""
-    yield from _serve(None)
+    yield from serve_dovecot()
 
 
 @pytest.fixture
 def dovecot_no_idle() -> Iterator[Dovecot]:
     """A running Dovecot whose capabilities leave IDLE out (the watcher must poll)."""
-    yield from _serve(NO_IDLE_CAPABILITY)
+    yield from serve_dovecot(capability=NO_IDLE_CAPABILITY)
 
 
 @pytest.fixture
 def dovecot_minimal() -> Iterator[Dovecot]:
     """A running Dovecot announcing neither IDLE nor MOVE nor UIDPLUS (COPY + EXPUNGE fallback)."""
-    yield from _serve(MINIMAL_CAPABILITY)
+    yield from serve_dovecot(capability=MINIMAL_CAPABILITY)
