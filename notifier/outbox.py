@@ -8,6 +8,7 @@ delivery: the item is marked ``written`` and a relay configured later never send
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -46,9 +47,11 @@ def build_mail(
     attachments: Iterable[tuple[str, bytes, str]] = (),
     auto_submitted: str = "auto-replied",
     now: datetime | None = None,
+    message_id: str | None = None,
 ) -> EmailMessage:
     """An RFC 5322 message marked as automatic, so that robots do not answer it."""
     sender = sender_address(settings)
+    domain = sender.rpartition("@")[2] or "localhost"
     msg = EmailMessage()
     msg["From"] = formataddr((SENDER_NAME, sender))
     msg["To"] = ", ".join(to)
@@ -56,7 +59,7 @@ def build_mail(
         msg["Cc"] = ", ".join(cc)
     msg["Subject"] = subject
     msg["Date"] = format_datetime(now or datetime.now(UTC))
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+    msg["Message-ID"] = message_id or make_msgid(domain=domain)
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
         msg["References"] = " ".join([*references, in_reply_to][-10:])
@@ -72,15 +75,30 @@ def build_mail(
     return msg
 
 
+def reply_message_id(settings: Settings, inbound: InboundMessage) -> str:
+    """The reply's Message-ID, derived from the region's message, not drawn at random.
+
+    The same message answered again — after a database restored from a backup, or processed by a
+    second installation — gets a reply with the same Message-ID, which mail stores and clients that
+    de-duplicate absorb (docs/reliability.md). One message has one reply (``reply:<id>``), or one
+    more once released from quarantine, hence the suffix.
+    """
+    sender = sender_address(settings)
+    seed = f"{settings.mailbox_address}\n{inbound.dedup_key}" + ("\nreleased" if inbound.released_by else "")
+    digest = hashlib.sha256(seed.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    return f"<reply.{digest}@{sender.rpartition('@')[2] or 'localhost'}>"
+
+
 def queue_reply(
     session: Session, *, settings: Settings, inbound: InboundMessage, mail: MailMessage, draft: ReplyDraft
 ) -> OutboxItem | None:
     """Queue the answer to ``inbound``; None when an answer was already queued for it."""
+    key = f"reply:{inbound.id}" + (":released" if inbound.released_by else "")
     msg = build_mail(
         settings, to=draft.to, cc=draft.cc, subject=draft.subject, text=draft.text, html=draft.html,
         in_reply_to=mail.message_id, references=mail.references, attachments=draft.attachments,
+        message_id=reply_message_id(settings, inbound),
     )
-    key = f"reply:{inbound.id}" + (":released" if inbound.released_by else "")
     return enqueue_outbox(
         session, key=key, kind="reply", message_pk=inbound.id,
         recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject, raw=msg.as_bytes(),

@@ -12,10 +12,10 @@ with the same mailbox and relay. Then:
   (A, B, D: nothing in the mailbox is lost);
 - no reply is sent twice: B's replies, queued in the backup, go out again with their own Message-ID
   (one reply, as mail stores and clients count it), A's are not sent again, D's are sent once; C
-  (answered after the backup, moved to the processed folder) is not answered again: it is the gap
-  the guide documents;
-- a message the backup knew, moved back to the watched folder as the guide's way of filing the gap
-  may do, is recognised (Message-ID) and not answered again.
+  (answered after the backup, moved to the processed folder) is the gap the guide documents: moved
+  back to the watched folder as the guide says, it is filed, and its replies go out again with the
+  Message-IDs they had (a reply's Message-ID derives from the message it answers);
+- a message the backup knew, moved back with them, is recognised (Message-ID) and not answered again.
 """
 
 from __future__ import annotations
@@ -221,13 +221,16 @@ def test_a_backup_taken_mid_campaign_restores_with_no_reply_twice_and_no_return_
         wait_until(lambda: dovecot.uids("INBOX") == [], 30, "D moved", restored)
         wait_until(lambda: database.outbox_statuses(restored_url) == Counter(sent=9), 60,
                    "every reply of the restored database sent", restored)
-        # The guide's way to file the gap moves back what was processed since the backup's day, which
-        # may include messages the backup knew: those are recognised, not answered again.
+        # The guide's way to file the gap moves back what was processed since the backup's day: C,
+        # and messages the backup knew, which are recognised and not answered again.
         known = next(iter(batch_a))
-        move_back(dovecot, known)
+        for message_id in [*batch_c, known]:
+            move_back(dovecot, message_id)
         wait_until(lambda: (known, "duplicate") in database.outcomes(restored_url), 30, "A's message recognised",
                    restored)
-        wait_until(lambda: dovecot.uids("INBOX") == [], 30, "A's message moved again", restored)
+        wait_until(lambda: database.outbox_statuses(restored_url) == Counter(sent=11), 60,
+                   "C filed and its replies sent", restored)
+        wait_until(lambda: dovecot.uids("INBOX") == [], 30, "C and A's message moved again", restored)
         time.sleep(1.0)  # anything still to come would be a second reply
         assert restored.terminate() == 0
     finally:
@@ -238,14 +241,14 @@ def test_a_backup_taken_mid_campaign_restores_with_no_reply_twice_and_no_return_
     counts = replies_by_original(relay)
     assert {k: v for k, v in counts.items() if v != 1} == {}, "a return was answered twice"
     assert set(counts) == set(batch_a) | set(batch_b) | set(batch_c) | set(batch_d)
-    # What the restore sent: B's queued replies again, with the Message-IDs they had; D's; nothing else.
+    # What the restore sent: B's queued replies again, C's once filed, D's; nothing else. B's and C's
+    # carry the Message-IDs they had (a reply's Message-ID derives from the message answered).
     again = Counter(original_id for original_id, _ in replies(relay)[len(sent_before_restore):])
-    assert again == Counter({**dict.fromkeys(batch_b, 1), **dict.fromkeys(batch_d, 1)})
+    assert again == Counter(dict.fromkeys([*batch_b, *batch_c, *batch_d], 1))
     resent = set(replies(relay)[len(sent_before_restore):])
-    assert {pair for pair in resent if pair[0] in batch_b} <= set(sent_before_restore)
-    # No return lost: what the backup held and what the mailbox still held are in the restored dossiers.
+    assert {pair for pair in resent if pair[0] in batch_b or pair[0] in batch_c} <= set(sent_before_restore)
+    # No return lost: what the backup held, what the mailbox still held and what the guide filed.
     outcomes = database.outcomes(restored_url)
-    assert outcomes == Counter([(k, "accepted") for k in [*batch_a, *batch_b, *batch_d]] + [(known, "duplicate")])
-    # C, answered after the backup, is the documented gap: not in the restored database, not answered
-    # again, and still in the processed folder for the administrator to file (docs/deploy.md).
+    assert outcomes == Counter([(k, "accepted") for k in [*batch_a, *batch_b, *batch_c, *batch_d]]
+                               + [(known, "duplicate")])
     assert len(dovecot.uids(PROCESSED)) == 11
