@@ -108,6 +108,22 @@ _KINDS = (
     IssueKind("narrative_empty", "warning",
               "L'analyse qualitative ({file}) ne contient pas de texte lisible. S'il s'agit d'un scan, "
               "envoyez plutôt le document texte (.docx, .odt ou .pdf texte)."),
+    # ---- year over year (parsers/workbook/history.py, docs/value-rules.md): never errors
+    IssueKind("same_table_as_last_year", "warning",
+              "Les {count} valeurs du tableau « {file} » (feuille « {sheet} ») sont toutes identiques à celles "
+              "du bilan {previous_year} ({region}). Vérifiez que vous avez bien saisi les résultats de {year} "
+              "et non recopié ceux de l'an dernier."),
+    IssueKind("same_as_last_year", "warning",
+              "{indicator} « {label} » : {value} cette année, exactement comme en {previous_year}{detail} "
+              "(cellule {cell}). Vérifiez qu'il ne s'agit pas du chiffre de l'an dernier recopié ; si le "
+              "chiffre est stable, dites-le dans les observations."),
+    IssueKind("count_jump", "warning",
+              "{indicator} « {label} » : {value} cette année contre {before} en {previous_year}{change} "
+              "(cellule {cell}) : vérifiez l'unité ou expliquez l'écart dans les observations."),
+    IssueKind("percent_jump", "warning",
+              "{indicator} « {label} » : {value} cette année contre {before} en {previous_year}, un écart "
+              "de plus de {points} points (cellule {cell}) : vérifiez la valeur (écrivez 25 pour 25 %) ou "
+              "expliquez l'écart dans les observations."),
     # ---- sender authentication and limits (docs/reliability.md)
     IssueKind("unauthenticated_sender", "error",
               "Le message de « {value} » n'a pas pu être authentifié : notre serveur de réception n'a "
