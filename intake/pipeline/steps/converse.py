@@ -25,6 +25,7 @@ from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from notifier.calendar import region_deadline
 from notifier.conversation import ConversationFacts, VersionFact
+from notifier.last_year import starting_observations
 from notifier.reminders import blank_template, prefill_values
 from notifier.template_workbook import build_template
 from parsers.documents.narrative import own_text
@@ -133,7 +134,11 @@ def conversation_facts(journey: Journey, services: Services) -> ConversationFact
     name = None
     if "template" in reading.intents:
         name = f"tableau-de-bord-{campaign.year}-region-{region.code}.xlsx"
-        if workbook is None:
+        last_year = starting_observations(session, services.settings, campaign, region.code) if workbook is None else {}
+        if workbook is None and last_year:  # last year's observations as a starting point, figures blank
+            template = build_template(region_code=region.code, region_name=region.name, campaign_id=campaign.id,
+                                      year=campaign.year, observations=last_year)
+        elif workbook is None:
             template = blank_template(region.code, region.name, campaign.id, campaign.year)
         else:
             observations = workbook.observations if isinstance(workbook.observations, dict) else None
