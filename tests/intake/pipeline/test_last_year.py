@@ -102,7 +102,10 @@ def test_the_next_campaigns_template_starts_from_last_years_observations(service
     # asked by mail during the next campaign: the template comes with last year's observations
     asked = ingest(services, build_email(subject="Modèle", body="Bonjour,\npouvez-vous nous envoyer le modèle "
                                          "du tableau ?\nMerci"), APRIL_2015)
-    assert asked.outcome == "answered" and asked.campaign == "bilan-2014"
+    assert asked.outcome == "answered" and asked.campaign == "bilan-2014" and asked.reply is not None
+    assert ("avec les observations de votre bilan 2013 reprises comme point de départ (les résultats sont à "
+            "saisir)") in flat(asked.reply.text)
+    assert "prêt à remplir" not in asked.reply.text
     attached = parse_message(outbox(services)[-1].raw).attachments[0].data
     read = check_workbook(attached, "modele.xlsx", year=2014)
     assert {k: e.observation for k, e in read.entries.items() if e.observation} == GOOD_OBSERVATIONS
@@ -128,7 +131,8 @@ def test_a_merged_region_is_compared_with_its_predecessors(tmp_path: Path, db_ur
     asked = ingest(services, build_email(sender="SGAR <sgar@r44.pref.gouv.fr>", subject="Modèle",
                                          body="Bonjour,\npouvez-vous nous envoyer le modèle du tableau ?\nMerci"),
                    APRIL_2016)
-    assert asked.outcome == "answered" and asked.campaign == "bilan-2015"
+    assert asked.outcome == "answered" and asked.campaign == "bilan-2015" and asked.reply is not None
+    assert "avec les observations de votre bilan 2014 reprises comme point de départ" in flat(asked.reply.text)
     read = check_workbook(parse_message(outbox(services)[-1].raw).attachments[0].data, "m.xlsx", year=2015)
     observation = GOOD_OBSERVATIONS["I11"]
     # one line per predecessor, in the order of formed_from (the reader joins a cell's lines)
