@@ -124,6 +124,15 @@ _KINDS = (
               "{indicator} « {label} » : {value} cette année contre {before} en {previous_year}, un écart "
               "de plus de {points} points (cellule {cell}) : vérifiez la valeur (écrivez 25 pour 25 %) ou "
               "expliquez l'écart dans les observations."),
+    IssueKind("carried_template_unfilled", "error",
+              "Le tableau « {file} » (feuille « {sheet} ») ne contient aucun résultat : seules y figurent les "
+              "observations du bilan {previous_year}, reprises dans le modèle comme point de départ. Saisissez "
+              "les résultats de {year} dans la colonne « Résultat régional », mettez les observations à jour, "
+              "puis renvoyez le fichier."),
+    IssueKind("carried_observation", "warning",
+              "{indicator} « {label} » : aucun résultat (cellule {cell}), et l'observation est celle du bilan "
+              "{previous_year}, reprise du modèle. Indiquez le résultat de {year}, ou « NC » avec une "
+              "observation à jour."),
     # ---- sender authentication and limits (docs/reliability.md)
     IssueKind("unauthenticated_sender", "error",
               "Le message de « {value} » n'a pas pu être authentifié : notre serveur de réception n'a "

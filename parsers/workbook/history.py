@@ -3,8 +3,10 @@
 Pure: the previous values come in (:class:`PreviousReturn`, one per region the current region
 continues: itself, or its predecessors across the 2016 merger), warnings go out. Each rule is a
 small function ``(History) -> Iterable[Issue]``; :data:`RULES` lists them in the order they run.
-Every issue they return is a warning: a comparison never rejects a return. The thresholds are
-pinned in docs/value-rules.md (« D'une année sur l'autre »).
+Every comparison of figures is a warning: it never rejects a return. The one error is the
+template pre-filled with last year's observations sent back with no result at all (the blank
+template in another guise). The thresholds are pinned in docs/value-rules.md (« D'une année sur
+l'autre »).
 
 A merged region is compared with its predecessors: counts are summed (only when every predecessor
 has a figure, a partial sum means nothing), percentages are shown side by side and never averaged.
@@ -139,7 +141,24 @@ def percent_jump(h: History) -> Iterable[Issue]:
         yield _issue(h, "percent_jump", ind, before=shown, points=PERCENT_POINTS)
 
 
-RULES: tuple[Rule, ...] = (same_table, repeated_count, count_jump, percent_jump)
+def carried_over(h: History) -> Iterable[Issue]:
+    """The template pre-filled with last year's observations sent back without its results: the only
+    error of this module (it is the blank template sent back, ``empty_return``, in another guise).
+    Some rows only: a warning on each row with no figure typed and last year's observation unchanged."""
+    rows = _carried_rows(h)
+    if not rows:
+        return
+    local = [h.current.entries[i.id] for i in h.local() if i.id in h.current.entries]
+    noted = [e for e in local if e.observation]
+    if not any(_typed(e.raw) for e in local) and len(noted) == len(rows):  # nothing of this year's own
+        yield make_issue("carried_template_unfilled", sheet=h.current.sheet, file=h.current.file,
+                         previous_year=h.previous_year, year=h.year or "cette année")
+        return
+    for ind in rows:
+        yield _issue(h, "carried_observation", ind, year=h.year or "cette année")
+
+
+RULES: tuple[Rule, ...] = (same_table, repeated_count, count_jump, percent_jump, carried_over)
 
 
 def compare(current: WorkbookReturn, previous: Sequence[PreviousReturn], *, expected: int = 1,
@@ -166,6 +185,20 @@ def carried_observations(previous: Sequence[PreviousReturn], *, merged: bool = F
 # ---------------------------------------------------------------------- helpers
 
 
+def _carried_rows(h: History) -> list[Indicator]:
+    """Local rows with nothing typed as a result and, as observation, last year's as the template
+    carried it (spacing aside)."""
+    carried = {k: " ".join(v.split()) for k, v in carried_observations(h.previous, merged=h.expected > 1).items()}
+    rows = []
+    for ind in h.local():
+        entry = h.current.entries.get(ind.id)
+        if entry is None or _typed(entry.raw) or not entry.observation:
+            continue
+        if ind.id in carried and " ".join(entry.observation.split()) == carried[ind.id]:
+            rows.append(ind)
+    return rows
+
+
 def _identical_to(h: History) -> PreviousReturn | None:
     local = [i.id for i in h.local()]
     if sum(1 for i in local if h.now(i) is not None) < IDENTICAL_MIN:
@@ -174,6 +207,11 @@ def _identical_to(h: History) -> PreviousReturn | None:
         if all(_equal(h.now(i), stored(p.values.get(i))) for i in local):
             return p
     return None
+
+
+def _typed(raw: object) -> bool:
+    """Something was typed in the result cell (a figure, « NC »...)."""
+    return raw is not None and not (isinstance(raw, str) and not raw.strip())
 
 
 def _equal(a: Value, b: Value) -> bool:

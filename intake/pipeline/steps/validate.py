@@ -20,8 +20,9 @@ def validate(journey: Journey, services: Services) -> None:
 
 
 def _compare_with_last_year(journey: Journey, services: Services) -> None:
-    """Each workbook against the region's accepted return of the previous campaign: warnings only,
-    added to the workbook's own issues (docs/value-rules.md, « D'une année sur l'autre »)."""
+    """Each workbook against the region's accepted return of the previous campaign, the findings added
+    to the workbook's own issues (docs/value-rules.md, « D'une année sur l'autre »): warnings, but for
+    the template pre-filled with last year's observations sent back with no result."""
     campaign, region = journey.campaign, journey.region
     if not journey.workbooks or campaign is None or region is None:
         return

@@ -4,23 +4,28 @@ template starting from last year's observations."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 
 from intake.cli.main import main
+from intake.config.clock import PARIS
 from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
+from notifier.reminders import plan_reminders
 from parsers.mail.mime import parse_message
 from parsers.workbook.check import check_workbook
 from tests.factories.emails import DEFAULT_SENDER, XLSX, build_email
-from tests.factories.workbooks import GOOD_OBSERVATIONS, document_layout, good_workbook
+from tests.factories.workbooks import GOOD_OBSERVATIONS, GOOD_VALUES, document_layout, good_workbook
 from tests.support.pipeline import codes, ingest, outbox, submissions
 from tests.support.settings import campaign, make_services, write_config
 
-HISTORY_CODES = {"same_table_as_last_year", "same_as_last_year", "count_jump", "percent_jump"}
+HISTORY_CODES = {"same_table_as_last_year", "same_as_last_year", "count_jump", "percent_jump",
+                 "carried_template_unfilled", "carried_observation"}
 MAY_2014 = datetime(2014, 5, 2, 9, 30, tzinfo=UTC)  # bilan-2013 runs
 APRIL_2015 = datetime(2015, 4, 10, 9, 30, tzinfo=UTC)  # bilan-2014 runs
 APRIL_2016 = datetime(2016, 4, 12, 9, 30, tzinfo=UTC)  # bilan-2015 runs, on the 2016 regions
@@ -44,6 +49,18 @@ def send(services: Services, year: int, at: datetime, values: dict[str, Any] | N
     sender = f"SGAR <sgar@r{code}.pref.gouv.fr>" if code else DEFAULT_SENDER
     return ingest(services, build_email(sender=sender, subject=f"Bilan {year}",
                                         attachments=[(f"bilan-{year}.xlsx", workbook, XLSX)]), at)
+
+
+def fill(template: bytes, values: dict[str, Any]) -> bytes:
+    """Our template with ``values`` typed in its result cells, as a region does."""
+    read = check_workbook(template, "modele.xlsx")
+    book = openpyxl.load_workbook(io.BytesIO(template))
+    sheet = book[read.sheet or ""]
+    for ident, value in values.items():
+        sheet[read.entries[ident].value_cell or ""] = value
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def history(result: Result) -> set[tuple[str, str | None]]:
@@ -117,10 +134,32 @@ def test_the_next_campaigns_template_starts_from_last_years_observations(service
                  "-o", str(path)]) == 0
     read = check_workbook(path.read_bytes(), "modele.xlsx", year=2014)
     assert read.entries["I11"].observation == GOOD_OBSERVATIONS["I11"] and read.entries["I11"].value is None
+    # sent back as it came, it is refused; with this year's results, accepted
+    unfilled = ingest(services, build_email(attachments=[("modele.xlsx", attached, XLSX)]), APRIL_2015)
+    assert unfilled.outcome == "rejected" and unfilled.campaign == "bilan-2014"
+    assert {i.code for i in unfilled.issues if i.severity == "error"} == {"carried_template_unfilled"}
+    filled = fill(attached, {**GOOD_VALUES, "I11": 160, "I13": "12 %"})
+    accepted = ingest(services, build_email(attachments=[("modele.xlsx", filled, XLSX)]), APRIL_2015)
+    assert accepted.outcome == "accepted" and not history(accepted), accepted.issues
     # the first campaign has no last year: blank
     assert main(["--config", str(config), "--db", db_url, "template", "--region", "53", "--campaign", "bilan-2013",
                  "-o", str(path)]) == 0
     assert not any(e.observation for e in check_workbook(path.read_bytes(), "m.xlsx", year=2013).entries.values())
+
+
+def test_the_first_reminder_of_the_next_campaign_attaches_last_years_observations(services: Services) -> None:
+    send(services, 2013, MAY_2014)
+    with services.sessions() as session:
+        plan = plan_reminders(session, services.settings, services.settings.campaign("bilan-2014"),
+                              datetime(2015, 5, 1, 9, 0, tzinfo=PARIS))  # 14 days before the deadline
+    drafts = {d.region: d for d in plan.drafts}
+    bretagne, rhone_alpes = drafts["53"], drafts["82"]  # Rhône-Alpes sent nothing in 2013: blank
+    assert "avec les observations de votre bilan 2013 reprises comme point de départ" in flat(bretagne.text)
+    read = check_workbook(bretagne.attachment[1], "relance.xlsx", year=2014)
+    assert read.entries["I11"].observation == GOOD_OBSERVATIONS["I11"] and read.entries["I11"].value is None
+    assert "bilan 2013" not in rhone_alpes.text
+    blank = check_workbook(rhone_alpes.attachment[1], "r.xlsx", year=2014)
+    assert not any(e.observation for e in blank.entries.values())
 
 
 def test_a_merged_region_is_compared_with_its_predecessors(tmp_path: Path, db_url: str) -> None:

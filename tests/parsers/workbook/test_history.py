@@ -22,11 +22,15 @@ READ: dict[str, Value] = {
 ROWS = {ind.id: n for n, ind in enumerate(local_indicators(), start=5)}
 
 
-def current(changes: Mapping[str, Value] | None = None) -> WorkbookReturn:
-    """A read return: READ with ``changes``, each value in column G of its row."""
+def current(changes: Mapping[str, Value] | None = None, observations: Mapping[str, str] | None = None,
+            typed: Mapping[str, str] | None = None) -> WorkbookReturn:
+    """A read return: READ with ``changes``, each value in column G of its row (typed as ``typed`` says,
+    else as its figure; nothing typed for None), each observation in H (« Source : DDCS. » by default)."""
     values = {**READ, **(changes or {})}
+    notes, raw = observations or {}, typed or {}
     entries = {ident: IndicatorEntry(indicator=ident, label_cell=f"E{ROWS[ident]}", value_cell=f"G{ROWS[ident]}",
-                                     raw=None, value=value, observation="Source : DDCS.",
+                                     raw=raw.get(ident, None if value is None else str(value)), value=value,
+                                     observation=notes.get(ident, "Source : DDCS."),
                                      observation_cell=f"H{ROWS[ident]}")
                for ident, value in values.items()}
     return WorkbookReturn(file="bilan.xlsx", sheet="Annexe 2", region_code="53", region_text=None,
@@ -40,6 +44,8 @@ def last_year(changes: Mapping[str, Any] | None = None, region: str = "Bretagne"
 
 
 def run(now: Mapping[str, Value] | None, *previous: PreviousReturn, expected: int = 1) -> list[Issue]:
+    """The findings on READ with ``now`` changed: only warnings, since every row has a figure or this
+    year's observation (the one error, an unfilled carried-over template, is tested on its own)."""
     issues = compare(current(now), previous, expected=expected, year=2015)
     assert all(i.severity == "warning" for i in issues), issues  # a comparison never rejects
     return issues
@@ -182,3 +188,44 @@ def test_last_years_observations_are_carried_one_region_as_is_a_merged_region_by
            PreviousReturn(LORRAINE, 2014, {}, {"I11": "Rectorat de Nancy-Metz.", "I14": "ARS."})]
     assert carried_observations(two, merged=True) == {
         "I11": "Alsace : Rectorat de Strasbourg.\nLorraine : Rectorat de Nancy-Metz.", "I14": "Lorraine : ARS."}
+
+
+# ---------------------------------------------------------------------- the pre-filled template sent back unfilled
+
+OLD = {ident: f"Bilan de l'an dernier ({ident})." for ident in READ}
+NOTHING: dict[str, Value] = dict.fromkeys(READ)
+
+
+def test_last_years_template_sent_back_without_results_is_an_error() -> None:
+    before = PreviousReturn("Bretagne", 2014, {"I11": 160}, OLD)
+    issues = compare(current(NOTHING, observations=OLD), [before], year=2015)
+    issue = only(issues)
+    assert (issue.code, issue.severity) == ("carried_template_unfilled", "error")
+    assert "observations du bilan 2014" in issue.message and "résultats de 2015" in issue.message
+    # rows that had no observation last year are blank this year: still the template sent back unfilled
+    fewer = PreviousReturn("Bretagne", 2014, {}, {k: v for k, v in OLD.items() if k not in ("I07", "I30")})
+    blank_rows = {**OLD, "I07": "", "I30": ""}
+    issues = compare(current(NOTHING, observations=blank_rows), [fewer], year=2015)
+    assert [i.code for i in issues] == ["carried_template_unfilled"]
+
+
+def test_a_row_left_with_last_years_observation_and_no_result_is_a_warning() -> None:
+    before = PreviousReturn("Bretagne", 2014, {"I11": 160}, OLD)
+    now = current({"I11": None, "I12": None, "I14": None}, observations={"I11": OLD["I11"], "I12": OLD["I12"],
+                                                                         "I14": "Toujours pas de donnée en 2015."})
+    issues = compare(now, [before], year=2015)
+    assert [(i.code, i.indicator, i.severity) for i in issues] == [
+        ("carried_observation", "I11", "warning"), ("carried_observation", "I12", "warning")]
+    assert "aucun résultat (cellule G9)" in issues[0].message and "résultat de 2015" in issues[0].message
+    # « NC » typed over last year's observation is the region's own answer
+    assert compare(current({"I11": None}, observations={"I11": OLD["I11"]}, typed={"I11": "NC"}), [before],
+                   year=2015) == []
+
+
+def test_a_merged_regions_carried_observations_are_recognised_as_the_template_wrote_them() -> None:
+    alsace = PreviousReturn("Alsace", 2014, {}, {"I11": "Rectorat de Strasbourg."})
+    lorraine = PreviousReturn("Lorraine", 2014, {}, {"I11": "Rectorat de Nancy-Metz."})
+    read_back = "Alsace : Rectorat de Strasbourg. Lorraine : Rectorat de Nancy-Metz."  # the reader joins lines
+    issues = compare(current({"I11": None}, observations={"I11": read_back}), [alsace, lorraine], expected=3,
+                     year=2015)
+    assert [(i.code, i.indicator) for i in issues] == [("carried_observation", "I11")]
