@@ -19,7 +19,7 @@ from intake.config.clock import utcnow
 from intake.config.settings import Campaign, Settings
 from intake.pipeline.requests import grant_pending
 from notifier.calendar import campaign_states, extension_refusal, region_notes
-from notifier.last_year import starting_observations
+from notifier.last_year import LastYear, last_year
 from notifier.rendering import fr_day, fr_moment
 from notifier.template_workbook import build_template
 from parsers.reference import catalogue
@@ -113,26 +113,28 @@ def cmd_template(args: argparse.Namespace, settings: Settings, environ: Mapping[
         name = catalogue.region_name(args.region, campaign.geography)
         if name is None:
             raise UsageError(f"la région « {args.region} » n'existe pas dans la géographie {campaign.geography}")
-    observations = _last_year_observations(args, settings, environ, campaign) if args.region else {}
+    previous = _last_year(args, settings, environ, campaign) if args.region else None
+    observations = previous.observations() if previous is not None else {}
     data = build_template(region_code=args.region, region_name=name, campaign_id=campaign.id, year=campaign.year,
                           observations=observations)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(data)
     print(f"modèle écrit : {args.output} ({name or 'région à renseigner'}, bilan {campaign.year})")
-    if observations:
-        print(f"observations du bilan précédent reprises comme point de départ : {len(observations)}")
+    if previous is not None and observations:
+        print(f"observations du bilan {previous.campaign.year} reprises comme point de départ "
+              f"({len(observations)} indicateurs) ; les résultats sont à saisir")
     return 0
 
 
-def _last_year_observations(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str],
-                            campaign: Campaign) -> dict[str, str]:
-    """Last campaign's accepted observations for a region that has sent no workbook in ``campaign`` yet
+def _last_year(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str],
+               campaign: Campaign) -> LastYear | None:
+    """The region's return(s) of the previous campaign, when it has sent no workbook in ``campaign`` yet
     (the store is only opened when there is a previous campaign)."""
     if settings.previous_campaign(campaign) is None:
-        return {}
+        return None
     services = open_services(args, settings, environ)
     with services.sessions() as session:
         dossier = dossiers_by_region(session, campaign.id).get(args.region)
         if dossier is not None and latest_submission(session, dossier.id, "workbook") is not None:
-            return {}
-        return starting_observations(session, settings, campaign, args.region)
+            return None
+        return last_year(session, settings, campaign, args.region)

@@ -113,8 +113,8 @@ def test_no_previous_return_no_comparison(services: Services) -> None:
     assert result.outcome == "accepted" and not history(result)
 
 
-def test_the_next_campaigns_template_starts_from_last_years_observations(services: Services, tmp_path: Path,
-                                                                         db_url: str) -> None:
+def test_the_next_campaigns_template_starts_from_last_years_observations(
+        services: Services, tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
     send(services, 2013, MAY_2014)
     # asked by mail during the next campaign: the template comes with last year's observations
     asked = ingest(services, build_email(subject="Modèle", body="Bonjour,\npouvez-vous nous envoyer le modèle "
@@ -134,6 +134,8 @@ def test_the_next_campaigns_template_starts_from_last_years_observations(service
                  "-o", str(path)]) == 0
     read = check_workbook(path.read_bytes(), "modele.xlsx", year=2014)
     assert read.entries["I11"].observation == GOOD_OBSERVATIONS["I11"] and read.entries["I11"].value is None
+    assert ("observations du bilan 2013 reprises comme point de départ (16 indicateurs) ; les résultats sont à "
+            "saisir") in capsys.readouterr().out
     # sent back as it came, it is refused; with this year's results, accepted
     unfilled = ingest(services, build_email(attachments=[("modele.xlsx", attached, XLSX)]), APRIL_2015)
     assert unfilled.outcome == "rejected" and unfilled.campaign == "bilan-2014"
