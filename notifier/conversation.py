@@ -53,6 +53,7 @@ class ConversationFacts:
     template_name: str | None = None  # the workbook attached to the answer
     template: bytes | None = field(default=None, repr=False)
     prefilled: bool = False
+    observations_of: int | None = None  # the template starts from the observations of this year's return
     thread_reply: bool = False  # an answer to one of our messages about a request
 
     @property
@@ -97,6 +98,7 @@ def answer_context(facts: ConversationFacts, mailbox: str) -> dict[str, Any]:
         "points": [p.title for p in catalogue.NARRATIVE_POINTS],
         "template_name": facts.template_name,
         "prefilled": facts.prefilled,
+        "observations_of": facts.observations_of,
         "mailbox": mailbox,
     }
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from intake.config.clock import local_date
 from intake.config.settings import Campaign, Settings
 from notifier.calendar import RegionState, campaign_states, due_step
+from notifier.last_year import last_year
 from notifier.outbox import build_mail
 from notifier.rendering import environment, fr_date, fr_datetime, issue_location
 from notifier.template_workbook import build_template
@@ -176,6 +177,8 @@ def draft_reminder(session: Session, settings: Settings, campaign: Campaign, sta
     """One region's reminder text and attachment (also used by the chat bot's manual reminder)."""
     workbook = latest_submission(session, dossier.id, "workbook") if dossier else None
     narrative = latest_submission(session, dossier.id, "narrative") if dossier else None
+    previous = last_year(session, settings, campaign, state.code) if workbook is None else None
+    carried = previous.observations() if previous is not None else {}  # the template's starting point
     after = step.startswith("after-")
     days_left = (state.deadline - local_date(now)).days
     context: dict[str, Any] = {
@@ -192,6 +195,7 @@ def draft_reminder(session: Session, settings: Settings, campaign: Campaign, sta
         "narrative": _narrative_view(narrative),
         "mailbox": settings.mailbox_address,
         "prefilled": workbook is not None,
+        "observations_of": previous.campaign.year if previous is not None and carried else None,
     }
     if after:
         subject = (f"Bilan {campaign.year} – {state.name} : relance, dossier en retard de "
@@ -203,7 +207,10 @@ def draft_reminder(session: Session, settings: Settings, campaign: Campaign, sta
     env = environment()
     text = env.get_template("reminder.txt.j2").render(context)
     html = env.get_template("reminder.html.j2").render(context)
-    if workbook is None:
+    if workbook is None and carried:
+        data = build_template(region_code=state.code, region_name=state.name, campaign_id=campaign.id,
+                              year=campaign.year, observations=carried)
+    elif workbook is None:
         data = blank_template(state.code, state.name, campaign.id, campaign.year)
     else:
         observations = workbook.observations if isinstance(workbook.observations, dict) else None

@@ -108,6 +108,31 @@ _KINDS = (
     IssueKind("narrative_empty", "warning",
               "L'analyse qualitative ({file}) ne contient pas de texte lisible. S'il s'agit d'un scan, "
               "envoyez plutôt le document texte (.docx, .odt ou .pdf texte)."),
+    # ---- year over year (parsers/workbook/history.py, docs/value-rules.md): never errors
+    IssueKind("same_table_as_last_year", "warning",
+              "Les {count} valeurs du tableau « {file} » (feuille « {sheet} ») sont toutes identiques à celles "
+              "du bilan {previous_year} ({region}). Vérifiez que vous avez bien saisi les résultats de {year} "
+              "et non recopié ceux de l'an dernier."),
+    IssueKind("same_as_last_year", "warning",
+              "{indicator} « {label} » : {value} cette année, exactement comme en {previous_year}{detail} "
+              "(cellule {cell}). Vérifiez qu'il ne s'agit pas du chiffre de l'an dernier recopié ; si le "
+              "chiffre est stable, dites-le dans les observations."),
+    IssueKind("count_jump", "warning",
+              "{indicator} « {label} » : {value} cette année contre {before} en {previous_year}{change} "
+              "(cellule {cell}) : vérifiez l'unité ou expliquez l'écart dans les observations."),
+    IssueKind("percent_jump", "warning",
+              "{indicator} « {label} » : {value} cette année contre {before} en {previous_year}, un écart "
+              "de plus de {points} points (cellule {cell}) : vérifiez la valeur (écrivez 25 pour 25 %) ou "
+              "expliquez l'écart dans les observations."),
+    IssueKind("carried_template_unfilled", "error",
+              "Le tableau « {file} » (feuille « {sheet} ») ne contient aucun résultat : seules y figurent les "
+              "observations du bilan {previous_year}, reprises dans le modèle comme point de départ. Saisissez "
+              "les résultats de {year} dans la colonne « Résultat régional », mettez les observations à jour, "
+              "puis renvoyez le fichier."),
+    IssueKind("carried_observation", "warning",
+              "{indicator} « {label} » : aucun résultat (cellule {cell}), et l'observation est celle du bilan "
+              "{previous_year}, reprise du modèle. Indiquez le résultat de {year}, ou « NC » avec une "
+              "observation à jour."),
     # ---- sender authentication and limits (docs/reliability.md)
     IssueKind("unauthenticated_sender", "error",
               "Le message de « {value} » n'a pas pu être authentifié : notre serveur de réception n'a "

@@ -16,13 +16,14 @@ from intake.cli.argtypes import parse_day, parse_when
 from intake.cli.common import Subparsers, UsageError, campaign_named, open_services, region_named
 from intake.cli.output import Printer
 from intake.config.clock import utcnow
-from intake.config.settings import Settings
+from intake.config.settings import Campaign, Settings
 from intake.pipeline.requests import grant_pending
 from notifier.calendar import campaign_states, extension_refusal, region_notes
+from notifier.last_year import LastYear, last_year
 from notifier.rendering import fr_day, fr_moment
 from notifier.template_workbook import build_template
 from parsers.reference import catalogue
-from store.queries.dossiers import set_exempt, set_extension
+from store.queries.dossiers import dossiers_by_region, latest_submission, set_exempt, set_extension
 
 
 def register(sub: Subparsers) -> None:
@@ -112,8 +113,28 @@ def cmd_template(args: argparse.Namespace, settings: Settings, environ: Mapping[
         name = catalogue.region_name(args.region, campaign.geography)
         if name is None:
             raise UsageError(f"la région « {args.region} » n'existe pas dans la géographie {campaign.geography}")
-    data = build_template(region_code=args.region, region_name=name, campaign_id=campaign.id, year=campaign.year)
+    previous = _last_year(args, settings, environ, campaign) if args.region else None
+    observations = previous.observations() if previous is not None else {}
+    data = build_template(region_code=args.region, region_name=name, campaign_id=campaign.id, year=campaign.year,
+                          observations=observations)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(data)
     print(f"modèle écrit : {args.output} ({name or 'région à renseigner'}, bilan {campaign.year})")
+    if previous is not None and observations:
+        print(f"observations du bilan {previous.campaign.year} reprises comme point de départ "
+              f"({len(observations)} indicateurs) ; les résultats sont à saisir")
     return 0
+
+
+def _last_year(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str],
+               campaign: Campaign) -> LastYear | None:
+    """The region's return(s) of the previous campaign, when it has sent no workbook in ``campaign`` yet
+    (the store is only opened when there is a previous campaign)."""
+    if settings.previous_campaign(campaign) is None:
+        return None
+    services = open_services(args, settings, environ)
+    with services.sessions() as session:
+        dossier = dossiers_by_region(session, campaign.id).get(args.region)
+        if dossier is not None and latest_submission(session, dossier.id, "workbook") is not None:
+            return None
+        return last_year(session, settings, campaign, args.region)

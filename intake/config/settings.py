@@ -260,6 +260,12 @@ class Settings:
             return max(opened, key=lambda c: c.opens)
         return min(self.campaigns, key=lambda c: c.opens)
 
+    def previous_campaign(self, campaign: Campaign) -> Campaign | None:
+        """The campaign before ``campaign`` in the collection: the latest year under review before its
+        year (the campaigns' order in the file does not matter), or None for the first one."""
+        earlier = [c for c in self.campaigns if c.year < campaign.year]
+        return max(earlier, key=lambda c: (c.year, c.opens)) if earlier else None
+
     def region(self, code: str) -> RegionConfig | None:
         return next((r for r in self.regions if r.code == code), None)
 

@@ -31,6 +31,7 @@ from intake.web.common import (
 from intake.web.uploads import deposit
 from notifier.calendar import RegionState, campaign_states, region_notes
 from notifier.export import FILLED_BY_WORDS, UNIT_WORDS, value_text
+from notifier.last_year import starting_observations
 from notifier.reminders import prefill_values
 from notifier.rendering import OUTCOME_WORDS
 from notifier.template_workbook import build_template
@@ -257,6 +258,8 @@ def _template(services: Services, campaign: Campaign, code: str) -> bytes:
         workbooks = [s for s in dossier_submissions(session, dossier.id) if s.kind == "workbook"] if dossier else []
         if workbooks:
             values, observations = prefill_values(workbooks[-1]), dict(workbooks[-1].observations or {})
+        else:  # last year's observations as a starting point, figures blank
+            observations = dict(starting_observations(session, services.settings, campaign, code))
     return build_template(region_code=code, region_name=name, campaign_id=campaign.id, year=campaign.year,
                           values=values, observations=observations)
 

@@ -63,6 +63,21 @@ def regions(geography: int) -> tuple[Region, ...]:
 
 
 @lru_cache(maxsize=1)
+def formed_from() -> dict[str, tuple[str, ...]]:
+    """2016 region code -> the 2014 region codes it was formed from (``formed_from`` of
+    regions-2016.csv): ("42", "21", "41") for Grand Est, ("53",) for Bretagne, which kept its borders."""
+    return {row["code"]: tuple(row["formed_from"].split(";")) for row in _read_csv("regions-2016.csv")}
+
+
+def predecessors(code: str, geography: int, earlier: int) -> tuple[str, ...]:
+    """The codes, in the ``earlier`` geography, of the region(s) that region ``code`` of ``geography``
+    continues: its 2014 predecessors across the 2016 merger, else itself."""
+    if geography == 2016 and earlier == 2014:
+        return formed_from().get(code, (code,))
+    return (code,)
+
+
+@lru_cache(maxsize=1)
 def all_region_codes() -> frozenset[str]:
     return frozenset(r.code for g in GEOGRAPHIES for r in regions(g))
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from parsers.model import Region
-from parsers.reference.catalogue import GEOGRAPHIES, regions
+from parsers.reference.catalogue import GEOGRAPHIES, formed_from, regions
 from parsers.text import fold
 
 # Extra spellings, by geography and INSEE code; the official name (folded) is always an alias,
@@ -46,10 +46,9 @@ _ALIASES: dict[int, dict[str, tuple[str, ...]]] = {
         "93": ("paca", "provence alpes cote d azur", "provence alpes cote azur", "provence"),
     },
 }
-# 2014 region code -> the 2016 region it belongs to.
+# 2014 region code -> the 2016 region it belongs to (from ``formed_from``; unchanged codes left out).
 SUCCESSOR_2016: dict[str, str] = {
-    "21": "44", "41": "44", "42": "44", "22": "32", "31": "32", "23": "28", "25": "28", "26": "27",
-    "43": "27", "54": "75", "72": "75", "74": "75", "73": "76", "91": "76", "82": "84", "83": "84",
+    old: new for new, olds in formed_from().items() for old in olds if old != new
 }
 # Aliases shorter than this are only trusted when they are the whole text (match_region).
 _MIN_FREE_TEXT = 3

@@ -327,3 +327,14 @@ def events_about_messages(session: Session, dossier_id: int, message_pks: Sequen
 def update_event(event: DossierEvent, **changes: Any) -> None:
     """Change an event's detail (a new dict, so that the JSON column is written)."""
     event.detail = {**(event.detail or {}), **changes}
+
+
+def last_accepted_workbooks(session: Session, campaign_id: str, region_codes: Sequence[str]) -> dict[str, Submission]:
+    """For each of ``region_codes`` that has one, its last accepted workbook of the campaign (by
+    reception, a later rejected version does not hide it): what the next campaign is compared with."""
+    rows = session.execute(
+        select(Dossier.region_code, Submission).join(Submission, Submission.dossier_id == Dossier.id)
+        .where(Dossier.campaign_id == campaign_id, Dossier.region_code.in_(list(region_codes)),
+               Submission.kind == "workbook", Submission.verdict == "accepted")
+        .order_by(Submission.received_at, Submission.id)).all()
+    return {str(code): submission for code, submission in rows}  # the last one of each region wins

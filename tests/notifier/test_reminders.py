@@ -361,10 +361,13 @@ def test_every_branch_of_the_templates_renders_and_html_is_escaped() -> None:
                            "after": after, "days_left": days_left, "days_late": 2 if after else 0,
                            "escalate": after, "workbook": _workbook_view(wb), "narrative": _narrative_view(nar),
                            "mailbox": "conventions@ville.gouv.fr", "prefilled": wb is not None,
-                           "subject_line": "Rappel", "attachment": "t.xlsx", "coordinators": []}
+                           "subject_line": "Rappel", "attachment": "t.xlsx", "coordinators": [],
+                           # no workbook yet: a template starting from last year's observations, or blank
+                           "observations_of": 2012 if wb is None and after else None}
                 text = env.get_template("reminder.txt.j2").render(context)
                 html = env.get_template("reminder.html.j2").render(context)
                 assert "Répondez simplement à ce message" in text and "Répondez simplement" in html
+                assert ("observations de votre bilan 2012" in text) == (wb is None and after)
                 if wb is not None and wb.verdict == "rejected":
                     assert text.count("cellule G11") == 10 and "… et 1 autre." in text
                     assert "valeur <b> refusée" in text and "valeur &lt;b&gt; refusée" in html

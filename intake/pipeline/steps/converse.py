@@ -25,6 +25,7 @@ from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from notifier.calendar import region_deadline
 from notifier.conversation import ConversationFacts, VersionFact
+from notifier.last_year import last_year
 from notifier.reminders import blank_template, prefill_values
 from notifier.template_workbook import build_template
 from parsers.documents.narrative import own_text
@@ -131,9 +132,16 @@ def conversation_facts(journey: Journey, services: Services) -> ConversationFact
     narrative = latest_submission(session, dossier.id, "narrative")
     template: bytes | None = None
     name = None
+    observations_of: int | None = None
     if "template" in reading.intents:
         name = f"tableau-de-bord-{campaign.year}-region-{region.code}.xlsx"
-        if workbook is None:
+        previous = last_year(session, services.settings, campaign, region.code) if workbook is None else None
+        carried = previous.observations() if previous is not None else {}
+        if previous is not None and carried:  # last year's observations as a starting point, figures blank
+            observations_of = previous.campaign.year
+            template = build_template(region_code=region.code, region_name=region.name, campaign_id=campaign.id,
+                                      year=campaign.year, observations=carried)
+        elif workbook is None:
             template = blank_template(region.code, region.name, campaign.id, campaign.year)
         else:
             observations = workbook.observations if isinstance(workbook.observations, dict) else None
@@ -157,5 +165,6 @@ def conversation_facts(journey: Journey, services: Services) -> ConversationFact
         template_name=name,
         template=template,
         prefilled=workbook is not None,
+        observations_of=observations_of,
         thread_reply=False,
     )

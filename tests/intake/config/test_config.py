@@ -127,6 +127,16 @@ def test_campaign_for_reception_time_and_named_year(tmp_path: Path) -> None:
     assert len(settings.campaign_regions(settings.campaign("bilan-2014"))) == 27
 
 
+def test_the_previous_campaign_is_the_one_on_the_year_before(tmp_path: Path) -> None:
+    later = campaign(id="bilan-2015", year=2015, opens=date(2016, 3, 1), deadline=date(2016, 5, 15))
+    settings = make_settings(tmp_path, base="built-in", mailbox=EXAMPLE_MAILBOX, campaigns=[
+        later, campaign(), campaign(id="bilan-2014", year=2014, opens=date(2015, 3, 1), deadline=date(2015, 5, 15))])
+    previous = settings.previous_campaign(settings.campaign("bilan-2015"))
+    assert previous is not None and previous.id == "bilan-2014"
+    first = settings.previous_campaign(settings.campaign("bilan-2013"))
+    assert first is None
+
+
 def test_smtp_password_from_environment(tmp_path: Path) -> None:
     path = write_config(tmp_path, base="built-in", mailbox=EXAMPLE_MAILBOX, campaigns=[campaign()],
                         smtp={"host": "relay.example.org", "password_env": "PW"})

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parsers.reference.catalogue import regions
-from parsers.reference.regions import by_code, find_region_in_text, match_region
+from parsers.reference.catalogue import formed_from, predecessors, regions
+from parsers.reference.regions import SUCCESSOR_2016, by_code, find_region_in_text, match_region
 
 
 def code(region: object) -> str | None:
@@ -105,3 +105,11 @@ def test_every_official_name_and_code_is_recognised() -> None:
 def test_random_text_never_raises(text: str, geography: int | None) -> None:
     for found in (match_region(text, geography), find_region_in_text(text, geography)):
         assert found is None or found.code.isdigit()
+
+
+def test_every_2014_region_is_in_exactly_one_2016_region() -> None:
+    parts = sorted(code for olds in formed_from().values() for code in olds)
+    assert parts == sorted(r.code for r in regions(2014)) and set(formed_from()) == {r.code for r in regions(2016)}
+    assert predecessors("44", 2016, 2014) == ("42", "21", "41")  # Alsace, Champagne-Ardenne, Lorraine
+    assert predecessors("53", 2016, 2014) == ("53",) and predecessors("44", 2016, 2016) == ("44",)
+    assert SUCCESSOR_2016["41"] == "44" and "53" not in SUCCESSOR_2016 and len(SUCCESSOR_2016) == 16
