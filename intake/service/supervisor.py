@@ -94,12 +94,19 @@ class Service:
     async def _start_receiver(self) -> asyncio.Server:
         cfg = self.services.settings.receiver
         try:
-            server = await start_receiver(self.services, self.worker.submit)
+            server = await start_receiver(self.services, self.worker.submit, on_trouble=self._storage_trouble)
         except OSError as exc:
             raise StartupError(bind_failure("récepteur SMTP", cfg.host, cfg.port, "[receiver] host et port", exc)) \
                 from exc
         self.health.channels["smtp"] = {"up": True, "listen": f"{cfg.host}:{cfg.port}"}
         return server
+
+    def _storage_trouble(self, subject: str, text: str) -> None:
+        """The SMTP receiver could not store a message (it answered 451): health and chats told now,
+        since a mail alert may have to wait for the store."""
+        self.health.last_error = f"smtp: {subject}"
+        if self.bot is not None:
+            self.bot.push_outbox_failure(subject, text)  # never blocks nor raises
 
     def _start_thread(self, name: str, target: Callable[[], None]) -> None:
         def guarded() -> None:
@@ -257,7 +264,12 @@ class Service:
     async def _health_task(self) -> None:
         since_line = STATUS_LINE_EVERY
         while True:
-            report = await asyncio.to_thread(self.write_health)
+            try:
+                report = await asyncio.to_thread(self.write_health)
+            except Exception:  # e.g. the disk is full: health.json waits, the service goes on
+                self.services.log.exception("health report not written")
+                await asyncio.sleep(HEALTH_EVERY)
+                continue
             if since_line >= STATUS_LINE_EVERY:
                 since_line = 0.0
                 up = ",".join(f"{k}={'up' if v.get('up', v.get('connected')) else 'down'}"
