@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import email
 import time
-from collections import Counter
 from collections.abc import Iterator
 from email import policy
 from pathlib import Path
@@ -17,7 +16,7 @@ from tests.factories.emails import XLSX, build_email, out_of_office_reply
 from tests.factories.workbooks import good_workbook
 from tests.support.dovecot import Dovecot
 from tests.support.relay import Relay
-from tests.support.service import ServiceProcess, wait_until, write_service_config
+from tests.support.service import ServiceProcess, replies_by_original, wait_until, write_service_config
 
 
 @pytest.fixture
@@ -50,22 +49,6 @@ def burst(count: int) -> tuple[list[bytes], set[str], set[str]]:
         answered.add(message_id)
         messages.append(raw)
     return messages, answered, silent
-
-
-def replies_by_original(relay: Relay) -> Counter[str]:
-    """Replies (Auto-Submitted: auto-replied) counted by the message they answer, each distinct
-    Message-ID once (mail stores de-duplicate a resend); the scheduler's digests and the admins'
-    alerts to the coordinators (auto-generated) are not replies."""
-    counts: Counter[str] = Counter()
-    seen: set[str] = set()  # a reply resent with the same Message-ID (delivery in doubt) is one reply
-    for received in relay.received():
-        msg = email.message_from_bytes(received.data, policy=policy.default)
-        if msg["Auto-Submitted"] == "auto-replied" and str(msg["Message-ID"]) not in seen:
-            seen.add(str(msg["Message-ID"]))
-            counts[str(msg["In-Reply-To"])] += 1
-        elif msg["Auto-Submitted"] != "auto-replied":
-            assert msg["Auto-Submitted"] == "auto-generated" and msg["To"] == "coordination@ville.gouv.fr"
-    return counts
 
 
 def test_killed_mid_burst_and_restarted_every_message_answered_exactly_once(
