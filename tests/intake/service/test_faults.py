@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import threading
 import time
@@ -23,9 +24,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from intake.pipeline import flow
+from intake.pipeline.journey import Delivery
+from intake.pipeline.worker import Worker
 from notifier.alerts import alert_sink
 from notifier.outbox import build_mail
 from notifier.sender import OUTAGE_ALERT_SECONDS, OutboxSender
+from store.db import engine_of
 from store.models import InboundMessage, OutboxItem
 from store.queries.outbox import enqueue_outbox
 from tests.factories.emails import XLSX, build_email
@@ -246,6 +251,43 @@ def test_disk_full_while_storing_answers_451_writes_nothing_alerts_once_then_pro
         # The refused deliveries left nothing behind; the one stored is whole, judged and answered.
         assert stored == [("accepted", len(raw))]
         assert replies == 1
+
+
+def test_disk_full_while_processing_leaves_the_message_received_until_space_is_back(tmp_path: Path) -> None:
+    """The message is stored; the disk fills before its verdict is written: no verdict without its
+    reply, no ``failed`` for a full disk; the worker tries again and processes it once space is back."""
+    with tiny_filesystem(tmp_path / "disk", 16) as disk:
+        db = disk / "service.sqlite3"
+        services = make_services(tmp_path, f"sqlite:///{db}", regions=[
+            {"code": "53", "senders": ["@bretagne.pref.gouv.fr"], "contacts": ["sgar@bretagne.pref.gouv.fr"]}],
+            campaigns=[campaign(deadline=date(2030, 5, 15))])
+        _, raw = a_return(1)
+        inbound_id = flow.receive(services, Delivery(raw=raw, received_at=datetime.now(UTC), channel="smtp"))
+        engine = engine_of(services.sessions)
+        engine.dispose()  # no connection of the pool keeps the write-ahead log in use
+        with sqlite3.connect(db) as connection:  # no slack left in the log: the next write needs space
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        filler = fill(disk)
+        worker = Worker(services)
+        worker.start()
+        try:
+            future = worker.submit(inbound_id)
+            wait_until(lambda: worker.waiting_since is not None, 30, "the store refusing the verdict")
+            with services.sessions() as session:
+                inbound = session.get(InboundMessage, inbound_id)
+                assert inbound is not None and inbound.outcome == "received" and inbound.verdict is None
+                assert session.scalar(select(func.count()).select_from(OutboxItem)) == 0
+            assert not future.done()
+            filler.unlink()  # space is back
+            result = future.result(timeout=60)
+        finally:
+            worker.stop(timeout=30)
+        assert result.outcome == "accepted" and worker.waiting_since is None
+        with services.sessions() as session:
+            inbound = session.get(InboundMessage, inbound_id)
+            assert inbound is not None and inbound.outcome == "accepted" and inbound.attempts == 1
+            assert session.scalars(select(OutboxItem.key)).all() == [f"reply:{inbound_id}"]
+        engine.dispose()
 
 
 # ---------------------------------------------------------------------------- relay refusing
