@@ -77,6 +77,7 @@ class Service:
         self.bot: Any = None  # intake.chat.bot.TelegramBot when [telegram] is configured
         self.metrics = Metrics(outbox=self._outbox_counts,
                                imap=lambda: self.watcher.health() if self.watcher is not None else None)
+        self.sender: Any = None  # notifier.sender.OutboxSender when [smtp] is configured
         self.web: Any = None  # uvicorn.Server when [web] is enabled
         self.web_task: asyncio.Task[None] | None = None
 
@@ -166,6 +167,7 @@ class Service:
                               instance=f"{socket.gethostname()}:{os.getpid()}",
                               alert=self._with_push(alert_sink(settings)))
         self.health.channels["outbox"] = {"up": True, "relay": f"{settings.smtp.host}:{settings.smtp.port}"}
+        self.sender = sender
         self._start_thread("outbox", lambda: sender.run(self.thread_stop, self.outbox_wake))
 
     def _start_scheduler(self) -> None:
@@ -257,6 +259,9 @@ class Service:
             self.health.channels["imap"] = self.watcher.health()
         if self.bot is not None:
             self.health.channels["telegram"] = self.bot.health()
+        if self.sender is not None:  # a relay refusing everything: since when (None once it accepts again)
+            since = self.sender.outage_since
+            self.health.channels["outbox"]["relay_refusing_since"] = since.isoformat() if since else None
         report = self.health.as_dict(self.backlog())
         write_report(self.services.settings.data_dir, report)
         return report

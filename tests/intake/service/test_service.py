@@ -5,6 +5,7 @@ answer every message exactly once and leave nothing in the inbox."""
 from __future__ import annotations
 
 import email
+import json
 import time
 from collections.abc import Iterator
 from email import policy
@@ -51,6 +52,12 @@ def burst(count: int) -> tuple[list[bytes], set[str], set[str]]:
     return messages, answered, silent
 
 
+def refusing_since(service: ServiceProcess) -> str | None:
+    """Since when health.json says the relay refuses mail (None: it accepts)."""
+    report = json.loads((service.data / "health.json").read_text(encoding="utf-8"))
+    return report["channels"]["outbox"].get("relay_refusing_since")  # type: ignore[no-any-return]
+
+
 def test_killed_mid_burst_and_restarted_every_message_answered_exactly_once(
     service: ServiceProcess, dovecot: Dovecot, relay: Relay
 ) -> None:
@@ -81,9 +88,10 @@ def test_relay_down_for_a_while_replies_delivered_later_none_lost_none_doubled(
     for raw in messages:
         dovecot.append(raw)
     wait_until(lambda: dovecot.uids("INBOX") == [], 30, "messages processed", service)
-    time.sleep(1.0)
+    wait_until(lambda: refusing_since(service) is not None, 30, "the outage in health.json", service)
     relay.start()
     wait_until(lambda: set(replies_by_original(relay)) >= answered, 60, "late delivery", service)
+    wait_until(lambda: refusing_since(service) is None, 30, "the end of the outage in health.json", service)
     time.sleep(1.0)
     assert set(replies_by_original(relay).values()) == {1}
     assert service.terminate() == 0
