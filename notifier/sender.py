@@ -482,12 +482,12 @@ class OutboxSender:
                 self.log.info("relay %s:%d accepts mail again (refused or unreachable since %s, %d failed "
                               "attempts); every item waiting for a retry is due now", self.smtp.host,
                               self.smtp.port, self.outage_since.isoformat(), self._outage_failures)
-                self.outage_since, self._outage_failures, self._outage_alerted = None, 0, False
-                self._relay_failures, self._relay_retry_at = 0, None
                 with self.sessions.begin() as session:
                     session.execute(update(OutboxItem)
                                     .where(OutboxItem.status == "queued", OutboxItem.next_attempt_at > now)
                                     .values(next_attempt_at=now).execution_options(synchronize_session=False))
+                self.outage_since, self._outage_failures, self._outage_alerted = None, 0, False
+                self._relay_failures, self._relay_retry_at = 0, None
             return
         if outcome.status != "temporary" or outcome.recorded:
             return
