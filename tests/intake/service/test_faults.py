@@ -2,7 +2,10 @@
 in the middle of a burst, the disk full while a message is stored, the relay refusing every message
 for an hour. Real servers each time: ``serve`` in its own process, PostgreSQL restarted with
 ``pg_ctlcluster``, a tmpfs that is really full, the aiosmtpd relay with its fault switches; only the
-hour is simulated (the outbox sender's clock)."""
+hour is simulated (the outbox sender's clock).
+
+The PostgreSQL test restarts the whole server (every database on it): other processes using it at
+that moment see their connections dropped, as they would in production."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import create_engine, func, select
@@ -63,7 +67,7 @@ def a_return(n: int, *, region: str = "bretagne", padding: bytes = b"") -> tuple
                                    subject=f"Bilan 2013 envoi {n}", attachments=attachments)
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     """Skip when the fault cannot be made here, except under CI (CI=true), where it must run."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason} (CI=true: the fault tests must run)", pytrace=False)
@@ -116,13 +120,13 @@ class Sender(threading.Thread):
                 return
 
 
+@pytest.mark.postgres
 def test_postgresql_restarted_mid_burst_every_message_answered_once_and_the_service_resumes(
     tmp_path: Path, dovecot: Dovecot, relay: Relay, pg_database: str
 ) -> None:
     cluster = postgres_cluster()
     if cluster is None:
         unavailable("pg_ctlcluster, /etc/postgresql/*/main and root are needed to restart PostgreSQL")
-        return
     config = write_service_config(tmp_path, dovecot, relay)
     service = ServiceProcess(config, pg_database, tmp_path)
     try:
