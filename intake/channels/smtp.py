@@ -29,7 +29,7 @@ from intake.pipeline.journey import Delivery, Result
 from intake.pipeline.services import Services
 from notifier.alerts import content_key, queue_alert
 from parsers.text import one_line
-from store.db import storage_full
+from store.db import storage_full, store_unavailable
 
 Submit = Callable[[int], "Future[Result]"]
 Trouble = Callable[[str, str], None]  # subject, text (French)
@@ -43,11 +43,14 @@ class StorageTrouble:
         self.since = utcnow()
         self.refused = 0
         self.disk_full = storage_full(first_error)
+        self.store_down = store_unavailable(first_error)
         self.error = one_line(f"{type(first_error).__name__}: {first_error}", 300)
         self.alerted = False
 
     def cause(self) -> str:
-        return "le disque est plein" if self.disk_full else "la base de données ne répond pas"
+        if self.disk_full:
+            return "le disque est plein"
+        return "la base de données ne répond pas" if self.store_down else "erreur inattendue à l'enregistrement"
 
     def alert_now(self) -> tuple[str, str]:
         since = self.since.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
@@ -110,7 +113,6 @@ class IntakeHandler:
             await self._settled()
         self.submit(inbound_id)
         return f"250 2.0.0 Message accepted as #{inbound_id}"
-
 
     async def _refused(self, exc: Exception, size: int) -> None:
         first = self.trouble is None
