@@ -39,6 +39,18 @@ permanent ones (5xx, every recipient refused, ``max_attempts`` reached) mark it 
 the relay itself cannot be reached (connection, EHLO, STARTTLS or AUTH), the batch stops and the
 sender waits with the same backoff before connecting again, instead of hammering it item by item.
 
+A relay that refuses every message for a while (unreachable, or 4xx to each one) is an **outage**:
+it starts at the first temporary failure after a delivery, ends at the next delivery. Once it has
+lasted ``OUTAGE_ALERT_SECONDS`` the admins get **one** alert (queued like any mail, so it reaches
+them when the relay is back, and pushed to their chats at once); nothing is failed meanwhile (at
+the defaults an item is retried for ~6 hours before ``max_attempts`` gives up). When the relay
+accepts a message again, every item waiting for its next retry is made due at once: the queue goes
+out in one pass, each item once, instead of trickling out over the next hour.
+
+When the store cannot record an outcome (PostgreSQL restarting), the sender keeps the outcome and
+tries again with growing delays until it is recorded or the sender stops; an item is never left
+claimed by a living sender for the length of its lease.
+
 The message bytes are the stored ``raw`` exactly, never rebuilt; only bare line endings are
 turned into CRLF, as SMTP requires (RFC 5321, 2.3.8).
 """
@@ -58,10 +70,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake.config.clock import utcnow
+from intake.config.clock import PARIS, utcnow
 from intake.config.settings import SmtpConfig
 from intake.config.tls import tls_context
 from notifier.smtp_client import (
@@ -92,7 +105,9 @@ MAX_IDLE_SECONDS = 30.0  # the run loop looks at the outbox at least this often
 ERROR_BACKOFF_SECONDS = 1.0  # after an unexpected error in the run loop
 STOP_POLL_SECONDS = 0.2  # how quickly a set ``stop`` is noticed while idle
 MIN_WAIT_SECONDS = 0.02  # never spin, even when the clock says something is due
-FINISH_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0)
+FINISH_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0)  # then FINISH_RETRY_MAX_SECONDS until recorded or stopped
+FINISH_RETRY_MAX_SECONDS = 5.0
+OUTAGE_ALERT_SECONDS = 600.0  # a relay refusing everything this long: the admins are told, once
 
 _DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321, 4.5.2)
 # A bare envelope address: one "@", no space, control character, bracket, quote or separator
@@ -185,6 +200,10 @@ class OutboxSender:
         self.local_hostname = local_hostname or socket.getfqdn()  # once: it may query the DNS
         self._relay_failures = 0
         self._relay_retry_at: datetime | None = None
+        self._stop: threading.Event | None = None  # the run's, so that a wait for the store can end
+        self.outage_since: datetime | None = None  # first failure of the current relay outage
+        self._outage_failures = 0
+        self._outage_alerted = False
         if lease_seconds < 4 * smtp.timeout_seconds:
             log.warning("outbox lease (%.0f s) is short for an SMTP timeout of %.0f s: a slow delivery "
                         "could be taken over by another sender", lease_seconds, smtp.timeout_seconds)
@@ -193,6 +212,7 @@ class OutboxSender:
 
     def send_due(self, limit: int = 50, *, stop: threading.Event | None = None) -> int:
         """Deliver up to ``limit`` due items; returns how many this sender claimed and finished."""
+        self._stop = stop
         now = self.clock()
         if self._relay_retry_at is not None and now < self._relay_retry_at:
             return 0
@@ -434,18 +454,79 @@ class OutboxSender:
         if outcome.status == "temporary" and claimed.attempts >= self.smtp.max_attempts:
             outcome = Outcome("permanent", f"{outcome.error} (abandon après {claimed.attempts} tentatives)")
         values = self._values(claimed, outcome, now)
-        for delay in FINISH_RETRY_DELAYS:
-            time.sleep(delay)
+        tries = 0
+        while True:
+            time.sleep(FINISH_RETRY_DELAYS[tries] if tries < len(FINISH_RETRY_DELAYS) else 0.0)
+            tries += 1
             try:
                 with self.sessions.begin() as session:
                     self._record_in(session, claimed, outcome, values)
                 break
             except SQLAlchemyError:
                 self.log.exception("outbox item %d: could not record the outcome %r", claimed.id, outcome.status)
-        else:
-            raise RuntimeError(f"outbox item {claimed.id}: outcome not recorded; it stays claimed until its "
-                               "lease expires, then is delivered again")
+            if tries >= len(FINISH_RETRY_DELAYS) and self._stop is None:
+                raise RuntimeError(f"outbox item {claimed.id}: outcome not recorded; it stays claimed until its "
+                                   "lease expires, then is delivered again")
+            if tries >= len(FINISH_RETRY_DELAYS) and self._stop is not None \
+                    and self._stop.wait(FINISH_RETRY_MAX_SECONDS):
+                raise RuntimeError(f"outbox item {claimed.id}: outcome not recorded before the stop; taken "
+                                   "again at the next start (resent with the same Message-ID if it was "
+                                   "handed to the relay)")
         self._log_outcome(claimed, outcome, values)
+        self._note_relay(claimed, outcome, now)
+
+    def _note_relay(self, claimed: Claimed, outcome: Outcome, now: datetime) -> None:
+        """Follow relay outages: one alert when one lasts, every waiting item due when it ends."""
+        if outcome.status == "sent":
+            if self.outage_since is not None:
+                self.log.info("relay %s:%d accepts mail again (refused or unreachable since %s, %d failed "
+                              "attempts); every item waiting for a retry is due now", self.smtp.host,
+                              self.smtp.port, self.outage_since.isoformat(), self._outage_failures)
+                with self.sessions.begin() as session:
+                    session.execute(update(OutboxItem)
+                                    .where(OutboxItem.status == "queued", OutboxItem.next_attempt_at > now)
+                                    .values(next_attempt_at=now).execution_options(synchronize_session=False))
+                self.outage_since, self._outage_failures, self._outage_alerted = None, 0, False
+                self._relay_failures, self._relay_retry_at = 0, None
+            return
+        if outcome.status != "temporary" or outcome.recorded:
+            return
+        if self.outage_since is None:
+            self.outage_since = now
+            self.log.warning("relay %s:%d refuses mail or cannot be reached (%s): items retried with backoff",
+                             self.smtp.host, self.smtp.port, outcome.error)
+        self._outage_failures += 1
+        lasted = (now - self.outage_since).total_seconds()
+        if self._outage_alerted or lasted < OUTAGE_ALERT_SECONDS or self.alert is None:
+            return
+        self._outage_alerted = True  # once per outage, whether or not the alert could be queued
+        since = self.outage_since.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+        subject = f"Le relais {self.smtp.host}:{self.smtp.port} refuse les courriels depuis le {since}"
+        text = "\n".join([
+            "Bonjour,",
+            "",
+            f"Le relais {self.smtp.host}:{self.smtp.port} ([smtp]) refuse les courriels ou ne répond pas depuis le "
+            f"{since} ({self._outage_failures} tentatives sans succès).",
+            "",
+            f"Dernière erreur : {printable(outcome.error)}",
+            "",
+            "Rien n'est perdu : les courriels restent dans la file d'envoi et sont retentés automatiquement, à "
+            f"intervalles croissants (de {self.smtp.retry_initial_seconds:g} s jusqu'à "
+            f"{self.smtp.retry_max_seconds:g} s) ; dès que le relais les accepte de nouveau, toute la file part, "
+            "chaque courriel une seule fois. Un courriel est abandonné (et signalé) après "
+            f"{self.smtp.max_attempts} tentatives.",
+            "",
+            "Vérifiez le relais et la configuration [smtp]. Pour voir la file : conventions-intake outbox list",
+            "",
+            "Vous ne recevrez qu'une alerte pour cette interruption.",
+        ])
+        self.log.error("relay %s:%d has refused mail since %s (%d failed attempts): admins alerted", self.smtp.host,
+                       self.smtp.port, self.outage_since.isoformat(), self._outage_failures)
+        try:
+            with self.sessions.begin() as session:
+                self.alert(session, subject, text)
+        except Exception:
+            self.log.exception("relay outage: the alert could not be queued")
 
     def _values(self, claimed: Claimed, outcome: Outcome, now: datetime) -> dict[str, Any]:
         values: dict[str, Any] = {"lease_until": None}

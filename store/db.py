@@ -8,6 +8,7 @@ and SAVEPOINTs (used by the race-safe inserts in :mod:`store.queries`) behave as
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -72,6 +74,33 @@ def _make_sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store cannot be used right now rather than that the work is wrong:
+    the server unreachable or restarting, a connection dropped, a lock not obtained, the disk full.
+    Such work is tried again later, never recorded as failed."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError) or storage_full(exc)
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is a full disk: SQLite's SQLITE_FULL, PostgreSQL's
+    ``disk_full`` (53100), ENOSPC from the file system."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        if getattr(current, "sqlstate", None) == "53100":
+            return True
+        text_of = str(current).lower()
+        if "database or disk is full" in text_of or "no space left on device" in text_of:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

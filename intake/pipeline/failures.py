@@ -13,11 +13,18 @@ from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
 from notifier.alerts import queue_failed_alert
 from parsers.text import one_line
+from store.db import store_unavailable
 from store.models import InboundMessage
 
 
 def record_failure(services: Services, inbound_id: int, exc: Exception) -> Result:
-    """Mark the message ``failed`` with its traceback (its own transaction) and say why."""
+    """Mark the message ``failed`` with its traceback (its own transaction) and say why.
+
+    A store that cannot be used (server restarting, connection dropped, disk full) is not the
+    message's fault: the exception is raised again, the message stays ``received`` and the worker
+    tries it again once the store answers (never ``failed`` for a database hiccup)."""
+    if store_unavailable(exc):
+        raise exc
     services.log.exception("message #%d failed: %s", inbound_id, one_line(str(exc)))
     detail = "".join(traceback.format_exception(exc))[-8000:]
     with services.sessions.begin() as session:

@@ -9,6 +9,13 @@ service pushes it to the admins' chats and wakes the outbox sender).
 
 :meth:`stop` processes what was handed over before it, then ends the thread; a message handed over
 after it is refused at once (it stays stored, and ``serve`` takes it up again at its next start).
+
+When the store cannot be used (PostgreSQL restarting, a dropped connection, a full disk:
+:func:`store.db.store_unavailable`), the message is not failed: :func:`~intake.pipeline.flow.process`
+raises, and the worker tries the same message again after ``RETRY_FIRST_SECONDS`` (0.5 s), doubling
+up to ``RETRY_MAX_SECONDS`` (30 s), for as long as it takes, keeping the arrival order; a channel
+waiting for the verdict (IMAP) waits with it. Once stopping, a message the store still refuses is
+left stored for the next start instead of being waited for.
 """
 
 from __future__ import annotations
@@ -23,8 +30,11 @@ from intake.pipeline import flow
 from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
 from parsers.text import one_line
+from store.db import store_unavailable
 
 ResultHook = Callable[[Result, float], None]  # a result, and the seconds its processing took
+RETRY_FIRST_SECONDS = 0.5  # the store refused a message: first wait before trying it again
+RETRY_MAX_SECONDS = 30.0  # the wait doubles up to this
 
 
 class WorkerStopped(RuntimeError):
@@ -40,6 +50,8 @@ class Worker:
         self._queue: queue.SimpleQueue[tuple[int, Future[Result]] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._stopping = False
+        self._stop_event = threading.Event()  # wakes a wait for the store at once
+        self.waiting_since: float | None = None  # monotonic time the store started refusing, else None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -65,6 +77,7 @@ class Worker:
             if self._stopping:
                 return
             self._stopping = True
+            self._stop_event.set()
             self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
@@ -77,20 +90,52 @@ class Worker:
             inbound_id, future = item
             if not future.set_running_or_notify_cancel():
                 continue
-            started = time.perf_counter()
-            try:
-                result = flow.process(self.services, inbound_id)
-            except Exception as exc:  # the store is unreachable: the message stays stored
-                self.services.log.exception("worker: message #%d not processed", inbound_id)
-                self.last_error = f"message #{inbound_id}: {one_line(f'{type(exc).__name__}: {exc}')}"
-                future.set_exception(exc)
+            done = self._process_when_the_store_answers(inbound_id, future)
+            if done is None:
                 continue
+            result, seconds = done
             self.processed += 1
             if result.outcome == "failed":
                 self.last_error = f"message #{inbound_id}: {result.reason}"
             future.set_result(result)
             if self.on_result is not None:
                 try:
-                    self.on_result(result, time.perf_counter() - started)
+                    self.on_result(result, seconds)
                 except Exception:
                     self.services.log.exception("worker: on_result failed for message #%d", inbound_id)
+
+    def _process_when_the_store_answers(self, inbound_id: int,
+                                        future: Future[Result]) -> tuple[Result, float] | None:
+        """``flow.process``, again and again with growing delays while the store refuses; None (and
+        the future failed) when the worker stops meanwhile, or for an error that is not the store's."""
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            started = time.perf_counter()
+            try:
+                result = flow.process(self.services, inbound_id)
+            except Exception as exc:  # the message stays stored (``received``)
+                self.last_error = f"message #{inbound_id}: {one_line(f'{type(exc).__name__}: {exc}')}"
+                if not store_unavailable(exc):  # not the store's state: trying again would not help
+                    self.services.log.exception("worker: message #%d not processed", inbound_id)
+                    future.set_exception(exc)
+                    return None
+                if self._stopping:
+                    self.services.log.error("worker: message #%d not processed (%s); left stored for the next "
+                                            "start", inbound_id, self.last_error)
+                    future.set_exception(WorkerStopped(f"message #{inbound_id} left for the next start"))
+                    return None
+                if self.waiting_since is None:
+                    self.waiting_since = time.monotonic()
+                    self.services.log.exception("worker: message #%d not processed, the store refuses it; trying "
+                                                "again in %.1f s, then with growing delays", inbound_id, delay)
+                else:
+                    self.services.log.warning("worker: message #%d still not processed (%s); next try in %.1f s",
+                                              inbound_id, self.last_error, delay)
+                self._stop_event.wait(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                continue
+            if self.waiting_since is not None:
+                self.services.log.info("worker: the store answers again after %.1f s; message #%d processed",
+                                       time.monotonic() - self.waiting_since, inbound_id)
+                self.waiting_since = None
+            return result, time.perf_counter() - started

@@ -77,6 +77,7 @@ class Service:
         self.bot: Any = None  # intake.chat.bot.TelegramBot when [telegram] is configured
         self.metrics = Metrics(outbox=self._outbox_counts,
                                imap=lambda: self.watcher.health() if self.watcher is not None else None)
+        self.sender: Any = None  # notifier.sender.OutboxSender when [smtp] is configured
         self.web: Any = None  # uvicorn.Server when [web] is enabled
         self.web_task: asyncio.Task[None] | None = None
 
@@ -94,12 +95,19 @@ class Service:
     async def _start_receiver(self) -> asyncio.Server:
         cfg = self.services.settings.receiver
         try:
-            server = await start_receiver(self.services, self.worker.submit)
+            server = await start_receiver(self.services, self.worker.submit, on_trouble=self._storage_trouble)
         except OSError as exc:
             raise StartupError(bind_failure("récepteur SMTP", cfg.host, cfg.port, "[receiver] host et port", exc)) \
                 from exc
         self.health.channels["smtp"] = {"up": True, "listen": f"{cfg.host}:{cfg.port}"}
         return server
+
+    def _storage_trouble(self, subject: str, text: str) -> None:
+        """The SMTP receiver could not store a message (it answered 451): health and chats told now,
+        since a mail alert may have to wait for the store."""
+        self.health.last_error = f"smtp: {subject}"
+        if self.bot is not None:
+            self.bot.push_outbox_failure(subject, text)  # never blocks nor raises
 
     def _start_thread(self, name: str, target: Callable[[], None]) -> None:
         def guarded() -> None:
@@ -158,6 +166,7 @@ class Service:
                               instance=f"{socket.gethostname()}:{os.getpid()}",
                               alert=self._with_push(alert_sink(settings)))
         self.health.channels["outbox"] = {"up": True, "relay": f"{settings.smtp.host}:{settings.smtp.port}"}
+        self.sender = sender
         self._start_thread("outbox", lambda: sender.run(self.thread_stop, self.outbox_wake))
 
     def _start_scheduler(self) -> None:
@@ -249,6 +258,9 @@ class Service:
             self.health.channels["imap"] = self.watcher.health()
         if self.bot is not None:
             self.health.channels["telegram"] = self.bot.health()
+        if self.sender is not None:  # a relay refusing everything: since when (None once it accepts again)
+            since = self.sender.outage_since
+            self.health.channels["outbox"]["relay_refusing_since"] = since.isoformat() if since else None
         report = self.health.as_dict(self.backlog())
         write_report(self.services.settings.data_dir, report)
         return report
@@ -256,7 +268,12 @@ class Service:
     async def _health_task(self) -> None:
         since_line = STATUS_LINE_EVERY
         while True:
-            report = await asyncio.to_thread(self.write_health)
+            try:
+                report = await asyncio.to_thread(self.write_health)
+            except Exception:  # e.g. the disk is full: health.json waits, the service goes on
+                self.services.log.exception("health report not written")
+                await asyncio.sleep(HEALTH_EVERY)
+                continue
             if since_line >= STATUS_LINE_EVERY:
                 since_line = 0.0
                 up = ",".join(f"{k}={'up' if v.get('up', v.get('connected')) else 'down'}"

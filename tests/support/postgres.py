@@ -64,7 +64,12 @@ def throwaway_database(admin: str | None = None, *, prefix: str = "ci") -> Itera
         try:
             yield url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
         finally:
-            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            try:
+                connection.execute(drop)
+            except psycopg.OperationalError:  # the server was restarted meanwhile (tests of faults)
+                with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as again:
+                    again.execute(drop)
 
 
 def unreachable(reason: str) -> NoReturn:

@@ -7,6 +7,7 @@ one::
         relay.fail_next(2, "451 4.3.0 Essayez plus tard")   # the next two messages get 451 at DATA
         relay.refuse("nobody@example.org", "550 5.1.1 Inconnu")  # this recipient is refused at RCPT
         relay.stop(); ...; relay.start()                     # down for a while, back on the same port
+        relay.refuse_all("451 4.3.0 Plus tard"); ...; relay.accept_all()  # every message refused at DATA
         relay.wait_for(1)                                    # blocks until one message was accepted
 
 Every accepted message is kept as a :class:`Received` (envelope and bytes as received, with the
@@ -60,9 +61,15 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self.relay.lock:
-            if self.relay.failures:
-                return self.relay.failures.pop(0)
             raw = envelope.original_content or b""
+            if self.relay.failures or self.relay.refusing:
+                answer = self.relay.failures.pop(0) if self.relay.failures else self.relay.refusing
+                self.relay.refusals.append(Received(
+                    mail_from=str(envelope.mail_from), rcpt_tos=tuple(envelope.rcpt_tos),
+                    data=raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape"),
+                    mail_options=tuple(envelope.mail_options),
+                ))
+                return answer
             self.relay.messages.append(Received(
                 mail_from=str(envelope.mail_from), rcpt_tos=tuple(envelope.rcpt_tos),
                 data=raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape"),
@@ -84,6 +91,8 @@ class Relay:
         self.messages: list[Received] = []
         self.failures: list[str] = []  # answers for the next messages at DATA, in order
         self.refused: dict[str, str] = {}  # recipient (lower case) -> answer at RCPT
+        self.refusing = ""  # when set, the answer at DATA to every message (refuse_all)
+        self.refusals: list[Received] = []  # every message refused at DATA, in order
         self.logins: list[str] = []
         self.on_rcpt: Callable[[str], None] | None = None  # called (in the relay's thread) at each RCPT
         self._controller: Controller | None = None
@@ -121,6 +130,20 @@ class Relay:
         """Answer ``answer`` (e.g. a 451 or 550 line) at DATA to the next ``count`` messages."""
         with self.lock:
             self.failures.extend([answer] * count)
+
+    def refuse_all(self, answer: str = "451 4.3.0 Relais momentanément indisponible") -> None:
+        """Answer ``answer`` at DATA to every message until :meth:`accept_all` (each one is kept in
+        ``refusals``)."""
+        with self.lock:
+            self.refusing = answer
+
+    def accept_all(self) -> None:
+        with self.lock:
+            self.refusing = ""
+
+    def refused_messages(self) -> list[Received]:
+        with self.lock:
+            return list(self.refusals)
 
     def refuse(self, address: str, answer: str = "550 5.1.1 Destinataire inconnu") -> None:
         """Answer ``answer`` to RCPT TO for this recipient, until :meth:`accept` is called."""

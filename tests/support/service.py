@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import email
 import json
 import os
 import signal
+import smtplib
 import subprocess
 import sys
 import time
+import tomllib
+from collections import Counter
 from collections.abc import Callable
 from datetime import date
+from email import policy
 from pathlib import Path
 
 from tests.support.dovecot import Dovecot
@@ -99,3 +104,50 @@ class ServiceProcess:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.data.glob("serve-*.log")))
 
 
+
+
+def replies_by_original(relay: Relay) -> Counter[str]:
+    """Replies (Auto-Submitted: auto-replied) counted by the message they answer, each distinct
+    Message-ID once (mail stores de-duplicate a resend); the scheduler's digests and the admins'
+    alerts to the coordinators (auto-generated) are not replies."""
+    counts: Counter[str] = Counter()
+    seen: set[str] = set()  # a reply resent with the same Message-ID (delivery in doubt) is one reply
+    for received in relay.received():
+        msg = email.message_from_bytes(received.data, policy=policy.default)
+        if msg["Auto-Submitted"] == "auto-replied" and str(msg["Message-ID"]) not in seen:
+            seen.add(str(msg["Message-ID"]))
+            counts[str(msg["In-Reply-To"])] += 1
+        elif msg["Auto-Submitted"] != "auto-replied":
+            assert msg["Auto-Submitted"] == "auto-generated" and msg["To"] == "coordination@ville.gouv.fr"
+    return counts
+
+
+def alerts(relay: Relay) -> list[str]:
+    """The subjects of the admins' alerts the relay accepted (each once per Message-ID)."""
+    subjects: dict[str, str] = {}
+    for received in relay.received():
+        msg = email.message_from_bytes(received.data, policy=policy.default)
+        if msg["Auto-Submitted"] == "auto-generated" and "alerte" in str(msg["Subject"]):
+            subjects[str(msg["Message-ID"])] = str(msg["Subject"])
+    return list(subjects.values())
+
+
+def receiver_address(config: Path) -> tuple[str, int]:
+    """The ``[receiver] host`` and ``port`` of a service's configuration."""
+    receiver = tomllib.loads(config.read_text(encoding="utf-8"))["receiver"]
+    return str(receiver["host"]), int(receiver["port"])
+
+
+def submit(address: tuple[str, int], raw: bytes, *, sender: str = "agent@bretagne.pref.gouv.fr",
+           to: str = "conventions@ville.gouv.fr") -> tuple[int, str]:
+    """One SMTP delivery of ``raw`` to ``address``: the receiver's answer to DATA (code, text); a
+    refused connection is (0, reason), as a sending server sees it before trying again."""
+    try:
+        with smtplib.SMTP(*address, timeout=30) as client:
+            client.sendmail(sender, [to], raw)
+    except smtplib.SMTPResponseException as exc:
+        error = exc.smtp_error
+        return exc.smtp_code, error.decode(errors="replace") if isinstance(error, bytes) else str(error)
+    except (OSError, smtplib.SMTPServerDisconnected) as exc:
+        return 0, str(exc)
+    return 250, "OK"

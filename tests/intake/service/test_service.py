@@ -5,8 +5,8 @@ answer every message exactly once and leave nothing in the inbox."""
 from __future__ import annotations
 
 import email
+import json
 import time
-from collections import Counter
 from collections.abc import Iterator
 from email import policy
 from pathlib import Path
@@ -17,7 +17,7 @@ from tests.factories.emails import XLSX, build_email, out_of_office_reply
 from tests.factories.workbooks import good_workbook
 from tests.support.dovecot import Dovecot
 from tests.support.relay import Relay
-from tests.support.service import ServiceProcess, wait_until, write_service_config
+from tests.support.service import ServiceProcess, replies_by_original, wait_until, write_service_config
 
 
 @pytest.fixture
@@ -52,20 +52,10 @@ def burst(count: int) -> tuple[list[bytes], set[str], set[str]]:
     return messages, answered, silent
 
 
-def replies_by_original(relay: Relay) -> Counter[str]:
-    """Replies (Auto-Submitted: auto-replied) counted by the message they answer, each distinct
-    Message-ID once (mail stores de-duplicate a resend); the scheduler's digests and the admins'
-    alerts to the coordinators (auto-generated) are not replies."""
-    counts: Counter[str] = Counter()
-    seen: set[str] = set()  # a reply resent with the same Message-ID (delivery in doubt) is one reply
-    for received in relay.received():
-        msg = email.message_from_bytes(received.data, policy=policy.default)
-        if msg["Auto-Submitted"] == "auto-replied" and str(msg["Message-ID"]) not in seen:
-            seen.add(str(msg["Message-ID"]))
-            counts[str(msg["In-Reply-To"])] += 1
-        elif msg["Auto-Submitted"] != "auto-replied":
-            assert msg["Auto-Submitted"] == "auto-generated" and msg["To"] == "coordination@ville.gouv.fr"
-    return counts
+def refusing_since(service: ServiceProcess) -> str | None:
+    """Since when health.json says the relay refuses mail (None: it accepts)."""
+    report = json.loads((service.data / "health.json").read_text(encoding="utf-8"))
+    return report["channels"]["outbox"].get("relay_refusing_since")  # type: ignore[no-any-return]
 
 
 def test_killed_mid_burst_and_restarted_every_message_answered_exactly_once(
@@ -98,9 +88,10 @@ def test_relay_down_for_a_while_replies_delivered_later_none_lost_none_doubled(
     for raw in messages:
         dovecot.append(raw)
     wait_until(lambda: dovecot.uids("INBOX") == [], 30, "messages processed", service)
-    time.sleep(1.0)
+    wait_until(lambda: refusing_since(service) is not None, 30, "the outage in health.json", service)
     relay.start()
     wait_until(lambda: set(replies_by_original(relay)) >= answered, 60, "late delivery", service)
+    wait_until(lambda: refusing_since(service) is None, 30, "the end of the outage in health.json", service)
     time.sleep(1.0)
     assert set(replies_by_original(relay).values()) == {1}
     assert service.terminate() == 0
