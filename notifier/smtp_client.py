@@ -57,6 +57,9 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__} : {exc}"
 
 
+MESSAGE_SIZE_CODES = (452, 552)  # answers to MAIL FROM ... SIZE= about this one message (RFC 1870)
+
+
 def classify(exc: BaseException) -> Outcome:
     """Temporary or permanent, for an error raised during the SMTP transaction of one item."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -64,6 +67,12 @@ def classify(exc: BaseException) -> Outcome:
         if codes and all(500 <= code < 600 for code in codes):
             return Outcome("permanent", f"tous les destinataires refusés : {describe(exc)}")
         return Outcome("temporary", f"destinataires refusés temporairement : {describe(exc)}")
+    if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code not in MESSAGE_SIZE_CODES:
+        # Our own sender address refused at MAIL FROM: the relay's configuration or ours, the same
+        # for every item. Failing each would lose them all, with an alert apiece: treat it as an
+        # outage instead (back off, one alert, everything sent once the relay accepts again).
+        return Outcome("temporary", f"adresse d'expédition refusée par le relais ([smtp] sender, username) : "
+                                    f"{describe(exc)}", relay_down=True)
     if isinstance(exc, smtplib.SMTPResponseException):
         if 500 <= exc.smtp_code < 600:
             return Outcome("permanent", f"refus définitif du relais : {describe(exc)}")

@@ -226,6 +226,30 @@ def test_550_fails_and_alerts_the_admins_once_never_about_an_alert(
     assert relay.received() == []
 
 
+def test_our_sender_refused_by_the_relay_is_an_outage_not_a_failure_of_every_item(
+    sessions: sessionmaker[Session], relay: Relay
+) -> None:
+    """A relay answering 5xx to MAIL FROM refuses our configuration, not one message: nothing fails,
+    the sender backs off as for a relay down, and everything goes out once when it accepts again."""
+    settings = make_settings(relay)
+    ids = enqueue(sessions, settings, 3)
+    clock = Clock()
+    sender = make_sender(sessions, settings, clock=clock)
+    relay.refuse_sender("553 5.7.1 Sender address rejected: not owned by user")
+    assert sender.send_due() == 1  # the batch stops at the first refusal, as for a relay down
+    first = item(sessions, ids[0])
+    error = first.last_error or ""
+    assert first.status == "queued" and "553" in error and "[smtp] sender" in error
+    assert sender.send_due() == 0  # in backoff
+    assert items(sessions, "alert") == []  # no alert per item
+    relay.refuse_sender("")
+    clock.advance(3600)
+    assert sender.send_due() == 3
+    relay.wait_for(3)
+    assert [i.status for i in items(sessions)] == ["sent"] * 3
+    assert all(count == 1 for count in relay.message_id_counts().values())
+
+
 def test_every_recipient_refused_is_permanent_and_partial_refusal_is_sent(
     sessions: sessionmaker[Session], relay: Relay
 ) -> None:
@@ -535,6 +559,8 @@ def test_login_with_username_and_password(sqlite_sessions: sessionmaker[Session]
     (smtplib.SMTPDataError(451, b"later"), "temporary"),
     (smtplib.SMTPDataError(554, b"no"), "permanent"),
     (smtplib.SMTPSenderRefused(421, b"bye", SENDER), "temporary"),
+    (smtplib.SMTPSenderRefused(553, b"not yours", SENDER), "temporary"),
+    (smtplib.SMTPSenderRefused(552, b"too big", SENDER), "permanent"),
     (smtplib.SMTPRecipientsRefused({"a@b.fr": (550, b"no"), "c@d.fr": (553, b"no")}), "permanent"),
     (smtplib.SMTPRecipientsRefused({"a@b.fr": (550, b"no"), "c@d.fr": (450, b"busy")}), "temporary"),
     (smtplib.SMTPServerDisconnected("gone"), "temporary"),

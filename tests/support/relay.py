@@ -48,6 +48,16 @@ class _Handler:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
 
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        with self.relay.lock:
+            answer = self.relay.sender_answer
+        if answer:
+            return answer
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         if self.relay.on_rcpt is not None:
@@ -93,6 +103,7 @@ class Relay:
         self.refused: dict[str, str] = {}  # recipient (lower case) -> answer at RCPT
         self.refusing = ""  # when set, the answer at DATA to every message (refuse_all)
         self.refusals: list[Received] = []  # every message refused at DATA, in order
+        self.sender_answer = ""  # when set, the answer to every MAIL FROM (refuse_sender)
         self.logins: list[str] = []
         self.on_rcpt: Callable[[str], None] | None = None  # called (in the relay's thread) at each RCPT
         self._controller: Controller | None = None
@@ -140,6 +151,12 @@ class Relay:
     def accept_all(self) -> None:
         with self.lock:
             self.refusing = ""
+
+    def refuse_sender(self, answer: str = "553 5.7.1 Adresse d'expédition refusée") -> None:
+        """Answer ``answer`` to every MAIL FROM (e.g. a relay that no longer lets us use our sender
+        address); ``refuse_sender("")`` accepts again."""
+        with self.lock:
+            self.sender_answer = answer
 
     def refused_messages(self) -> list[Received]:
         with self.lock:
