@@ -2,11 +2,13 @@
 
     conventions-intake outbox list [--status STATUS...] [--limit N] [--json]
     conventions-intake outbox show ID... | --last N
-    conventions-intake outbox send ID... | --held
+    conventions-intake outbox send ID... | --held | --failed
     conventions-intake outbox drop ID... | --held
 
 Mail queued while no relay could take it for longer than ``[smtp] hold_after_minutes`` is held
-(see notifier/sender.py); ``send`` queues it again, ``drop`` abandons it. Both only act on held mail.
+(see notifier/sender.py); ``send`` queues it again, ``drop`` abandons it. ``send`` also queues again
+mail that failed (e.g. refused by the relay until its configuration was fixed), its attempts counted
+afresh; ``drop`` only acts on held mail.
 """
 
 from __future__ import annotations
@@ -39,10 +41,14 @@ def register(sub: Subparsers) -> None:
     q.add_argument("--last", type=int, metavar="N", help="les N derniers courriels")
     q.set_defaults(handler=cmd_show)
     for name, verb in (("send", "envoyer"), ("drop", "abandonner")):
-        q = actions.add_parser(name, help=f"{verb} des courriels mis de côté")
+        what = "mis de côté ou en échec" if name == "send" else "mis de côté"
+        q = actions.add_parser(name, help=f"{verb} des courriels {what}")
         q.add_argument("ids", nargs="*", type=int, metavar="ID", help="numéros des courriels")
         q.add_argument("--held", action="store_true", help="tous les courriels mis de côté")
-        q.set_defaults(handler=cmd_decide, send=name == "send")
+        if name == "send":
+            q.add_argument("--failed", action="store_true",
+                           help="tous les courriels en échec (après correction du relais ou de [smtp])")
+        q.set_defaults(handler=cmd_decide, send=name == "send", failed=False)
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
@@ -95,13 +101,15 @@ def cmd_show(args: argparse.Namespace, settings: Settings, environ: Mapping[str,
 def cmd_decide(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
     services = open_services(args, settings, environ)
     with services.sessions.begin() as session:
-        ids = list(args.ids) or ([i.id for i in outbox_items(session, ["held"], limit=100_000)] if args.held else [])
+        statuses = [status for status, chosen in (("held", args.held), ("failed", args.failed)) if chosen]
+        ids = list(args.ids) or ([i.id for i in outbox_items(session, statuses, limit=100_000)] if statuses else [])
         if not ids:
-            raise UsageError("indiquez des numéros de courriels ou --held")
+            raise UsageError("indiquez des numéros de courriels ou --held" + (" ou --failed" if args.send else ""))
         changed = decide_held(session, ids, send=args.send, now=utcnow())
     left = sorted(set(ids) - set(changed))
     verb = "remis en file d'envoi" if args.send else "abandonnés"
-    print(f"{len(changed)} courriel(s) {verb}" + (f" ; non mis de côté, inchangés : {left}" if left else ""))
+    which = "ni mis de côté ni en échec" if args.send else "non mis de côté"
+    print(f"{len(changed)} courriel(s) {verb}" + (f" ; {which}, inchangés : {left}" if left else ""))
     if changed and args.send and services.after_commit is not None:
         services.after_commit()
     return 0 if changed else 1

@@ -133,11 +133,15 @@ def outbox_items(session: Session, statuses: Sequence[str] | None = None, limit:
 
 
 def decide_held(session: Session, ids: Sequence[int], *, send: bool, now: datetime) -> list[int]:
-    """An operator's decision on held mail: queued again, due at ``now`` (``send``), or dropped;
-    returns the ids changed."""
+    """An operator's decision on held mail — queued again, due at ``now`` (``send``), or dropped —
+    and on failed mail, which ``send`` queues again with its attempts counted afresh (the relay's
+    refusal was fixed meanwhile); returns the ids changed."""
+    statuses = ("held", "failed") if send else ("held",)
     items = list(session.scalars(select(OutboxItem).where(OutboxItem.id.in_(list(ids)),
-                                                          OutboxItem.status == "held")))
+                                                          OutboxItem.status.in_(statuses))))
     for item in items:
+        if item.status == "failed":
+            item.attempts = 0
         item.status = "queued" if send else "dropped"
         item.next_attempt_at = now if send else None
     return [item.id for item in items]

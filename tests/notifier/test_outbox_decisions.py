@@ -84,7 +84,32 @@ def test_mail_queued_long_ago_is_held_the_admins_told_and_sent_only_when_decided
     statuses = {item.id: item.status for item in outbox(services)}
     assert (statuses[old[0]], statuses[old[1]]) == ("dropped", "sent")
     assert main([*cli, "outbox", "send", str(recent_id)]) == 1  # not held: nothing to decide
-    assert "non mis de côté" in capsys.readouterr().out
+    assert "ni mis de côté ni en échec" in capsys.readouterr().out
+
+
+def test_failed_mail_is_sent_again_only_when_an_operator_says_so(tmp_path: Path, db_url: str, relay: Relay,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A reply the relay refused for good (550) until its configuration was fixed: `outbox send
+    --failed` queues it again, its attempts counted afresh; `drop` does not touch failed mail."""
+    relay_section = {"host": relay.host, "port": relay.port, "from": "conventions@ville.gouv.fr"}
+    config = write_config(tmp_path, smtp=relay_section)
+    services = make_services(tmp_path, db_url, smtp=relay_section)
+    ingest(services, build_email(subject="Bilan", attachments=[("b.xlsx", good_workbook(), XLSX)]))
+    sender = going_live(services, relay)
+    relay.fail_next(1, "550 5.7.1 Relais non autorisé")
+    assert sender.send_due() == 1
+    (reply,) = [item for item in outbox(services) if item.kind == "reply"]
+    assert reply.status == "failed" and reply.attempts == 1
+    cli = ["--config", str(config), "--db", db_url]
+    assert main([*cli, "outbox", "drop", str(reply.id)]) == 1  # failed is not held: nothing to drop
+    assert main([*cli, "outbox", "send", "--failed"]) == 0
+    assert "1 courriel(s) remis en file d'envoi" in capsys.readouterr().out
+    (again,) = [item for item in outbox(services) if item.id == reply.id]
+    assert again.status == "queued" and again.attempts == 0
+    sender.send_due()  # the reply, and the admins' alert about its failure
+    relay.wait_for(2)
+    assert {item.id: item.status for item in outbox(services)}[reply.id] == "sent"
+    assert relay.message_id_counts()[again.mail_message_id] == 1
 
 
 def test_outbox_show_prints_the_reply_decoded(tmp_path: Path, db_url: str,
