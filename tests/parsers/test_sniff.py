@@ -156,3 +156,15 @@ def test_corpus_files_sniff_as_their_extension_even_without_a_name() -> None:
         "issue3.xlsm": "xlsx",
         "too_small.xls": "txt",
     }
+
+
+@pytest.mark.parametrize(("data", "name", "ctype", "expected"), [
+    (b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(24), "bilan.pdf", "application/pdf", "7z"),  # bytes first
+    (b"Rar!\x1a\x07\x01\x00" + bytes(24), None, OCTET, "rar"),
+    (b"Rar!\x1a\x07\x00" + bytes(24), "bilan.xlsx", OCTET, "rar"),
+    (b"damaged", "bilan.7z", OCTET, "7z"),  # then the name
+    (b"damaged", None, "application/x-rar-compressed", "rar"),  # then the content type
+])
+def test_7z_and_rar_archives_are_sniffed(data: bytes, name: str | None, ctype: str, expected: str) -> None:
+    assert sniff(name, ctype, data) == expected
+    assert kind_of(expected) == "unknown"

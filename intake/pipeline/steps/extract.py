@@ -1,6 +1,15 @@
 """Extract: read every workbook and narrative the message carries (attachments and body).
 
-Limits (``[limits]``): ``winmail.dat`` files are first replaced by the files inside them; then only
+Archives: each ``winmail.dat`` is first replaced by the files inside it, each ``.zip`` by its files
+(named "bilan.zip › tableau.xlsx", read exactly as attachments; :mod:`parsers.mail.archives`). An
+archive that could not be read (.7z, .rar, nested, encrypted, damaged, over the limits) is an
+error, or a warning when the message carries a workbook read elsewhere.
+
+The body: its own text is the narrative when it looks like one; so is the text of a message it
+forwards (attached as message/rfc822 or inline, :mod:`parsers.mail.forwards`), exactly as if the
+sender had written it.
+
+Limits (``[limits]``): only
 the first ``max_attachments`` attachments (images aside) are opened, the others are listed
 (``too_many_attachments``); an attachment over ``max_attachment_bytes`` is not opened
 (``attachment_too_large``); every reader gets the sizes, ratio, rows, columns and time of
@@ -12,19 +21,22 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from intake.config.settings import Campaign
+from intake.config.settings import Campaign, Limits
 from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from parsers.documents.narrative import analyse_narrative, looks_like_narrative, own_text
 from parsers.documents.reader import extract_text
 from parsers.issues import make_issue
-from parsers.limits import read_limits
+from parsers.limits import archive_limits, read_limits
+from parsers.mail.archives import ARCHIVE_CODES, expand_archive
+from parsers.mail.forwards import forwarded_bodies
 from parsers.mail.tnef import is_tnef, tnef_attachments
 from parsers.model import Attachment, Issue, NarrativeReport, UnreadableFile
 from parsers.sniff import kind_of, sniff
 from parsers.workbook.check import check_workbook, human_size, limit_issue
 
 BODY_SOURCE = "corps du message"
+FORWARDED_SOURCE = "corps du message transféré"
 # Pieces of mail clients' furniture that are never a return: signatures, logos, calendar invites.
 _IGNORED_KINDS = {"other"}
 _LISTED_MAX = 20  # names given in a too_many_attachments issue
@@ -33,7 +45,7 @@ _LISTED_MAX = 20  # names given in a too_many_attachments issue
 def extract(journey: Journey, services: Services) -> None:
     assert journey.mail is not None and journey.campaign is not None and journey.region is not None
     limits = services.settings.limits
-    attachments = _unwrapped(journey, journey.mail.attachments, limits.max_attachment_bytes)
+    attachments = _unwrapped(journey, journey.mail.attachments, limits)
     opened = 0
     left_out: list[str] = []
     for attachment in attachments:
@@ -54,24 +66,37 @@ def extract(journey: Journey, services: Services) -> None:
         journey.message_issues.append(make_issue(
             "too_many_attachments", count=opened + len(left_out), limit=limits.max_attachments, files=shown))
     body = journey.mail.body_text
-    if body.strip() and looks_like_narrative(body):
-        own = own_text(body)  # without the quoted thread and the signature
-        journey.narratives.append(_with_sha(analyse_narrative(own, BODY_SOURCE), own.encode("utf-8")))
+    texts = [(BODY_SOURCE, body), *((FORWARDED_SOURCE, text) for text in forwarded_bodies(body, journey.mail.subject))]
+    for source, text in texts:
+        if text.strip() and looks_like_narrative(text):
+            own = own_text(text)  # without the quoted thread and the signature
+            journey.narratives.append(_with_sha(analyse_narrative(own, source), own.encode("utf-8")))
+    if journey.workbooks:  # the return was read: an archive beside it is no reason to reject it
+        journey.message_issues[:] = [replace(i, severity="warning") if i.code in ARCHIVE_CODES else i
+                                     for i in journey.message_issues]
 
 
-def _unwrapped(journey: Journey, attachments: tuple[Attachment, ...], max_bytes: int) -> list[Attachment]:
-    """The attachments, each ``winmail.dat`` replaced by the files Outlook put inside it."""
+def _unwrapped(journey: Journey, attachments: tuple[Attachment, ...], limits: Limits) -> list[Attachment]:
+    """The attachments, each ``winmail.dat`` or ``.zip`` replaced by the files inside it."""
     result: list[Attachment] = []
     for attachment in attachments:
-        if not is_tnef(attachment) or len(attachment.data) > max_bytes:
+        if len(attachment.data) > limits.max_attachment_bytes:
             result.append(attachment)
             continue
-        try:
-            result.extend(tnef_attachments(attachment.data))
-        except UnreadableFile as exc:
-            journey.message_issues.append(make_issue(
-                "unsupported_attachment", file=attachment.filename or "winmail.dat",
-                reason=f"fichier Outlook winmail.dat illisible : {exc.reason}"))
+        if is_tnef(attachment):
+            try:
+                result.extend(tnef_attachments(attachment.data))
+            except UnreadableFile as exc:
+                journey.message_issues.append(make_issue(
+                    "unsupported_attachment", file=attachment.filename or "winmail.dat",
+                    reason=f"fichier Outlook winmail.dat illisible : {exc.reason}"))
+            continue
+        expanded = expand_archive(attachment, archive_limits(limits))
+        if expanded is None:
+            result.append(attachment)
+            continue
+        result.extend(expanded.attachments)
+        journey.message_issues.extend(expanded.issues)
     return result
 
 
