@@ -1,0 +1,64 @@
+"""parsers.mail.forwards: the text of a forwarded message, whichever client forwarded it."""
+
+from __future__ import annotations
+
+import pytest
+
+from parsers.documents.narrative import looks_like_narrative, own_text
+from parsers.mail.forwards import forwarded_bodies, is_forward_subject
+from parsers.mail.mime import parse_message
+from tests.factories.documents import narrative_text
+from tests.factories.emails import ForwardingClient, build_email, forward, inline_forward
+
+PREFECT_TEXT = "Madame, Monsieur,\n\nVoici l'analyse du préfet.\n\nLe préfet de région"
+
+
+@pytest.mark.parametrize("client", ["gmail", "thunderbird", "outlook", "apple"])
+def test_an_inline_forward_gives_the_forwarded_text_without_its_headers(client: ForwardingClient) -> None:
+    mail = parse_message(inline_forward(PREFECT_TEXT, client=client))
+    assert forwarded_bodies(mail.body_text, mail.subject) == [PREFECT_TEXT]
+
+
+def test_a_message_attached_as_rfc822_gives_its_text() -> None:
+    inner = build_email(body=PREFECT_TEXT, style="thunderbird")
+    mail = parse_message(forward(inner))
+    [text] = forwarded_bodies(mail.body_text, mail.subject)
+    assert text.startswith("Madame, Monsieur,") and "Le préfet de région" in text
+    assert "Je vous transfère" not in text  # the forwarder's own note stays out
+
+
+def test_a_forward_of_a_forward_gives_both_texts_in_order() -> None:
+    body = ("Pour information.\n\n---------- Forwarded message ---------\nDe : Secrétariat <s@x.fr>\n"
+            "Subject: TR: Bilan\n\nTransmis par le secrétariat.\n\n"
+            "-------- Message transféré --------\nSujet : Bilan\nDe : Préfet <p@x.fr>\n\nTexte du préfet.")
+    assert forwarded_bodies(body, "Fwd: TR: Bilan") == ["Transmis par le secrétariat.", "Texte du préfet."]
+
+
+def test_an_outlook_reply_quotes_a_thread_it_does_not_forward() -> None:
+    body = ("Merci, voici nos précisions.\n\nDe : Conventions <conventions@ville.gouv.fr>\n"
+            "Envoyé : lundi 12 mai 2014 17:05\nÀ : SGAR\nObjet : Bilan\n\nVotre retour est enregistré.")
+    assert forwarded_bodies(body, "RE: Bilan") == []
+    assert forwarded_bodies(body, "TR: Bilan") == ["Votre retour est enregistré."]
+    assert forwarded_bodies(body.replace("Merci", "-----Message d'origine-----\nMerci"), "RE: Bilan") == []
+
+
+def test_a_body_without_forward_gives_nothing() -> None:
+    assert forwarded_bodies("Bonjour,\n\nDe : nos services, rien.\n\nCordialement", "Bilan") == []
+    assert forwarded_bodies("", "TR: Bilan") == []
+
+
+@pytest.mark.parametrize(("subject", "forward_"), [
+    ("TR: Bilan", True), ("TR : Bilan", True), ("Fwd: Bilan", True), ("FW: Bilan", True), ("RE: TR: Bilan", True),
+    ("Transf : Bilan", True), ("Tr[2]: Bilan", True), ("RE: Bilan", False), ("Transfert du bilan", False),
+    ("Bilan 2013", False),
+])
+def test_forward_subjects(subject: str, forward_: bool) -> None:
+    assert is_forward_subject(subject) is forward_
+
+
+def test_a_forwarded_narrative_is_cut_from_the_body_but_found_in_the_forward() -> None:
+    """The reason forwarded texts are looked at apart: the sender's own text stops at the separator."""
+    mail = parse_message(inline_forward(narrative_text(), client="outlook"))
+    assert not looks_like_narrative(mail.body_text)
+    [text] = forwarded_bodies(mail.body_text, mail.subject)
+    assert looks_like_narrative(text) and own_text(text).startswith("Bilan 2013 des conventions")
