@@ -1,18 +1,18 @@
 """Extract: read every workbook and narrative the message carries (attachments and body).
 
-Archives: each ``winmail.dat`` is first replaced by the files inside it, each ``.zip`` by its files
-(named "bilan.zip › tableau.xlsx", read exactly as attachments; :mod:`parsers.mail.archives`). An
-archive that could not be read (.7z, .rar, nested, encrypted, damaged, over the limits) is an
-error, or a warning when the message carries a workbook read elsewhere.
+Containers first (:func:`parsers.mail.unwrap.unwrap`): each ``winmail.dat``, ``.zip`` or ``.eml``
+is replaced by the files inside it, named "bilan.zip › tableau.xlsx" and read exactly as
+attachments. An archive that could not be read (.7z, .rar, nested, encrypted, damaged, over the
+limits) is an error, or a warning when the message carries a workbook read elsewhere.
 
 The body: its own text is the narrative when it looks like one; so is the text of a message it
-forwards (attached as message/rfc822 or inline, :mod:`parsers.mail.forwards`), exactly as if the
-sender had written it.
+forwards (attached as message/rfc822 or .eml, or inline: :mod:`parsers.mail.forwards`), exactly
+as if the sender had written it.
 
-Limits (``[limits]``): only
-the first ``max_attachments`` attachments (images aside) are opened, the others are listed
-(``too_many_attachments``); an attachment over ``max_attachment_bytes`` is not opened
-(``attachment_too_large``); every reader gets the sizes, ratio, rows, columns and time of
+Limits (``[limits]``): only the first ``max_attachments`` attachments (images aside) are opened,
+the others are listed (``too_many_attachments``); an attachment over ``max_attachment_bytes`` is
+not opened (``attachment_too_large``); all the archives of a message inflate at most
+``max_uncompressed_bytes`` together; every reader gets the sizes, ratio, rows, columns and time of
 :func:`parsers.limits.read_limits`.
 """
 
@@ -21,16 +21,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from intake.config.settings import Campaign, Limits
+from intake.config.settings import Campaign
 from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from parsers.documents.narrative import analyse_narrative, looks_like_narrative, own_text
 from parsers.documents.reader import extract_text
 from parsers.issues import make_issue
 from parsers.limits import archive_limits, read_limits
-from parsers.mail.archives import ARCHIVE_CODES, expand_archive
+from parsers.mail.archives import ARCHIVE_CODES
 from parsers.mail.forwards import forwarded_bodies
-from parsers.mail.tnef import is_tnef, tnef_attachments
+from parsers.mail.unwrap import unwrap
 from parsers.model import Attachment, Issue, NarrativeReport, UnreadableFile
 from parsers.sniff import kind_of, sniff
 from parsers.workbook.check import check_workbook, human_size, limit_issue
@@ -45,10 +45,11 @@ _LISTED_MAX = 20  # names given in a too_many_attachments issue
 def extract(journey: Journey, services: Services) -> None:
     assert journey.mail is not None and journey.campaign is not None and journey.region is not None
     limits = services.settings.limits
-    attachments = _unwrapped(journey, journey.mail.attachments, limits)
+    unwrapped = unwrap(journey.mail.attachments, archive_limits(limits), limits.max_attachment_bytes)
+    journey.message_issues.extend(unwrapped.issues)
     opened = 0
     left_out: list[str] = []
-    for attachment in attachments:
+    for attachment in unwrapped.attachments:
         if attachment.content_type.startswith("image/"):
             continue  # logos and signatures: never opened, never counted
         if opened >= limits.max_attachments:
@@ -66,7 +67,8 @@ def extract(journey: Journey, services: Services) -> None:
         journey.message_issues.append(make_issue(
             "too_many_attachments", count=opened + len(left_out), limit=limits.max_attachments, files=shown))
     body = journey.mail.body_text
-    texts = [(BODY_SOURCE, body), *((FORWARDED_SOURCE, text) for text in forwarded_bodies(body, journey.mail.subject))]
+    forwarded = [*forwarded_bodies(body, journey.mail.subject), *unwrapped.texts]
+    texts = [(BODY_SOURCE, body), *((FORWARDED_SOURCE, text) for text in forwarded)]
     for source, text in texts:
         if text.strip() and looks_like_narrative(text):
             own = own_text(text)  # without the quoted thread and the signature
@@ -74,30 +76,6 @@ def extract(journey: Journey, services: Services) -> None:
     if journey.workbooks:  # the return was read: an archive beside it is no reason to reject it
         journey.message_issues[:] = [replace(i, severity="warning") if i.code in ARCHIVE_CODES else i
                                      for i in journey.message_issues]
-
-
-def _unwrapped(journey: Journey, attachments: tuple[Attachment, ...], limits: Limits) -> list[Attachment]:
-    """The attachments, each ``winmail.dat`` or ``.zip`` replaced by the files inside it."""
-    result: list[Attachment] = []
-    for attachment in attachments:
-        if len(attachment.data) > limits.max_attachment_bytes:
-            result.append(attachment)
-            continue
-        if is_tnef(attachment):
-            try:
-                result.extend(tnef_attachments(attachment.data))
-            except UnreadableFile as exc:
-                journey.message_issues.append(make_issue(
-                    "unsupported_attachment", file=attachment.filename or "winmail.dat",
-                    reason=f"fichier Outlook winmail.dat illisible : {exc.reason}"))
-            continue
-        expanded = expand_archive(attachment, archive_limits(limits))
-        if expanded is None:
-            result.append(attachment)
-            continue
-        result.extend(expanded.attachments)
-        journey.message_issues.extend(expanded.issues)
-    return result
 
 
 def _too_large(attachment: Attachment, limit: int) -> Issue:

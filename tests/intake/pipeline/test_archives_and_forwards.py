@@ -144,3 +144,15 @@ def test_a_reply_quoting_our_own_message_is_no_narrative(services: Services) -> 
     result = ingest(services, build_email(subject="RE: Bilan 2013", body=quoted))
     assert [s.kind for s in submissions(services)] == []
     assert result.outcome != "accepted"
+
+
+def test_a_message_saved_as_eml_and_zipped_counts_whole(services: Services) -> None:
+    """The prefect's message saved as a file, zipped with nothing else: its workbook and its body's analysis."""
+    prefects = build_email(sender="Le préfet <prefet@interieur.gouv.fr>", body=NARRATIVE_BODY,
+                           attachments=[("tableau.xlsx", good_workbook(), XLSX)])
+    archive = zip_of([("Message du préfet.eml", prefects)])
+    result = ingest(services, build_email(attachments=[("envoi.zip", archive, ZIP)]))
+    assert result.outcome == "accepted", result.issues
+    assert result.dossier == "complete"
+    assert [(s.kind, s.filename) for s in submissions(services)] == [
+        ("workbook", "envoi.zip › Message du préfet.eml › tableau.xlsx"), ("narrative", "corps du message transféré")]
