@@ -239,6 +239,11 @@ class Settings:
         return self.service.outbox_dir or self.service.data_dir / "outbox"
 
     @property
+    def own_addresses(self) -> frozenset[str]:
+        """The addresses the service sends from: the mailbox, and ``[smtp] from`` when set."""
+        return frozenset({self.mailbox_address} | ({self.smtp.sender} if self.smtp and self.smtp.sender else set()))
+
+    @property
     def alert_emails(self) -> tuple[str, ...]:
         """Who is told of failures: ``[alerts] emails``, or the coordinators when none is listed."""
         return self.alerts.emails or tuple(c.email for c in self.coordinators)

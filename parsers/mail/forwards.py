@@ -14,14 +14,17 @@ Outlook writes the same block when one replies, and a reply's quoted thread is n
 text (it may be our own reply, which names the points of the analysis): a block counts as a
 forward only when the message's subject says so (``TR :``, ``Fwd:``, ``Fw:``, ``Transf :``).
 
-``forwarded_bodies`` returns each forwarded message's text without its header lines, in order
-(a forward of a forward gives two); what follows a forwarded text's own quoted thread or
-signature is cut later by ``parsers.documents.narrative.own_text``.
+``forwarded_bodies`` returns each forwarded message (:class:`Forwarded`: the address of its
+sender when its header block gives one, and its text without the header lines), in order (a
+forward of a forward gives two); what follows a forwarded text's own quoted thread or signature
+is cut later by ``parsers.documents.narrative.own_text``. The caller leaves out the messages the
+service itself sent (a region forwarding our reply back to us).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 _DASHED = re.compile(
     r"^\s*-{2,}\s*(forwarded message|message transf[ée]r[ée]|message r[ée]exp[ée]di[ée])\s*-{2,}\s*$",
@@ -37,19 +40,25 @@ _HEADER = re.compile(
 )
 _FROM = re.compile(r"^\s*\**\s*(de|from)\s*\**\s*:\**\s*\S", re.IGNORECASE)
 _SUBJECT = re.compile(r"^\s*\**\s*(objet|sujet|subject)\s*\**\s*:", re.IGNORECASE)
-_PREFIX = r"\s*(\[\d+\])?\s*:\s*"  # "TR :", "Fwd[2]:"
-_FORWARD_SUBJECT = re.compile(rf"^\s*((re|tr|fwd?|transf|wg|rv){_PREFIX})*(tr|fwd?|transf|wg|rv){_PREFIX}",
-                              re.IGNORECASE)
+_PREFIX = r"\s*(\[\d+\])?\s*:"  # "TR :", "Fwd[2]:"
+_FORWARD_SUBJECT = re.compile(rf"^\s*(tr|fwd?|transf|wg|rv){_PREFIX}", re.IGNORECASE)
+_ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+")
 _BLOCK_LINES = 8  # an Outlook header block: From, then Subject within these many lines
 
 
+@dataclass(frozen=True)
+class Forwarded:
+    sender: str | None  # lower-case address from the header block, None when it gives none
+    text: str
+
+
 def is_forward_subject(subject: str) -> bool:
-    """Whether a subject says the message is a forward (``TR : …``, ``Fwd: …``, ``RE: TR: …``)."""
+    """Whether a subject says the message is a forward (``TR : …``, ``Fwd: RE: …``; ``RE: TR: …`` is a reply)."""
     return bool(_FORWARD_SUBJECT.match(subject))
 
 
-def forwarded_bodies(body: str, subject: str = "") -> list[str]:
-    """The text of each message forwarded in ``body`` (header lines removed), first forwarded first."""
+def forwarded_bodies(body: str, subject: str = "") -> list[Forwarded]:
+    """Each message forwarded in ``body`` (header lines removed), first forwarded first."""
     lines = body.splitlines()
     outlook = is_forward_subject(subject)
     found: list[tuple[int, int]] = []  # (first line of the separator, first line of the forwarded text)
@@ -67,13 +76,21 @@ def forwarded_bodies(body: str, subject: str = "") -> list[str]:
             index = text_start
             continue
         index += 1
-    bodies: list[str] = []
-    for number, (_, start) in enumerate(found):
+    bodies: list[Forwarded] = []
+    for number, (separator, start) in enumerate(found):
         end = found[number + 1][0] if number + 1 < len(found) else len(lines)
         text = "\n".join(lines[start:end]).strip()
         if text:
-            bodies.append(text)
+            bodies.append(Forwarded(_sender(lines[separator:start]), text))
     return bodies
+
+
+def _sender(header_lines: list[str]) -> str | None:
+    for line in header_lines:
+        if _FROM.match(line):
+            address = _ADDRESS.search(line)
+            return address.group(0).lower() if address else None
+    return None
 
 
 def _outlook_block(lines: list[str], index: int) -> bool:

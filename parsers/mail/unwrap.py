@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 from parsers.issues import make_issue
 from parsers.mail.archives import SEPARATOR, ArchiveLimits, expand_archive
-from parsers.mail.forwards import forwarded_bodies
+from parsers.mail.forwards import Forwarded, forwarded_bodies
 from parsers.mail.mime import parse_message
 from parsers.mail.tnef import is_tnef, tnef_attachments
 from parsers.model import Attachment, Issue, UnreadableFile
@@ -35,14 +35,14 @@ _HEADER_LINE = re.compile(rb"^[A-Za-z][A-Za-z0-9-]{0,76}:[ \t]")
 @dataclass(frozen=True)
 class Unwrapped:
     attachments: tuple[Attachment, ...]
-    texts: tuple[str, ...]  # the bodies of the messages saved as files, and of those they forward
+    texts: tuple[Forwarded, ...]  # the bodies of the messages saved as files, and of those they forward
     issues: tuple[Issue, ...]
 
 
 def unwrap(attachments: tuple[Attachment, ...], limits: ArchiveLimits, max_attachment_bytes: int) -> Unwrapped:
     """The attachments with every container replaced by what it holds (see the module docstring)."""
     found: list[Attachment] = []
-    texts: list[str] = []
+    texts: list[Forwarded] = []
     issues: list[Issue] = []
     budget = limits.max_total_uncompressed
     pending = [(attachment, 0) for attachment in attachments]
@@ -65,7 +65,7 @@ def unwrap(attachments: tuple[Attachment, ...], limits: ArchiveLimits, max_attac
             prefix = (attachment.filename or "message.eml") + SEPARATOR
             inner = [replace(a, filename=prefix + (a.filename or "(sans nom)"), forwarded=True)
                      for a in mail.attachments]
-            texts += [mail.body_text, *forwarded_bodies(mail.body_text, mail.subject)]
+            texts += [Forwarded(mail.from_addr, mail.body_text), *forwarded_bodies(mail.body_text, mail.subject)]
         else:
             expanded = expand_archive(attachment, replace(limits, max_total_uncompressed=max(budget, 0)))
             if expanded is None:
@@ -75,7 +75,7 @@ def unwrap(attachments: tuple[Attachment, ...], limits: ArchiveLimits, max_attac
             inner = list(expanded.attachments)
             budget -= sum(len(a.data) for a in inner)
         pending.extend((a, depth + 1) for a in reversed(inner))
-    return Unwrapped(tuple(found), tuple(t for t in texts if t.strip()), tuple(issues))
+    return Unwrapped(tuple(found), tuple(t for t in texts if t.text.strip()), tuple(issues))
 
 
 def is_saved_message(attachment: Attachment) -> bool:

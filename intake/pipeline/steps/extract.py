@@ -7,7 +7,7 @@ limits) is an error, or a warning when the message carries a workbook read elsew
 
 The body: its own text is the narrative when it looks like one; so is the text of a message it
 forwards (attached as message/rfc822 or .eml, or inline: :mod:`parsers.mail.forwards`), exactly
-as if the sender had written it.
+as if the sender had written it, unless the service sent it (our own reply forwarded back).
 
 Limits (``[limits]``): only the first ``max_attachments`` attachments (images aside) are opened,
 the others are listed (``too_many_attachments``); an attachment over ``max_attachment_bytes`` is
@@ -67,8 +67,9 @@ def extract(journey: Journey, services: Services) -> None:
         journey.message_issues.append(make_issue(
             "too_many_attachments", count=opened + len(left_out), limit=limits.max_attachments, files=shown))
     body = journey.mail.body_text
+    ours = {a.lower() for a in services.settings.own_addresses}
     forwarded = [*forwarded_bodies(body, journey.mail.subject), *unwrapped.texts]
-    texts = [(BODY_SOURCE, body), *((FORWARDED_SOURCE, text) for text in forwarded)]
+    texts = [(BODY_SOURCE, body), *((FORWARDED_SOURCE, f.text) for f in forwarded if f.sender not in ours)]
     for source, text in texts:
         if text.strip() and looks_like_narrative(text):
             own = own_text(text)  # without the quoted thread and the signature

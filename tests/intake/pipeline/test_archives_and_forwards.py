@@ -11,10 +11,10 @@ from intake.pipeline.journey import Result
 from intake.pipeline.services import Services
 from tests.factories.archives import RAR5, SEVEN_ZIP, zip_of
 from tests.factories.documents import docx_bytes, narrative_blocks, narrative_text
-from tests.factories.emails import OCTET, XLSX, ForwardingClient, build_email, forward, inline_forward
+from tests.factories.emails import DOCX, OCTET, XLSX, ForwardingClient, build_email, forward, inline_forward
 from tests.factories.workbooks import good_workbook
-from tests.support.pipeline import ingest, submissions
-from tests.support.settings import make_services
+from tests.support.pipeline import ingest, outbox, submissions
+from tests.support.settings import MAILBOX, make_services
 
 ZIP = "application/zip"
 NARRATIVE_BODY = "Bonjour,\n\nVoici l'analyse qualitative de la région.\n\n" + narrative_text()
@@ -156,3 +156,18 @@ def test_a_message_saved_as_eml_and_zipped_counts_whole(services: Services) -> N
     assert result.dossier == "complete"
     assert [(s.kind, s.filename) for s in submissions(services)] == [
         ("workbook", "envoi.zip › Message du préfet.eml › tableau.xlsx"), ("narrative", "corps du message transféré")]
+
+
+def test_our_own_reply_forwarded_back_is_no_narrative(services: Services) -> None:
+    """Our rejection names the analysis' points: forwarded back to us, it must not become the region's analysis."""
+    partial = docx_bytes(narrative_blocks(points=("P1",)))
+    first = ingest(services, build_email(attachments=[("tableau.xlsx", good_workbook(values={"I08": "x"}), XLSX),
+                                                      ("analyse.docx", partial, DOCX)]))
+    assert first.outcome == "rejected" and first.reply is not None
+    [ours] = outbox(services)
+    inline = inline_forward(first.reply.text, client="outlook", original_sender=f"Conventions <{MAILBOX}>",
+                            note="Bonjour,\n\nPouvez-vous préciser le point 1 ?\n\nCordialement,")
+    attached = forward(ours.raw, note="Bonjour,\n\nVoici votre message : que faut-il corriger ?\n\nCordialement,")
+    for raw in (inline, attached):
+        ingest(services, raw)
+    assert [s.filename for s in submissions(services) if s.kind == "narrative"] == ["analyse.docx"]

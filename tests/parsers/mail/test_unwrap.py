@@ -29,7 +29,8 @@ def test_a_message_saved_as_a_file_gives_its_attachments_and_its_body() -> None:
     unwrapped = unwrap((Attachment("Message du préfet.eml", OCTET, saved),), LIMITS, MAX_BYTES)
     assert [(a.filename, a.data, a.forwarded) for a in unwrapped.attachments] == [
         ("Message du préfet.eml › tableau.xlsx", b"table", True)]
-    assert unwrapped.texts == ("Texte du préfet : l'analyse qualitative suit.",)
+    assert [(t.sender, t.text) for t in unwrapped.texts] == [
+        ("sgar-politique-ville@bretagne.pref.gouv.fr", "Texte du préfet : l'analyse qualitative suit.")]
 
 
 def test_containers_inside_containers_are_opened() -> None:
@@ -37,7 +38,7 @@ def test_containers_inside_containers_are_opened() -> None:
     archive = zip_of([("winmail.dat", tnef([("tableau.xlsx", b"table")])), ("message.eml", saved)])
     unwrapped = unwrap((Attachment("envoi.zip", ZIP, archive),), LIMITS, MAX_BYTES)
     assert names(unwrapped.attachments) == ["tableau.xlsx", "envoi.zip › message.eml › annexes.zip › a.txt"]
-    assert unwrapped.texts == ("Le préfet.",) and unwrapped.issues == ()
+    assert [t.text for t in unwrapped.texts] == ["Le préfet."] and unwrapped.issues == ()
 
 
 def test_nesting_stops_at_max_depth() -> None:
