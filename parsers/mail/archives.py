@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import struct
+import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -218,7 +219,11 @@ def _member(info: zipfile.ZipInfo) -> _Member | None:
 
 
 def member_name(info: zipfile.ZipInfo) -> str:
-    """A member's name as its author wrote it (see the module docstring for the encodings)."""
+    """A member's name as its author wrote it (see the module docstring for the encodings), NFC."""
+    return unicodedata.normalize("NFC", _decoded_name(info))  # macOS writes accents decomposed
+
+
+def _decoded_name(info: zipfile.ZipInfo) -> str:
     if info.flag_bits & _UTF8_FLAG:
         return info.orig_filename
     raw = info.orig_filename.encode("cp437", "replace")  # zipfile decoded the bytes as cp437

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import zipfile
 
 import pytest
@@ -58,6 +59,12 @@ def test_names_are_decoded_as_the_archiving_tool_wrote_them(names: archives.Name
     data = zip_of([("Données/Synthèse régionale.xlsx", b"x"), ("Réponse à l'instruction.docx", b"y")], names=names)
     assert [a.filename for a in expand(data).attachments] == [
         "bilan.zip › Synthèse régionale.xlsx", "bilan.zip › Réponse à l'instruction.docx"]
+
+
+def test_decomposed_accents_from_macos_are_composed() -> None:
+    data = zip_of([(unicodedata.normalize("NFD", "Synthèse régionale.xlsx"), b"x")], names="utf-8-raw")
+    [attachment] = expand(data).attachments
+    assert attachment.filename == "bilan.zip › Synthèse régionale.xlsx"
 
 
 def test_two_files_of_the_same_name_keep_their_folders() -> None:
