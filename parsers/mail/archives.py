@@ -21,8 +21,9 @@ Decisions:
   over ``max_total_uncompressed`` bytes or one member compressed more than
   ``max_compression_ratio`` times (past ``ratio_floor`` bytes) refuse the whole archive
   (``archive_too_large``), before anything is decompressed; a member over ``max_member_bytes`` is
-  not read (``attachment_too_large``). Sizes are those of the central directory, and
-  :mod:`zipfile` never inflates a member past its declared size.
+  not read (``attachment_too_large``). Sizes are those of the central directory; a member is
+  inflated 64 KiB at a time and never past its declared size, and only stored or deflated members
+  are read (``parsers.safezip.SAFE_METHODS``: bzip2 and LZMA are inflated without a bound).
 * Nesting: an archive inside an archive is never opened (``archive_nested``); encrypted
   members are named together in one ``archive_encrypted``; a damaged member or archive gets ``archive_unreadable``.
 """
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 
 from parsers.issues import make_issue
 from parsers.model import Attachment, Issue
+from parsers.safezip import SAFE_METHODS
 from parsers.sniff import ARCHIVE_KINDS, kind_of, sniff
 
 # The codes this module raises (an error unless the message's return was read elsewhere).
@@ -51,6 +53,7 @@ _UNICODE_PATH_FIELD = 0x7075  # Info-ZIP Unicode Path Extra Field
 _UTF8_FLAG = 0x800
 _ENCRYPTED_FLAG = 0x1
 _LISTED_MAX = 20  # member names given in one issue
+_CHUNK = 64 * 1024  # a member is inflated this much at a time
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ def _expand_zip(name: str, attachment: Attachment, limits: ArchiveLimits) -> Exp
                 issues.append(issue)
                 continue
             try:
-                data = zf.read(member.info)
+                data = _read(zf, member.info)
             except Exception as exc:
                 issues.append(_unreadable(display, exc))
                 continue
@@ -154,13 +157,24 @@ def _refusal(members: list[_Member], limits: ArchiveLimits) -> str | None:
     return None
 
 
+def _read(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes, inflated by bounded steps and never past its declared size (which may lie)."""
+    if info.compress_type not in SAFE_METHODS:
+        raise NotImplementedError(f"compression method {info.compress_type}")
+    chunks: list[bytes] = []
+    with zf.open(info) as fh:
+        while chunk := fh.read(_CHUNK):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _member_issue(zf: zipfile.ZipFile, member: _Member, display: str, limits: ArchiveLimits) -> Issue | None:
     """Why one member is not read (too large), or None."""
     info = member.info
     if info.file_size > limits.max_member_bytes:
         try:
             with zf.open(info) as fh:
-                head = fh.read(65536)
+                head = fh.read(_CHUNK) if info.compress_type in SAFE_METHODS else b""
         except Exception:
             head = b""
         kind = kind_of(sniff(member.parts[-1], "", head))

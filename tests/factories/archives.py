@@ -97,3 +97,26 @@ def corrupted_member(data: bytes) -> bytes:
     name_len, extra_len = struct.unpack_from("<HH", data, pos + 26)
     at = pos + 30 + name_len + extra_len
     return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+def lying_size(data: bytes, member: str, declared: int) -> bytes:
+    """``data`` with ``member``'s uncompressed size declared as ``declared`` (local and central headers)."""
+    name = member.encode("ascii")
+    buf = bytearray(data)
+    for signature, size_at, name_len_at, name_at in ((_LOCAL, 22, 26, 30), (_CENTRAL, 24, 28, 46)):
+        start = 0
+        while (pos := buf.find(signature, start)) >= 0:
+            start = pos + 4
+            (length,) = struct.unpack_from("<H", buf, pos + name_len_at)
+            if bytes(buf[pos + name_at:pos + name_at + length]) == name:
+                struct.pack_into("<I", buf, pos + size_at, declared)
+    return bytes(buf)
+
+
+def recompressed(data: bytes, compression: int) -> bytes:
+    """The same zip (an .xlsx, a .docx...) with every member compressed by ``compression``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", compression) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    return out.getvalue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import unicodedata
 import zipfile
 
@@ -183,6 +184,25 @@ def test_a_damaged_file_inside_is_named_and_the_others_read() -> None:
     assert only_code(expanded) == "archive_unreadable"
     assert expanded.issues[0].file == "bilan.zip › tableau.xlsx"
     assert [a.filename for a in expanded.attachments] == ["bilan.zip › note.txt"]
+
+
+def test_a_member_whose_declared_size_lies_is_never_inflated_past_it() -> None:
+    data = archives.lying_size(archives.bomb_zip("tableau.xlsx", expanded_mb=32), "tableau.xlsx", declared=1000)
+    tracemalloc.start()
+    try:
+        expanded = expand(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert only_code(expanded) == "archive_unreadable" and expanded.attachments == ()
+    assert peak < 4 * 1024 * 1024  # zipfile's read() would have inflated the 32 MB at once
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_bzip2_and_lzma_members_are_not_inflated(compression: int) -> None:
+    expanded = expand(zip_of([("tableau.xlsx", b"x" * 100), ("note.txt", b"y")], compression=compression))
+    assert [i.code for i in expanded.issues] == ["archive_unreadable", "archive_unreadable"]
+    assert "méthode de compression non prise en charge" in expanded.issues[0].message
 
 
 @pytest.mark.parametrize(("data", "name", "ctype", "shown"), [
