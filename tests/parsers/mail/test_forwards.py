@@ -71,3 +71,12 @@ def test_a_forwarded_narrative_is_cut_from_the_body_but_found_in_the_forward() -
     assert not looks_like_narrative(mail.body_text)
     [forwarded] = forwarded_bodies(mail.body_text, mail.subject)
     assert looks_like_narrative(forwarded.text) and own_text(forwarded.text).startswith("Bilan 2013 des conventions")
+
+
+def test_a_forward_written_in_html_only_is_found_in_the_text_made_of_it() -> None:
+    body = ("Pour information.\n\n---------- Forwarded message ---------\nDe : Préfet <prefet@bretagne.pref.gouv.fr>\n"
+            "Date: lun. 12 mai 2014\nSubject: Bilan\n\n" + PREFECT_TEXT)
+    mail = parse_message(build_email(style="webmail", html_only=True, subject="Fwd: Bilan", body=body))
+    [forwarded] = forwarded_bodies(mail.body_text, mail.subject)
+    assert forwarded.sender == "prefet@bretagne.pref.gouv.fr"
+    assert forwarded.text.split() == PREFECT_TEXT.split()
