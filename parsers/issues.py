@@ -148,6 +148,9 @@ _KINDS = (
     IssueKind("archive_unreadable", "error",
               "L'archive « {file} » ne peut pas être ouverte ({reason}). Joignez directement les fichiers "
               "(le tableau au format .xlsx et l'analyse qualitative), ou refaites l'archive .zip et renvoyez-la."),
+    IssueKind("archive_member_unreadable", "error",
+              "Le fichier « {file} » n'a pas pu être extrait de l'archive ({reason}). Joignez-le directement "
+              "au message, ou refaites l'archive .zip et renvoyez-la."),
     IssueKind("archive_too_large", "error",
               "L'archive « {file} » {reason} : par sécurité, elle n'a pas été ouverte. Joignez directement "
               "le tableau au format .xlsx et l'analyse qualitative, sans les autres documents."),

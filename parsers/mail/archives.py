@@ -25,7 +25,9 @@ Decisions:
   inflated 64 KiB at a time and never past its declared size, and only stored or deflated members
   are read (``parsers.safezip.SAFE_METHODS``: bzip2 and LZMA are inflated without a bound).
 * Nesting: an archive inside an archive is never opened (``archive_nested``); encrypted
-  members are named together in one ``archive_encrypted``; a damaged member or archive gets ``archive_unreadable``.
+  members are named together in one ``archive_encrypted``; a damaged archive gets
+  ``archive_unreadable``; a member that cannot be extracted (damaged, or compressed by another
+  method) gets ``archive_member_unreadable``, the others being read.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ from parsers.safezip import SAFE_METHODS
 from parsers.sniff import ARCHIVE_KINDS, kind_of, sniff
 
 # The codes this module raises (an error unless the message's return was read elsewhere).
-ARCHIVE_CODES = frozenset({"archive_unreadable", "archive_too_large", "archive_nested", "archive_encrypted",
-                           "archive_unsupported"})
+ARCHIVE_CODES = frozenset({"archive_unreadable", "archive_member_unreadable", "archive_too_large", "archive_nested",
+                           "archive_encrypted", "archive_unsupported"})
 SEPARATOR = " › "  # between an archive's name and a member's: "bilan.zip › tableau.xlsx"
 _FORMAT_NAMES = {"7z": "7-Zip (.7z)", "rar": "RAR (.rar)"}
 _SYSTEM_FILES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
@@ -133,7 +135,7 @@ def _expand_zip(name: str, attachment: Attachment, limits: ArchiveLimits) -> Exp
             try:
                 data = _read(zf, member.info)
             except Exception as exc:
-                issues.append(_unreadable(display, exc))
+                issues.append(_unreadable(display, exc, "archive_member_unreadable"))
                 continue
             if sniff(member.parts[-1], "", data) in ARCHIVE_KINDS:
                 issues.append(make_issue("archive_nested", file=name, member="/".join(member.parts)))
@@ -184,7 +186,7 @@ def _member_issue(zf: zipfile.ZipFile, member: _Member, display: str, limits: Ar
     return None
 
 
-def _unreadable(name: str, exc: Exception) -> Issue:
+def _unreadable(name: str, exc: Exception, code: str = "archive_unreadable") -> Issue:
     if isinstance(exc, NotImplementedError):
         reason = "méthode de compression non prise en charge"
     elif isinstance(exc, RuntimeError) and "encrypt" in str(exc).lower():
@@ -193,7 +195,7 @@ def _unreadable(name: str, exc: Exception) -> Issue:
         reason = "fichier endommagé ou incomplet"
     else:
         reason = "fichier endommagé"
-    return make_issue("archive_unreadable", file=name, reason=reason)
+    return make_issue(code, file=name, reason=reason)
 
 
 def _shared_base_names(members: list[_Member]) -> set[str]:
