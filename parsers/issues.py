@@ -159,9 +159,8 @@ _KINDS = (
               "une archive n'est pas ouverte. Joignez directement les fichiers qu'elle contient, ou "
               "regroupez-les dans une seule archive .zip."),
     IssueKind("archive_encrypted", "error",
-              "Dans l'archive « {file} », des fichiers sont protégés par un mot de passe et n'ont pas pu "
-              "être lus : {members}. Joignez-les directement au message, ou refaites l'archive .zip sans "
-              "mot de passe."),
+              "Dans l'archive « {file} », un mot de passe empêche de lire : {members}. Joignez ce(s) "
+              "fichier(s) directement au message, ou refaites l'archive .zip sans mot de passe."),
     IssueKind("archive_unsupported", "error",
               "La pièce jointe « {file} » est une archive {format}, un format que nous n'ouvrons pas. "
               "Joignez directement les fichiers (le tableau au format .xlsx et l'analyse qualitative), ou "
