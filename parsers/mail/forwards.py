@@ -44,6 +44,7 @@ _PREFIX = r"\s*(\[\d+\])?\s*:"  # "TR :", "Fwd[2]:"
 _FORWARD_SUBJECT = re.compile(rf"^\s*(tr|fwd?|transf|wg|rv){_PREFIX}", re.IGNORECASE)
 _ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+")
 _BLOCK_LINES = 8  # an Outlook header block: From, then Subject within these many lines
+MAX_SCANNED_CHARS = 2_000_000  # a body is searched for forwards up to there (the narrative reader's own cut)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def is_forward_subject(subject: str) -> bool:
 
 def forwarded_bodies(body: str, subject: str = "") -> list[Forwarded]:
     """Each message forwarded in ``body`` (header lines removed), first forwarded first."""
-    lines = body.splitlines()
+    lines = body[:MAX_SCANNED_CHARS].splitlines()
     outlook = is_forward_subject(subject)
     found: list[tuple[int, int]] = []  # (first line of the separator, first line of the forwarded text)
     index = 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parsers.documents.narrative import looks_like_narrative, own_text
-from parsers.mail.forwards import Forwarded, forwarded_bodies, is_forward_subject
+from parsers.mail.forwards import MAX_SCANNED_CHARS, Forwarded, forwarded_bodies, is_forward_subject
 from parsers.mail.mime import parse_message
 from tests.factories.documents import narrative_text
 from tests.factories.emails import ForwardingClient, build_email, forward, inline_forward
@@ -80,3 +82,23 @@ def test_a_forward_written_in_html_only_is_found_in_the_text_made_of_it() -> Non
     [forwarded] = forwarded_bodies(mail.body_text, mail.subject)
     assert forwarded.sender == "prefet@bretagne.pref.gouv.fr"
     assert forwarded.text.split() == PREFECT_TEXT.split()
+
+
+_LINES = st.sampled_from(["De : A <a@x.fr>", "From: b@y.org", "Objet : Bilan", "Envoyé : lundi", "À : moi", "",
+                          "---------- Forwarded message ---------", "-------- Message transféré --------",
+                          "-----Original Message-----", "Begin forwarded message:", "Texte libre.", "  suite"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINES, max_size=40), st.sampled_from(["TR: Bilan", "RE: Bilan", ""]))
+def test_any_body_gives_forwarded_texts_taken_from_it_never_an_exception(lines: list[str], subject: str) -> None:
+    body = "\n".join(lines)
+    for forwarded in forwarded_bodies(body, subject):
+        assert forwarded.text.strip() and forwarded.text in body
+        assert forwarded.sender is None or forwarded.sender in body
+
+
+def test_a_body_is_scanned_up_to_max_scanned_chars() -> None:
+    forward_ = "---------- Forwarded message ---------\nDe : a@x.fr\n\nTexte."
+    assert forwarded_bodies("x\n" * (MAX_SCANNED_CHARS // 2 - 100) + forward_) == [Forwarded("a@x.fr", "Texte.")]
+    assert forwarded_bodies("x\n" * (MAX_SCANNED_CHARS // 2) + forward_) == []
