@@ -12,6 +12,7 @@ from intake.pipeline.services import Services
 from tests.factories.archives import RAR5, SEVEN_ZIP, zip_of
 from tests.factories.documents import docx_bytes, narrative_blocks, narrative_text
 from tests.factories.emails import DOCX, OCTET, XLSX, ForwardingClient, build_email, forward, inline_forward
+from tests.factories.outlook import msg_bytes
 from tests.factories.workbooks import good_workbook
 from tests.support.pipeline import ingest, outbox, submissions
 from tests.support.settings import MAILBOX, make_services
@@ -171,3 +172,15 @@ def test_our_own_reply_forwarded_back_is_no_narrative(services: Services) -> Non
     for raw in (inline, attached):
         ingest(services, raw)
     assert [s.filename for s in submissions(services) if s.kind == "narrative"] == ["analyse.docx"]
+
+
+def test_a_message_saved_from_outlook_and_attached_counts_whole(services: Services) -> None:
+    """Outlook users attach the prefect's message as a .msg file: its workbook and its body's analysis count."""
+    saved = msg_bytes(subject="Bilan 2013", sender="prefet@interieur.gouv.fr", body=NARRATIVE_BODY,
+                      attachments=[("tableau.xlsx", good_workbook())])
+    raw = build_email(subject="TR: Bilan 2013", attachments=[("Bilan du préfet.msg", saved, OCTET)])
+    result = ingest(services, raw)
+    assert result.outcome == "accepted", result.issues
+    assert result.dossier == "complete"
+    assert [(s.kind, s.filename) for s in submissions(services)] == [
+        ("workbook", "Bilan du préfet.msg › tableau.xlsx"), ("narrative", "corps du message transféré")]

@@ -8,6 +8,7 @@ from parsers.model import Attachment
 from tests.factories.archives import zip_of
 from tests.factories.emails import OCTET, XLSX, build_email
 from tests.factories.hostile import tnef
+from tests.factories.outlook import msg_bytes
 
 LIMITS = ArchiveLimits()
 MAX_BYTES = 20 * 1024 * 1024
@@ -76,3 +77,20 @@ def test_what_is_a_saved_message() -> None:
     assert is_saved_message(Attachment(None, "message/rfc822", saved))
     assert not is_saved_message(Attachment("notes.eml", OCTET, b"\x00\x01 not a message"))
     assert not is_saved_message(Attachment("note.txt", "text/plain", saved))
+
+
+def test_a_message_saved_from_outlook_gives_its_attachments_and_its_body() -> None:
+    saved = msg_bytes(subject="Bilan", sender="prefet@bretagne.pref.gouv.fr", body="Texte du préfet.",
+                      attachments=[("tableau.xlsx", b"table")])
+    unwrapped = unwrap((Attachment("Message du préfet.msg", OCTET, saved),), LIMITS, MAX_BYTES)
+    assert [(a.filename, a.data, a.forwarded) for a in unwrapped.attachments] == [
+        ("Message du préfet.msg › tableau.xlsx", b"table", True)]
+    assert [(t.sender, t.text) for t in unwrapped.texts] == [("prefet@bretagne.pref.gouv.fr", "Texte du préfet.")]
+
+
+def test_a_damaged_msg_is_reported() -> None:
+    unwrapped = unwrap((Attachment("Message.msg", OCTET, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)),),
+                       LIMITS, MAX_BYTES)
+    assert unwrapped.attachments == ()
+    [issue] = unwrapped.issues
+    assert issue.code == "unsupported_attachment" and "message Outlook (.msg) endommagé" in issue.message
