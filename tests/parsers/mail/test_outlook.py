@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from parsers.mail.outlook import is_outlook_message, read_outlook_message
 from parsers.model import Attachment, UnreadableFile
@@ -44,3 +46,17 @@ def test_a_damaged_msg_is_unreadable_never_a_crash(data: bytes) -> None:
 def test_a_truncated_msg_gives_what_remains() -> None:
     message = read_outlook_message(msg_bytes(subject="s", sender="a@b.fr", body="b" * 5000)[:3000])
     assert (message.sender, message.subject, message.body) == ("a@b.fr", "s", "")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_damage_gives_a_message_or_unreadable_never_another_exception(data: st.DataObject) -> None:
+    damaged = bytearray(msg_bytes(subject="s", sender="a@b.fr", body="texte " * 200, attachments=[("a.txt", b"x")]))
+    for _ in range(data.draw(st.integers(1, 10))):
+        damaged[data.draw(st.integers(0, len(damaged) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        message = read_outlook_message(bytes(damaged))
+    except UnreadableFile as exc:
+        assert exc.reason == "corrupt"
+    else:
+        assert len(message.attachments) <= 1
