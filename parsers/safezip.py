@@ -76,7 +76,8 @@ def check_zip_limits(zf: zipfile.ZipFile, limits: ReadLimits) -> None:
     total = 0
     for info in infos:
         if info.compress_type not in SAFE_METHODS:
-            raise UnreadableFile("unsupported", f"{info.filename}: compression method {info.compress_type}")
+            # no Office or OpenDocument application writes (nor opens) another method: a damaged file
+            raise UnreadableFile("corrupt", f"{info.filename}: compression method {info.compress_type}")
         total += info.file_size
         if info.file_size > limits.ratio_floor:
             ratio = info.file_size / max(info.compress_size, 1)

@@ -131,7 +131,7 @@ def test_kind_of() -> None:
 @given(st.one_of(st.none(), st.text(max_size=30)), st.text(max_size=40), st.binary(max_size=600))
 def test_fuzz_always_returns_a_known_kind(filename: str | None, content_type: str, data: bytes) -> None:
     known = {"xlsx", "xlsm", "xlsb", "xls", "ods", "docx", "odt", "pdf", "txt", "html", "rtf", "doc",
-             "encrypted_office", "zip", "other"}
+             "encrypted_office", "zip", "7z", "rar", "other"}
     assert sniff(filename, content_type, data) in known
     assert sniff(filename, content_type, b"PK\x03\x04" + data) in known
     assert sniff(filename, content_type, OLE_MAGIC + data) in known
