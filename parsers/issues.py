@@ -169,6 +169,27 @@ _KINDS = (
               "La lecture du fichier « {file} » a dépassé {seconds} secondes et a été interrompue. "
               "Enregistrez le tableau seul (sans feuilles ni données superflues) au format .xlsx et "
               "renvoyez-le."),
+    # ---- archives: a .zip is opened, its files read as attachments (parsers/mail/archives.py)
+    IssueKind("archive_unreadable", "error",
+              "L'archive « {file} » ne peut pas être ouverte ({reason}). Joignez directement les fichiers "
+              "(le tableau au format .xlsx et l'analyse qualitative), ou refaites l'archive .zip et renvoyez-la."),
+    IssueKind("archive_member_unreadable", "error",
+              "Le fichier « {file} » n'a pas pu être extrait de l'archive ({reason}). Joignez-le directement "
+              "au message, ou refaites l'archive .zip et renvoyez-la."),
+    IssueKind("archive_too_large", "error",
+              "L'archive « {file} » {reason} : par sécurité, elle n'a pas été ouverte. Joignez directement "
+              "le tableau au format .xlsx et l'analyse qualitative, sans les autres documents."),
+    IssueKind("archive_nested", "error",
+              "L'archive « {file} » contient elle-même une archive (« {member} ») : une archive placée dans "
+              "une archive n'est pas ouverte. Joignez directement les fichiers qu'elle contient, ou "
+              "regroupez-les dans une seule archive .zip."),
+    IssueKind("archive_encrypted", "error",
+              "Dans l'archive « {file} », un mot de passe empêche de lire : {members}. Joignez ce(s) "
+              "fichier(s) directement au message, ou refaites l'archive .zip sans mot de passe."),
+    IssueKind("archive_unsupported", "error",
+              "La pièce jointe « {file} » est une archive {format}, un format que nous n'ouvrons pas. "
+              "Joignez directement les fichiers (le tableau au format .xlsx et l'analyse qualitative), ou "
+              "regroupez-les dans une archive .zip."),
 )
 
 KINDS: dict[str, IssueKind] = {k.code: k for k in _KINDS}

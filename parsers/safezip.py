@@ -61,13 +61,23 @@ class CorruptZip(Exception):
     """Internal: a structural problem found while reading (becomes UnreadableFile("corrupt"))."""
 
 
+# Stored and deflated only: zipfile inflates a deflated member by bounded steps, but hands a whole
+# bzip2 or LZMA chunk to a decompressor without an output bound, and a member's declared size may lie.
+# Office and OpenDocument files, and the archives of Windows, macOS and Linux, use these two.
+SAFE_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+
+
 def check_zip_limits(zf: zipfile.ZipFile, limits: ReadLimits) -> None:
-    """Refuse archives whose central directory announces too much data (zip bombs)."""
+    """Refuse archives whose central directory announces too much data (zip bombs), or a compression
+    method other than stored or deflated."""
     infos = zf.infolist()
     if len(infos) > limits.max_members:
         raise UnreadableFile("too_large", f"{len(infos)} members in the archive")
     total = 0
     for info in infos:
+        if info.compress_type not in SAFE_METHODS:
+            # no Office or OpenDocument application writes (nor opens) another method: a damaged file
+            raise UnreadableFile("corrupt", f"{info.filename}: compression method {info.compress_type}")
         total += info.file_size
         if info.file_size > limits.ratio_floor:
             ratio = info.file_size / max(info.compress_size, 1)

@@ -18,11 +18,14 @@ from parsers.model import FileKind
 
 Sniffed = Literal[
     "xlsx", "xlsm", "xlsb", "xls", "ods", "docx", "odt", "pdf", "txt", "html", "rtf", "doc",
-    "encrypted_office", "zip", "other",
+    "encrypted_office", "zip", "7z", "rar", "other",
 ]
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+SEVEN_ZIP_MAGIC = b"7z\xbc\xaf\x27\x1c"
+RAR_MAGIC = b"Rar!\x1a\x07"  # RAR 4 (then \x00) and RAR 5 (then \x01\x00)
+ARCHIVE_KINDS = frozenset({"zip", "7z", "rar"})  # archives of files (expanded, or refused with a message)
 
 _WORKBOOK_KINDS = frozenset({"xlsx", "xlsm", "xlsb", "xls", "ods", "encrypted_office"})
 _NARRATIVE_KINDS = frozenset({"docx", "odt", "pdf", "txt", "rtf", "doc", "html"})
@@ -34,7 +37,7 @@ _EXTENSIONS: dict[str, Sniffed] = {
     "xls": "xls", "xlt": "xls", "ods": "ods", "ots": "ods", "fods": "other",
     "docx": "docx", "dotx": "docx", "docm": "docx", "odt": "odt", "ott": "odt",
     "pdf": "pdf", "txt": "txt", "text": "txt", "md": "txt", "htm": "html", "html": "html",
-    "rtf": "rtf", "doc": "doc", "dot": "doc", "zip": "zip",
+    "rtf": "rtf", "doc": "doc", "dot": "doc", "zip": "zip", "7z": "7z", "rar": "rar",
 }
 
 _CONTENT_TYPES: dict[str, Sniffed] = {
@@ -60,6 +63,10 @@ _CONTENT_TYPES: dict[str, Sniffed] = {
     "application/msword": "doc",
     "application/zip": "zip",
     "application/x-zip-compressed": "zip",
+    "application/x-7z-compressed": "7z",
+    "application/vnd.rar": "rar",
+    "application/x-rar-compressed": "rar",
+    "application/x-rar": "rar",
 }
 
 _ODF_MIMETYPES: dict[str, Sniffed] = {
@@ -83,6 +90,10 @@ def sniff(filename: str | None, content_type: str, data: bytes) -> Sniffed:
             if guess in _ZIP_BASED:
                 return guess
         return "zip"
+    if head.startswith(SEVEN_ZIP_MAGIC):
+        return "7z"
+    if head.startswith(RAR_MAGIC):
+        return "rar"
     if head == OLE_MAGIC:
         streams = ole_stream_names(data)
         if "encryptedpackage" in streams:

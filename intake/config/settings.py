@@ -157,10 +157,12 @@ class Limits:
     max_attachments: int = key(20, "attachments read per message; the rest are listed, not opened",
                                low=1, high=1000)
     max_attachment_bytes: int = key(20_971_520, "one attachment, as received (decoded)", low=1024, high=2**31)
-    max_uncompressed_bytes: int = key(104_857_600, "a zip-based file (xlsx, docx, odt, ods) once unpacked",
-                                      low=1024, high=2**33)
+    max_uncompressed_bytes: int = key(104_857_600, "a zip-based file (xlsx, docx, odt, ods) once unpacked; "
+                                      "also all the files of one .zip attachment together", low=1024, high=2**33)
     max_compression_ratio: int = key(200, "a zip member larger than this many times its packed size is refused",
                                      low=2, high=100_000)
+    max_archive_members: int = key(100, "files in one .zip attachment (folders aside); a larger archive is "
+                                   "not opened", low=1, high=10_000)
     max_rows: int = key(10_000, "rows read per sheet", low=100, high=1_048_576)
     max_columns: int = key(300, "columns read per sheet", low=10, high=16_384)
     seconds_per_file: float = key(10.0, "time spent reading one file", low=0.1)
@@ -235,6 +237,11 @@ class Settings:
     @property
     def outbox_dir(self) -> Path:
         return self.service.outbox_dir or self.service.data_dir / "outbox"
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """The addresses the service sends from: the mailbox, and ``[smtp] from`` when set."""
+        return frozenset({self.mailbox_address} | ({self.smtp.sender} if self.smtp and self.smtp.sender else set()))
 
     @property
     def alert_emails(self) -> tuple[str, ...]:

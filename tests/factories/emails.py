@@ -11,7 +11,8 @@
   HTML, attachments typed application/octet-stream with raw UTF-8 names; ``html_only=True``
   gives a Roundcube-like message whose only body is HTML.
 
-``forward``, ``out_of_office_reply`` and ``bounce`` build the other kinds of message the service
+``forward`` (attached as message/rfc822), ``inline_forward`` (below a client's separator),
+``out_of_office_reply`` and ``bounce`` build the other kinds of message the service
 receives. Files sent by LibreOffice users are plain attachments with OpenDocument content types
 (see ``ODS``/``ODT``).
 """
@@ -373,6 +374,46 @@ def forward(
         headers.insert(1, ("Message-ID", f"<{uuid.uuid4()}@bretagne.pref.gouv.fr>" if message_id == AUTO
                            else message_id))
     return _part(headers, _multipart("mixed", parts, boundary)).encode("utf-8", "surrogateescape")
+
+
+PREFECT = "Préfet de la région Bretagne <prefet@bretagne.pref.gouv.fr>"
+ForwardingClient = Literal["gmail", "thunderbird", "outlook", "apple"]
+
+
+def inline_forward(
+    original_body: str,
+    *,
+    client: ForwardingClient = "gmail",
+    sender: str = DEFAULT_SENDER,
+    original_sender: str = PREFECT,
+    original_subject: str = DEFAULT_SUBJECT,
+    note: str = "Bonjour,\n\nJe vous transmets le message de M. le Préfet.\n\nCordialement,\nL'assistante du SGAR",
+    attachments: Sequence[AttachmentSpec] = (),
+) -> bytes:
+    """A message forwarded inline (its text below the client's separator), as ``client`` writes it."""
+    name, _, address = original_sender.partition(" <")
+    address = address.rstrip(">")
+    forwarding: dict[ForwardingClient, tuple[str, list[str], str, Style]] = {
+        "gmail": ("---------- Forwarded message ---------",
+                  [f"De : {name} <{address}>", "Date: lun. 12 mai 2014 à 17:05",
+                   f"Subject: {original_subject}", f"To: <{DEFAULT_SENDER.partition('<')[2]}"],
+                  "Fwd: " + original_subject, "webmail"),
+        "thunderbird": ("-------- Message transféré --------",
+                        [f"Sujet :\t{original_subject}", "Date :\tMon, 12 May 2014 17:05:12 +0200",
+                         f"De :\t{name} <{address}>"],
+                        "Fwd: " + original_subject, "thunderbird"),
+        "outlook": ("", [f"De : {name} [mailto:{address}]", "Envoyé : lundi 12 mai 2014 17:05",
+                         "À : SGAR Bretagne", f"Objet : {original_subject}"],
+                    "TR : " + original_subject, "outlook"),
+        "apple": ("Début du message réexpédié :",
+                  [f"De: {name} <{address}>", f"Objet: {original_subject}", "Date: 12 mai 2014 à 17:05:12 UTC+2",
+                   "À: SGAR Bretagne"],
+                  "Fwd: " + original_subject, "thunderbird"),
+    }
+    separator, headers, subject, style = forwarding[client]
+    block = "\n".join([*([separator] if separator else []), *headers])
+    body = f"{note}\n\n{block}\n\n{original_body}"
+    return build_email(sender=sender, subject=subject, body=body, attachments=attachments, style=style)
 
 
 def out_of_office_reply(

@@ -131,7 +131,7 @@ def test_kind_of() -> None:
 @given(st.one_of(st.none(), st.text(max_size=30)), st.text(max_size=40), st.binary(max_size=600))
 def test_fuzz_always_returns_a_known_kind(filename: str | None, content_type: str, data: bytes) -> None:
     known = {"xlsx", "xlsm", "xlsb", "xls", "ods", "docx", "odt", "pdf", "txt", "html", "rtf", "doc",
-             "encrypted_office", "zip", "other"}
+             "encrypted_office", "zip", "7z", "rar", "other"}
     assert sniff(filename, content_type, data) in known
     assert sniff(filename, content_type, b"PK\x03\x04" + data) in known
     assert sniff(filename, content_type, OLE_MAGIC + data) in known
@@ -156,3 +156,15 @@ def test_corpus_files_sniff_as_their_extension_even_without_a_name() -> None:
         "issue3.xlsm": "xlsx",
         "too_small.xls": "txt",
     }
+
+
+@pytest.mark.parametrize(("data", "name", "ctype", "expected"), [
+    (b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(24), "bilan.pdf", "application/pdf", "7z"),  # bytes first
+    (b"Rar!\x1a\x07\x01\x00" + bytes(24), None, OCTET, "rar"),
+    (b"Rar!\x1a\x07\x00" + bytes(24), "bilan.xlsx", OCTET, "rar"),
+    (b"damaged", "bilan.7z", OCTET, "7z"),  # then the name
+    (b"damaged", None, "application/x-rar-compressed", "rar"),  # then the content type
+])
+def test_7z_and_rar_archives_are_sniffed(data: bytes, name: str | None, ctype: str, expected: str) -> None:
+    assert sniff(name, ctype, data) == expected
+    assert kind_of(expected) == "unknown"

@@ -1,9 +1,18 @@
 """Extract: read every workbook and narrative the message carries (attachments and body).
 
-Limits (``[limits]``): ``winmail.dat`` files are first replaced by the files inside them; then only
-the first ``max_attachments`` attachments (images aside) are opened, the others are listed
-(``too_many_attachments``); an attachment over ``max_attachment_bytes`` is not opened
-(``attachment_too_large``); every reader gets the sizes, ratio, rows, columns and time of
+Containers first (:func:`parsers.mail.unwrap.unwrap`): each ``winmail.dat``, ``.zip`` or ``.eml``
+is replaced by the files inside it, named "bilan.zip › tableau.xlsx" and read exactly as
+attachments. An archive that could not be read (.7z, .rar, nested, encrypted, damaged, over the
+limits) is an error, or a warning when the message carries a workbook read elsewhere.
+
+The body: its own text is the narrative when it looks like one; so is the text of a message it
+forwards (attached as message/rfc822 or .eml, or inline: :mod:`parsers.mail.forwards`), exactly
+as if the sender had written it, unless the service sent it (our own reply forwarded back).
+
+Limits (``[limits]``): only the first ``max_attachments`` attachments (images aside) are opened,
+the others are listed (``too_many_attachments``); an attachment over ``max_attachment_bytes`` is
+not opened (``attachment_too_large``); all the archives of a message inflate at most
+``max_uncompressed_bytes`` together; every reader gets the sizes, ratio, rows, columns and time of
 :func:`parsers.limits.read_limits`.
 """
 
@@ -18,13 +27,16 @@ from intake.pipeline.services import Services
 from parsers.documents.narrative import analyse_narrative, looks_like_narrative, own_text
 from parsers.documents.reader import extract_text
 from parsers.issues import make_issue
-from parsers.limits import read_limits
-from parsers.mail.tnef import is_tnef, tnef_attachments
+from parsers.limits import archive_limits, read_limits
+from parsers.mail.archives import ARCHIVE_CODES
+from parsers.mail.forwards import forwarded_bodies
+from parsers.mail.unwrap import unwrap
 from parsers.model import Attachment, Issue, NarrativeReport, UnreadableFile
 from parsers.sniff import kind_of, sniff
 from parsers.workbook.check import check_workbook, human_size, limit_issue
 
 BODY_SOURCE = "corps du message"
+FORWARDED_SOURCE = "corps du message transféré"
 # Pieces of mail clients' furniture that are never a return: signatures, logos, calendar invites.
 _IGNORED_KINDS = {"other"}
 _LISTED_MAX = 20  # names given in a too_many_attachments issue
@@ -33,10 +45,11 @@ _LISTED_MAX = 20  # names given in a too_many_attachments issue
 def extract(journey: Journey, services: Services) -> None:
     assert journey.mail is not None and journey.campaign is not None and journey.region is not None
     limits = services.settings.limits
-    attachments = _unwrapped(journey, journey.mail.attachments, limits.max_attachment_bytes)
+    unwrapped = unwrap(journey.mail.attachments, archive_limits(limits), limits.max_attachment_bytes)
+    journey.message_issues.extend(unwrapped.issues)
     opened = 0
     left_out: list[str] = []
-    for attachment in attachments:
+    for attachment in unwrapped.attachments:
         if attachment.content_type.startswith("image/"):
             continue  # logos and signatures: never opened, never counted
         if opened >= limits.max_attachments:
@@ -54,25 +67,16 @@ def extract(journey: Journey, services: Services) -> None:
         journey.message_issues.append(make_issue(
             "too_many_attachments", count=opened + len(left_out), limit=limits.max_attachments, files=shown))
     body = journey.mail.body_text
-    if body.strip() and looks_like_narrative(body):
-        own = own_text(body)  # without the quoted thread and the signature
-        journey.narratives.append(_with_sha(analyse_narrative(own, BODY_SOURCE), own.encode("utf-8")))
-
-
-def _unwrapped(journey: Journey, attachments: tuple[Attachment, ...], max_bytes: int) -> list[Attachment]:
-    """The attachments, each ``winmail.dat`` replaced by the files Outlook put inside it."""
-    result: list[Attachment] = []
-    for attachment in attachments:
-        if not is_tnef(attachment) or len(attachment.data) > max_bytes:
-            result.append(attachment)
-            continue
-        try:
-            result.extend(tnef_attachments(attachment.data))
-        except UnreadableFile as exc:
-            journey.message_issues.append(make_issue(
-                "unsupported_attachment", file=attachment.filename or "winmail.dat",
-                reason=f"fichier Outlook winmail.dat illisible : {exc.reason}"))
-    return result
+    ours = {a.lower() for a in services.settings.own_addresses}
+    forwarded = [*forwarded_bodies(body, journey.mail.subject), *unwrapped.texts]
+    texts = [(BODY_SOURCE, body), *((FORWARDED_SOURCE, f.text) for f in forwarded if f.sender not in ours)]
+    for source, text in texts:
+        if text.strip() and looks_like_narrative(text):
+            own = own_text(text)  # without the quoted thread and the signature
+            journey.narratives.append(_with_sha(analyse_narrative(own, source), own.encode("utf-8")))
+    if journey.workbooks:  # the return was read: an archive beside it is no reason to reject it
+        journey.message_issues[:] = [replace(i, severity="warning") if i.code in ARCHIVE_CODES else i
+                                     for i in journey.message_issues]
 
 
 def _too_large(attachment: Attachment, limit: int) -> Issue:

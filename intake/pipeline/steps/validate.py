@@ -9,10 +9,12 @@ from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from notifier.last_year import last_year
 from parsers.issues import make_issue
+from parsers.mail.archives import ARCHIVE_CODES
 
 
 def validate(journey: Journey, services: Services) -> None:
-    if not journey.workbooks and not journey.narratives:
+    unread_archive = any(i.code in ARCHIVE_CODES for i in journey.message_issues)  # its issue says why
+    if not journey.workbooks and not journey.narratives and not unread_archive:
         journey.message_issues.append(make_issue("no_return_found"))
     _compare_with_last_year(journey, services)
     errors = [i for i in journey.all_issues() if i.severity == "error"]

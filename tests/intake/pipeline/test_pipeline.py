@@ -198,13 +198,13 @@ def test_narrative_attachment_formats(services: Services, name: str, make: Calla
 
 def test_other_attachments_are_noted_but_images_are_not(services: Services) -> None:
     raw = build_email(attachments=[("bilan.xlsx", good_workbook(), XLSX),
-                                   ("archives.zip", b"PK\x05\x06" + b"\0" * 18, "application/zip"),
+                                   ("plan.dwg", b"AC1027" + b"\0" * 18, "application/acad"),
                                    ("image001.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 20, "image/png")])
     result = ingest(services, raw)
     assert result.outcome == "accepted"  # a warning never rejects
     notes = [i for i in result.issues if i.code == "unsupported_attachment"]
-    assert [i.file for i in notes] == ["archives.zip"]
-    assert result.reply is not None and "archives.zip" in result.reply.text
+    assert [i.file for i in notes] == ["plan.dwg"]
+    assert result.reply is not None and "plan.dwg" in result.reply.text
 
 
 def test_region_mismatch_is_an_error(services: Services) -> None:
