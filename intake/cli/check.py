@@ -1,6 +1,9 @@
 """``check``: a verdict on workbooks and narratives, without storing anything.
 
     conventions-intake check FILE... [--region CODE] [--campaign ID] [--json]
+
+A .zip is opened as the service opens one attached to a mail (same limits, same messages): each
+file inside gets its verdict, named "bilan.zip › tableau.xlsx".
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from intake.config.settings import Campaign, Settings
 from parsers.documents.narrative import analyse_narrative
 from parsers.documents.reader import extract_text
 from parsers.issues import make_issue
-from parsers.limits import read_limits
-from parsers.model import UnreadableFile
+from parsers.limits import archive_limits, read_limits
+from parsers.mail.archives import archive_kind
+from parsers.mail.unwrap import unwrap
+from parsers.model import Attachment, UnreadableFile
 from parsers.reference import catalogue
 from parsers.sniff import kind_of, sniff
 from parsers.workbook.check import check_workbook, limit_issue
@@ -72,8 +77,15 @@ def cmd_check(args: argparse.Namespace, settings: Settings, environ: Mapping[str
     if args.region and args.region not in catalogue.all_region_codes():
         raise UsageError(f"code de région inconnu « {args.region} »")
     out, worst = Printer(), 0
-    for path in args.files:
-        result = check_file(path, read_file(path), settings, campaign, args.region)
+    for path, data, archive_issues in _opened(args.files, settings):
+        if archive_issues is not None:  # an archive we could not (wholly) open
+            if not archive_issues:
+                continue
+            result: dict[str, Any] = {"file": str(path), "kind": "archive", "region": args.region,
+                                      "verdict": "rejected" if any(i.severity == "error" for i in archive_issues)
+                                      else "accepted", "issues": [i.as_dict() for i in archive_issues]}
+        else:
+            result = check_file(path, data, settings, campaign, args.region)
         worst = max(worst, 0 if result["verdict"] == "accepted" else 1)
         if args.json:
             out.json(result)
@@ -82,3 +94,19 @@ def cmd_check(args: argparse.Namespace, settings: Settings, environ: Mapping[str
         out.line(f"{path} ({result['kind']}, {region}) : {out.word(result['verdict'])}")
         out.issues(result["issues"])
     return worst
+
+
+def _opened(paths: list[Path], settings: Settings) -> list[tuple[Path, bytes, list[Any] | None]]:
+    """Each file to check, with an archive replaced by the files it holds and, after them, the
+    archive itself with its issues (None for a file to check)."""
+    found: list[tuple[Path, bytes, list[Any] | None]] = []
+    for path in paths:
+        data = read_file(path)
+        attachment = Attachment(path.name, "application/octet-stream", data)
+        if archive_kind(attachment) is None:
+            found.append((path, data, None))
+            continue
+        opened = unwrap((attachment,), archive_limits(settings.limits), settings.limits.max_attachment_bytes)
+        found += [(path.parent / (inner.filename or "(sans nom)"), inner.data, None) for inner in opened.attachments]
+        found.append((path, b"", list(opened.issues)))
+    return found

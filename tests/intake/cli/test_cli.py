@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,24 @@ def test_check_narrative_and_unknown_files(cli: list[str], tmp_path: Path,
     assert sorted(narrative["points_missing"]) == ["P3", "P4", "P5"]
     assert unknown["verdict"] == "rejected"
     assert [i["code"] for i in unknown["issues"]] == ["unreadable_file"]
+    assert code == 1
+
+
+def test_check_opens_a_zip_as_the_service_does(cli: list[str], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    archive = tmp_path / "bilan.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("envoi/bilan.xlsx", good_workbook())
+        zf.writestr("envoi/analyse.docx", docx_bytes(narrative_blocks()))
+        zf.writestr("envoi/ancien.zip", b"PK\x05\x06" + b"\0" * 18)
+    sevenzip = tmp_path / "bilan.7z"
+    sevenzip.write_bytes(b"7z\xbc\xaf\x27\x1c" + b"\0" * 30)
+    code, results, _ = run(capsys, *cli, "check", "--json", str(archive), str(sevenzip))
+    assert [(Path(r["file"]).name, r["kind"], r["verdict"]) for r in results] == [
+        ("bilan.zip › bilan.xlsx", "workbook", "accepted"), ("bilan.zip › analyse.docx", "narrative", "accepted"),
+        ("bilan.zip", "archive", "rejected"), ("bilan.7z", "archive", "rejected")]
+    assert [i["code"] for i in results[2]["issues"]] == ["archive_nested"]
+    assert [i["code"] for i in results[3]["issues"]] == ["archive_unsupported"]
     assert code == 1
 
 
