@@ -15,7 +15,9 @@ from typing import Any
 import jinja2
 
 from intake.config.clock import PARIS
+from parsers.issues import line_name, row_of
 from parsers.model import Issue
+from parsers.reference import catalogue
 from templates import TEMPLATE_DIR
 
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
@@ -86,17 +88,32 @@ def part_verdict(kind: str, verdict: str) -> str:
     return "accepté" if verdict == "accepted" else "à corriger"
 
 
-def issue_location(issue: Issue | Mapping[str, Any], *, compact: bool = False) -> str:
-    """Where an issue is, in French: « feuille « Annexe 2 », cellule G12, indicateur I07 » (the parts
-    that are known); ``compact``: « G12 (I07) », for a chat line."""
+def issue_location(issue: Issue | Mapping[str, Any], *, compact: bool = False, label: bool = False) -> str:
+    """Where an issue is, in French, as the clerk finds it on their sheet: « feuille « Annexe 2 »,
+    ligne 14 (I07), cellule G14 » (the parts that are known; the indicator's code only in brackets);
+    ``label``: the row named by its label too, « ligne 14 « Taux de chômage… » (I07) » (when the
+    message that follows does not already name it); ``compact``: « ligne 14, G14 (I07) », for a
+    chat line."""
     get = (lambda k: getattr(issue, k, None)) if isinstance(issue, Issue) else issue.get
     sheet, cell, indicator = get("sheet"), get("cell"), get("indicator")
+    cell_text = str(cell) if cell else ""
+    row = row_of(cell_text)
     if compact:
-        return " ".join(x for x in (str(cell or ""), f"({indicator})" if indicator else "") if x)
+        head = ", ".join(x for x in (f"ligne {row}" if row and indicator else "", cell_text) if x)
+        return " ".join(x for x in (head, f"({indicator})" if indicator else "") if x)
+    line = indicator_line(str(indicator), cell_text) if label and indicator else (
+        " ".join(x for x in (f"ligne {row}" if row else "", f"({indicator})" if indicator else "") if x))
     return ", ".join(x for x in (
         f"feuille « {sheet} »" if sheet else "",
-        f"cellule {cell}" if cell else "",
-        f"indicateur {indicator}" if indicator else "") if x)
+        line,
+        f"cellule {cell_text}" if cell_text else "") if x)
+
+
+def indicator_line(indicator: str, cell: str | None = None) -> str:
+    """An indicator's row as the clerk sees it: « ligne 14 « Taux de chômage… » (I07) » (the line
+    when a cell of it is known), its label from the Annexe 2."""
+    known = catalogue.indicators_by_id().get(indicator)
+    return line_name(indicator, known.label if known else None, cell)
 
 
 @lru_cache(maxsize=1)
@@ -112,4 +129,5 @@ def environment() -> jinja2.Environment:
     )
     env.filters["fr_date"] = fr_date
     env.filters["fr_datetime"] = fr_datetime
+    env.globals["indicator_line"] = indicator_line
     return env

@@ -17,7 +17,7 @@ from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from parsers.documents.narrative import analyse_narrative, looks_like_narrative, own_text
 from parsers.documents.reader import extract_text
-from parsers.issues import make_issue
+from parsers.issues import make_issue, reason_words
 from parsers.limits import read_limits
 from parsers.mail.tnef import is_tnef, tnef_attachments
 from parsers.model import Attachment, Issue, NarrativeReport, UnreadableFile
@@ -71,7 +71,7 @@ def _unwrapped(journey: Journey, attachments: tuple[Attachment, ...], max_bytes:
         except UnreadableFile as exc:
             journey.message_issues.append(make_issue(
                 "unsupported_attachment", file=attachment.filename or "winmail.dat",
-                reason=f"fichier Outlook winmail.dat illisible : {exc.reason}"))
+                reason=f"fichier Outlook winmail.dat illisible : {reason_words(exc.reason)}"))
     return result
 
 
@@ -106,7 +106,7 @@ def _read_attachment(journey: Journey, services: Services, attachment: Attachmen
             text = extract_text(attachment.data, sniffed, limits=limits)
         except UnreadableFile as exc:
             journey.message_issues.append(limit_issue(name, exc.reason, exc.detail, limits) or make_issue(
-                "unsupported_attachment", file=name, reason=f"document illisible : {exc.reason}"))
+                "unsupported_attachment", file=name, reason=f"document illisible : {reason_words(exc.reason)}"))
             return
         journey.narratives.append(_with_sha(analyse_narrative(text, name), attachment.data))
     elif not attachment.content_type.startswith("image/") and (sniffed not in _IGNORED_KINDS or attachment.filename):

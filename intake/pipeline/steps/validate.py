@@ -1,14 +1,66 @@
-"""Validate: rules on the message as a whole, then the verdict. Workbook rules ran in extract."""
+"""Validate: rules on the message as a whole, then the verdict. Workbook rules ran in extract.
+
+A message without a workbook whose attachments look like the table in another form (a PDF or a
+Word document holding the Annexe 2, a picture of it) is told to send the spreadsheet itself
+(``table_not_spreadsheet``), never that its attachment was forgotten; such a document is not taken
+for the qualitative analysis.
+"""
 
 from __future__ import annotations
 
+import re
+
 from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
+from intake.pipeline.steps.extract import BODY_SOURCE
 from parsers.issues import make_issue
+from parsers.model import Attachment, NarrativeReport
+from parsers.reference import catalogue
+from parsers.text import fold
+
+_SIGNATURE_IMAGE = re.compile(r"^image\d{3}\.\w+$", re.IGNORECASE)  # Outlook's inline pictures
+_SMALL_IMAGE = 10_000  # bytes: logos and signature pictures, never a table
+_LABELS_FOR_A_TABLE = 3  # Annexe 2 labels a document must quote to be taken for the table
+_LABEL_PREFIX = 30  # folded characters of a label looked for
+_POINTS_OF_AN_ANALYSIS = 2  # a document covering more points of the notice is an analysis
 
 
 def validate(journey: Journey, services: Services) -> None:
-    if not journey.workbooks and not journey.narratives:
+    if not journey.workbooks:
+        _table_in_another_form(journey)
+    if not journey.workbooks and not journey.narratives and not any(
+            i.code == "table_not_spreadsheet" for i in journey.message_issues):
         journey.message_issues.append(make_issue("no_return_found"))
     errors = [i for i in journey.all_issues() if i.severity == "error"]
     journey.outcome = "rejected" if errors else "accepted"
+
+
+def _table_in_another_form(journey: Journey) -> None:
+    tables = [n for n in journey.narratives if n.source != BODY_SOURCE and looks_like_the_table(n)]
+    pictures = [a for a in (journey.mail.attachments if journey.mail else ()) if _picture_of_a_table(a)]
+    if not tables and not pictures:
+        return
+    journey.narratives = [n for n in journey.narratives if n not in tables]
+    forms = [*("de PDF" if n.source.lower().endswith(".pdf") else "de document texte" for n in tables),
+             *("d'image" for _ in pictures)]
+    names = [*(n.source for n in tables), *(a.filename or "(sans nom)" for a in pictures)]
+    journey.message_issues.append(make_issue(
+        "table_not_spreadsheet", severity="warning" if journey.narratives else None,
+        forms=" ou ".join(dict.fromkeys(forms)), files=", ".join(f"« {n} »" for n in names)))
+
+
+def looks_like_the_table(narrative: NarrativeReport) -> bool:
+    """A document quoting the Annexe 2's column title or several of its indicator labels, and hardly
+    any point of the notice (an analysis may name an indicator or two)."""
+    if len(narrative.points_covered) > _POINTS_OF_AN_ANALYSIS:
+        return False
+    text = fold(narrative.text)
+    if "resultat regional" in text:
+        return True
+    quoted = sum(1 for ind in catalogue.indicators() if fold(ind.label)[:_LABEL_PREFIX] in text)
+    return quoted >= _LABELS_FOR_A_TABLE
+
+
+def _picture_of_a_table(attachment: Attachment) -> bool:
+    return (attachment.content_type.startswith("image/") and bool(attachment.filename)
+            and not _SIGNATURE_IMAGE.match(attachment.filename or "") and len(attachment.data) >= _SMALL_IMAGE)
