@@ -42,6 +42,9 @@ OUTCOME_WORDS = {
     "failed": "en échec",
     "received": "reçu, pas encore traité",
 }
+# The dossier's status as a reply states it to the region that just wrote (a region whose message
+# brought nothing usable did send something: its dossier is not « aucun envoi »).
+REPLY_STATUS_WORDS = {**STATUS_WORDS, "missing": "rien n'y est encore enregistré"}
 SEVERITY_WORDS = {"error": "erreur", "warning": "avertissement"}
 # What waits, in the health report (intake.service.health), in French.
 BACKLOG_WORDS = {"unprocessed": "messages reçus pas encore traités", "in_queue": "messages en cours de traitement",

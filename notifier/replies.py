@@ -14,7 +14,7 @@ from datetime import datetime
 from intake.config.settings import Campaign, RegionConfig, Settings
 from notifier.conversation import ConversationFacts, answer_blocks, missing_parts
 from notifier.export import value_text
-from notifier.rendering import STATUS_WORDS, environment, fr_date, fr_datetime, part_verdict, plural
+from notifier.rendering import REPLY_STATUS_WORDS, environment, fr_date, fr_datetime, part_verdict, plural
 from parsers.issues import row_of
 from parsers.model import Issue, NarrativeReport, WorkbookReturn
 from parsers.reference import catalogue
@@ -140,7 +140,7 @@ def draft_reply(facts: ReplyFacts, settings: Settings) -> ReplyDraft | None:
         "general_errors": general_errors,
         "general_warnings": [i for i in facts.message_issues if i.severity == "warning"],
         "status": status,
-        "status_word": STATUS_WORDS.get(status, status),
+        "status_word": REPLY_STATUS_WORDS.get(status, status),
         "missing": missing,
     })
     verdict = "à corriger" if facts.outcome == "rejected" else "accusé de réception"
