@@ -1,7 +1,7 @@
 """The outbox: what the service sent, what waits, and the operator's decision on held mail.
 
     conventions-intake outbox list [--status STATUS...] [--limit N] [--json]
-    conventions-intake outbox show ID... | --last N
+    conventions-intake outbox show ID... | --last [N]
     conventions-intake outbox send ID... | --held
     conventions-intake outbox drop ID... | --held
 
@@ -25,6 +25,8 @@ from notifier.rendering import OUTBOX_STATUS_WORDS, fr_moment
 from store.models import OUTBOX_STATUSES
 from store.queries.outbox import decide_held, outbox_items
 
+# The headers a person reads first, named in French (the text part follows, decoded).
+HEADER_WORDS = (("Date", "Date"), ("From", "De"), ("To", "À"), ("Cc", "Copie"), ("Subject", "Objet"))
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("outbox", help="courriels sortants : lister, lire, envoyer ou abandonner ceux mis de côté")
@@ -36,7 +38,8 @@ def register(sub: Subparsers) -> None:
     q.set_defaults(handler=cmd_list)
     q = actions.add_parser("show", help="afficher le texte de courriels sortants, décodé")
     q.add_argument("ids", nargs="*", type=int, metavar="ID", help="numéros des courriels")
-    q.add_argument("--last", type=int, metavar="N", help="les N derniers courriels")
+    q.add_argument("--last", type=int, nargs="?", const=1, metavar="N",
+                   help="les N derniers courriels (--last seul : le dernier)")
     q.set_defaults(handler=cmd_show)
     for name, verb in (("send", "envoyer"), ("drop", "abandonner")):
         q = actions.add_parser(name, help=f"{verb} des courriels mis de côté")
@@ -79,9 +82,9 @@ def cmd_show(args: argparse.Namespace, settings: Settings, environ: Mapping[str,
         msg = email.message_from_bytes(raw, policy=policy.default)
         assert isinstance(msg, EmailMessage)
         out.line(f"=== courriel n° {number} ({OUTBOX_STATUS_WORDS.get(status, status)}) ===")
-        for header in ("Date", "From", "To", "Cc", "Subject"):
+        for header, word in HEADER_WORDS:
             if msg[header]:
-                out.line(f"{header} : {msg[header]}")
+                out.line(f"{word} : {msg[header]}")
         body = msg.get_body(preferencelist=("plain",))
         out.line()
         out.line(body.get_content().rstrip() if isinstance(body, EmailMessage) else "(pas de texte)")
