@@ -189,8 +189,8 @@ def _workbook_summary(wb: WorkbookReturn) -> str:
         return f"{verdict}, {plural(filled, 'indicateur')} renseigné{'s' if filled > 1 else ''} sur {len(local)}"
     errors = len(wb.errors)
     read = sum(1 for ind in local if (e := wb.entries.get(ind.id)) is not None and e.value is not None)
-    reading = (f"{plural(read, 'valeur')} lue{'s' if read > 1 else ''} sur les {len(local)} indicateurs à renseigner"
-               if wb.entries else "aucune valeur lue")
+    counted = f"{plural(read, 'valeur')} lue{'s' if read > 1 else ''}" if read else "aucune valeur lue"
+    reading = f"{counted} sur les {len(local)} indicateurs à renseigner" if wb.entries else "aucune valeur lue"
     return f"{verdict}, {plural(errors, 'erreur')} ; {reading}"
 
 

@@ -16,12 +16,13 @@ import email
 from collections.abc import Mapping
 from email import policy
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 
 from intake.cli.common import Subparsers, UsageError, open_services
 from intake.cli.output import Printer
 from intake.config.clock import utcnow
 from intake.config.settings import Settings
-from notifier.rendering import OUTBOX_STATUS_WORDS, fr_moment
+from notifier.rendering import OUTBOX_STATUS_WORDS, fr_datetime, fr_moment
 from store.models import OUTBOX_STATUSES
 from store.queries.outbox import decide_held, outbox_items
 
@@ -84,7 +85,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings, environ: Mapping[str,
         out.line(f"=== courriel n° {number} ({OUTBOX_STATUS_WORDS.get(status, status)}) ===")
         for header, word in HEADER_WORDS:
             if msg[header]:
-                out.line(f"{word} : {msg[header]}")
+                out.line(f"{word} : {_date(msg[header]) if header == 'Date' else msg[header]}")
         body = msg.get_body(preferencelist=("plain",))
         out.line()
         out.line(body.get_content().rstrip() if isinstance(body, EmailMessage) else "(pas de texte)")
@@ -93,6 +94,14 @@ def cmd_show(args: argparse.Namespace, settings: Settings, environ: Mapping[str,
             out.line(f"\nPièces jointes : {', '.join(attachments)}")
         out.line()
     return 0
+
+
+def _date(header: object) -> str:
+    """A Date header in French, Paris time (as it was, if it cannot be read)."""
+    try:
+        return fr_datetime(parsedate_to_datetime(str(header)))
+    except (TypeError, ValueError):
+        return str(header)
 
 
 def cmd_decide(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:
