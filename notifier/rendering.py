@@ -46,6 +46,19 @@ OUTCOME_WORDS = {
 # brought nothing usable did send something: its dossier is not « aucun envoi »).
 REPLY_STATUS_WORDS = {**STATUS_WORDS, "missing": "rien n'y est encore enregistré"}
 SEVERITY_WORDS = {"error": "erreur", "warning": "avertissement"}
+# Why a message was taken for automated mail (parsers.mail.automated), in French.
+AUTOMATED_WORDS = {
+    "loop_header": "l'un de nos propres envois",
+    "own_address": "envoyé depuis notre propre adresse",
+    "auto_submitted": "en-tête Auto-Submitted",
+    "null_return_path": "sans adresse de retour",
+    "delivery_report": "rapport de non-remise",
+    "system_sender": "expéditeur système (mailer-daemon, postmaster)",
+    "precedence": "envoi en nombre (Precedence)",
+    "mailing_list": "liste de diffusion",
+    "auto_reply_header": "réponse automatique déclarée",
+    "out_of_office": "réponse d'absence",
+}
 # What waits, in the health report (intake.service.health), in French.
 BACKLOG_WORDS = {"unprocessed": "messages reçus pas encore traités", "in_queue": "messages en cours de traitement",
                  "failed": "messages en échec", "outbox_queued": "courriels à envoyer",
@@ -53,6 +66,9 @@ BACKLOG_WORDS = {"unprocessed": "messages reçus pas encore traités", "in_queue
 # An outgoing mail's state (store.models.OUTBOX_STATUSES), in French.
 OUTBOX_STATUS_WORDS = {"queued": "en file", "sending": "en cours d'envoi", "sent": "envoyé", "failed": "en échec",
                        "written": "écrit dans le dossier", "held": "mis de côté", "dropped": "abandonné"}
+# What an outgoing mail is (store.models.OUTBOX_KINDS), in French.
+OUTBOX_KIND_WORDS = {"reply": "réponse", "reminder": "relance", "digest": "point d'étape", "alert": "alerte",
+                     "account": "compte"}
 PART_WORDS = {"workbook": "tableau de bord", "narrative": "analyse qualitative"}
 
 

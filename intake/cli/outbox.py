@@ -22,7 +22,7 @@ from intake.cli.common import Subparsers, UsageError, open_services
 from intake.cli.output import Printer
 from intake.config.clock import utcnow
 from intake.config.settings import Settings
-from notifier.rendering import OUTBOX_STATUS_WORDS, fr_datetime, fr_moment
+from notifier.rendering import OUTBOX_KIND_WORDS, OUTBOX_STATUS_WORDS, fr_datetime, fr_moment
 from store.models import OUTBOX_STATUSES
 from store.queries.outbox import decide_held, outbox_items
 
@@ -54,7 +54,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings, environ: Mapping[str,
     out = Printer()
     with services.sessions() as session:
         items = outbox_items(session, args.status, args.limit)
-        rows = [[str(i.id), fr_moment(i.created_at), i.kind, OUTBOX_STATUS_WORDS.get(i.status, i.status),
+        rows = [[str(i.id), fr_moment(i.created_at), OUTBOX_KIND_WORDS.get(i.kind, i.kind),
+                 OUTBOX_STATUS_WORDS.get(i.status, i.status),
                  ", ".join(i.recipients), i.subject] for i in items]
         if args.json:
             for i in items:
