@@ -148,5 +148,4 @@ def environment() -> jinja2.Environment:
     )
     env.filters["fr_date"] = fr_date
     env.filters["fr_datetime"] = fr_datetime
-    env.globals["indicator_line"] = indicator_line
     return env

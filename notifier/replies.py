@@ -194,8 +194,10 @@ def _workbook_summary(wb: WorkbookReturn) -> str:
     return f"{verdict}, {plural(errors, 'erreur')} ; {reading}"
 
 
-_LABEL_WIDTH = 48
+_LABEL_WIDTH = 48  # characters, in the text part's aligned lines
 _OBSERVATION_WIDTH = 60
+_LABEL_IN_HTML = 110  # the HTML table wraps: more of each
+_OBSERVATION_IN_HTML = 200
 
 
 def _values(wb: WorkbookReturn) -> list[ValueLine]:
@@ -210,10 +212,10 @@ def _values(wb: WorkbookReturn) -> list[ValueLine]:
         if entry.value is not None:
             shown = value_text(ind, entry.value)
         else:
-            shown = f"« {one_line(str(entry.raw), 30)} »" if _written(entry.raw) else ""
+            shown = f"« {one_line(_raw_text(entry.raw), 30)} »" if _written(entry.raw) else ""
         lines.append((row or 10**6, ValueLine(
-            str(row or ""), one_line(ind.label, _LABEL_WIDTH), ind.id, shown,
-            one_line(entry.observation or "", _OBSERVATION_WIDTH))))
+            str(row or ""), one_line(ind.label, _LABEL_IN_HTML), ind.id, shown,
+            one_line(entry.observation or "", _OBSERVATION_IN_HTML))))
     if not any(v.value or v.observation for _, v in lines):
         return []
     return [v for _, v in sorted(lines, key=lambda pair: pair[0])]
@@ -223,11 +225,20 @@ def _aligned(values: list[ValueLine]) -> list[str]:
     """The values as lines of text, in columns: line, indicator, value, observation."""
     if not values:
         return []
-    label_w = max(len(v.label) for v in values)
+    labels = [one_line(v.label, _LABEL_WIDTH) for v in values]
+    label_w = max(len(label) for label in labels)
     value_w = max(len("valeur lue"), *(len(v.value or "(vide)") for v in values))
     rows = [("ligne", "indicateur", "valeur lue", "observation")] + [
-        (v.row, v.label, v.value or "(vide)", v.observation) for v in values]
+        (v.row, label, v.value or "(vide)", one_line(v.observation, _OBSERVATION_WIDTH))
+        for v, label in zip(values, labels, strict=True)]
     return [f"{r:>5}  {lab:<{label_w}}  {val:>{value_w}}  {obs}".rstrip() for r, lab, val, obs in rows]
+
+
+def _raw_text(raw: object) -> str:
+    """A cell as typed, numbers written the French way (« 4,5 », « 125 »)."""
+    if isinstance(raw, float) and not isinstance(raw, bool):
+        return str(int(raw)) if raw.is_integer() else f"{raw:.10g}".replace(".", ",")
+    return str(raw)
 
 
 def _written(raw: object) -> bool:

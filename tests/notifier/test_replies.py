@@ -114,7 +114,9 @@ def test_rows_are_named_as_on_the_clerks_sheet_with_the_code_in_brackets(replies
     text, html = text_and_html(replies["values to correct"])
     assert "Ligne 9 « Part des postes affectés à la scolarisation" in text and "(I07) : la valeur 125" in text
     assert not re.search(r"(?<!\()\bI0[789]\b(?!\))", text), "a code outside brackets"
-    assert "ligne 9 « Part des postes affectés" in html
+    assert "Ligne 9 « Part des postes affectés" in html
+    # what we read, numbers as the clerk typed them (French decimal comma), even those refused
+    assert re.search(r"\n\s+11\s+Nombre de délégués cohésion police.*« 4,5 »", text)
 
 
 def test_an_out_of_range_percentage_says_how_to_write_it(replies: dict[str, Result]) -> None:
