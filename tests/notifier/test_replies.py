@@ -67,6 +67,8 @@ SITUATIONS: dict[str, Callable[[], bytes]] = {
     "table as PDF only": lambda: mail(("tableau.pdf", pdf_bytes(table_blocks()), PDF)),
     "table as Word document": lambda: mail(("tableau.docx", docx_bytes(table_blocks()), DOCX)),
     "table as picture": lambda: mail(("tableau.png", photo_of_the_table(), "image/png")),
+    "workbook and its PDF print": lambda: mail(("bilan.xlsx", good_workbook(), XLSX),
+                                               ("bilan signé.pdf", pdf_bytes(table_blocks()), PDF)),
     "forgotten attachment": lambda: mail(),
     "unknown sender": lambda: build_email(sender="Jean Dupont <jean.dupont@gmail.example.com>",
                                           attachments=[("bilan.xlsx", good_workbook(), XLSX)]),
@@ -133,6 +135,14 @@ def test_a_table_in_another_form_asks_for_the_spreadsheet_not_a_forgotten_attach
     text, _ = text_and_html(result)
     assert "oubliée" not in text and "Analyse qualitative «" not in text
     assert "le fichier tableur (.xlsx, .ods ou .xls)" in text
+
+
+def test_a_print_of_the_table_sent_with_it_is_not_taken_for_the_analysis(replies: dict[str, Result]) -> None:
+    result = replies["workbook and its PDF print"]
+    assert (result.outcome, result.dossier) == ("accepted", "incomplete")
+    text, _ = text_and_html(result)
+    assert "« bilan signé.pdf » n'a pas été utilisée (c'est une copie du tableau de bord" in text
+    assert "Analyse qualitative «" not in text and "Il manque encore : l'analyse qualitative." in text
 
 
 def test_a_forgotten_attachment_is_still_called_so(replies: dict[str, Result]) -> None:

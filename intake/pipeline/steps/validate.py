@@ -2,8 +2,8 @@
 
 A message without a workbook whose attachments look like the table in another form (a PDF or a
 Word document holding the Annexe 2, a picture of it) is told to send the spreadsheet itself
-(``table_not_spreadsheet``), never that its attachment was forgotten; such a document is not taken
-for the qualitative analysis.
+(``table_not_spreadsheet``), never that its attachment was forgotten. Such a document is never taken
+for the qualitative analysis: sent with the workbook (a signed print), it is noted as not used.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ _POINTS_OF_AN_ANALYSIS = 2  # a document covering more points of the notice is a
 
 
 def validate(journey: Journey, services: Services) -> None:
-    if not journey.workbooks:
+    if journey.workbooks:
+        _copies_of_the_table(journey)
+    else:
         _table_in_another_form(journey)
     if not journey.workbooks and not journey.narratives and not any(
             i.code == "table_not_spreadsheet" for i in journey.message_issues):
@@ -47,6 +49,16 @@ def _table_in_another_form(journey: Journey) -> None:
     journey.message_issues.append(make_issue(
         "table_not_spreadsheet", severity="warning" if journey.narratives else None,
         forms=" ou ".join(dict.fromkeys(forms)), files=", ".join(f"« {n} »" for n in names)))
+
+
+def _copies_of_the_table(journey: Journey) -> None:
+    """A PDF or document copy of the table sent with the workbook (often a signed print): noted,
+    never taken for the qualitative analysis."""
+    copies = [n for n in journey.narratives if n.source != BODY_SOURCE and looks_like_the_table(n)]
+    journey.narratives = [n for n in journey.narratives if n not in copies]
+    journey.message_issues.extend(make_issue(
+        "unsupported_attachment", file=n.source,
+        reason="c'est une copie du tableau de bord ; seul le fichier tableur est lu") for n in copies)
 
 
 def looks_like_the_table(narrative: NarrativeReport) -> bool:
