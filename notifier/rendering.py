@@ -111,17 +111,16 @@ def issue_location(issue: Issue | Mapping[str, Any], *, compact: bool = False, l
     """Where an issue is, in French, as the clerk finds it on their sheet: « feuille « Annexe 2 »,
     ligne 14 (I07), cellule G14 » (the parts that are known; the indicator's code only in brackets);
     ``label``: the row named by its label too, « ligne 14 « Taux de chômage… » (I07) » (when the
-    message that follows does not already name it); ``compact``: « ligne 14, G14 (I07) », for a
-    chat line."""
+    message that follows does not already name it; always when no cell gives the line);
+    ``compact``: « G14 (I07) », for a chat line (the message names the row)."""
     get = (lambda k: getattr(issue, k, None)) if isinstance(issue, Issue) else issue.get
     sheet, cell, indicator = get("sheet"), get("cell"), get("indicator")
     cell_text = str(cell) if cell else ""
     row = row_of(cell_text)
     if compact:
-        head = ", ".join(x for x in (f"ligne {row}" if row and indicator else "", cell_text) if x)
-        return " ".join(x for x in (head, f"({indicator})" if indicator else "") if x)
-    line = indicator_line(str(indicator), cell_text) if label and indicator else (
-        " ".join(x for x in (f"ligne {row}" if row else "", f"({indicator})" if indicator else "") if x))
+        return " ".join(x for x in (cell_text, f"({indicator})" if indicator else "") if x)
+    line = "" if not indicator else indicator_line(str(indicator), cell_text) if label or not row else (
+        f"ligne {row} ({indicator})")
     return ", ".join(x for x in (
         f"feuille « {sheet} »" if sheet else "",
         line,
