@@ -74,7 +74,7 @@ _KINDS = (
               "demande d'y préciser la cible régionale, l'analyse des écarts, le contexte ou les "
               "difficultés de collecte."),
     IssueKind("national_indicator", "warning",
-              "{line} est renseigné au niveau national ; la valeur {value} (cellule "
+              "{line} : cet indicateur est renseigné au niveau national ; la valeur {value} (cellule "
               "{cell}) est conservée à titre d'information. Rien à faire de votre côté."),
     IssueKind("ambiguous_percent", "warning",
               "{line} : la valeur {value} (cellule {cell}) a été lue comme {points} %. "
