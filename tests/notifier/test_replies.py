@@ -70,6 +70,8 @@ SITUATIONS: dict[str, Callable[[], bytes]] = {
     "workbook and its PDF print": lambda: mail(("bilan.xlsx", good_workbook(), XLSX),
                                                ("bilan signé.pdf", pdf_bytes(table_blocks()), PDF)),
     "forgotten attachment": lambda: mail(),
+    "forgotten attachment, logo in the signature": lambda: mail(("logo-prefecture.png", photo_of_the_table(),
+                                                                 "image/png")),
     "unknown sender": lambda: build_email(sender="Jean Dupont <jean.dupont@gmail.example.com>",
                                           attachments=[("bilan.xlsx", good_workbook(), XLSX)]),
     "question": lambda: mail(body="Bonjour,\n\nQuelle est la date limite pour le bilan ?\n\nCordialement"),
@@ -145,8 +147,9 @@ def test_a_print_of_the_table_sent_with_it_is_not_taken_for_the_analysis(replies
     assert "Analyse qualitative «" not in text and "Il manque encore : l'analyse qualitative." in text
 
 
-def test_a_forgotten_attachment_is_still_called_so(replies: dict[str, Result]) -> None:
-    text, _ = text_and_html(replies["forgotten attachment"])
+@pytest.mark.parametrize("situation", ["forgotten attachment", "forgotten attachment, logo in the signature"])
+def test_a_forgotten_attachment_is_still_called_so(replies: dict[str, Result], situation: str) -> None:
+    text, _ = text_and_html(replies[situation])
     assert "La pièce jointe a peut-être été oubliée" in text
 
 

@@ -20,6 +20,8 @@ from parsers.text import fold
 
 _SIGNATURE_IMAGE = re.compile(r"^image\d{3}\.\w+$", re.IGNORECASE)  # Outlook's inline pictures
 _SMALL_IMAGE = 10_000  # bytes: logos and signature pictures, never a table
+_LARGE_IMAGE = 50_000  # bytes: a screenshot or a photo, whatever its name
+_TABLE_WORDS = ("tableau", "bilan", "annexe", "capture", "scan", "photo", "indicateur")  # words of its name
 _LABELS_FOR_A_TABLE = 3  # Annexe 2 labels a document must quote to be taken for the table
 _LABEL_PREFIX = 30  # folded characters of a label looked for
 _POINTS_OF_AN_ANALYSIS = 2  # a document covering more points of the notice is an analysis
@@ -74,5 +76,9 @@ def looks_like_the_table(narrative: NarrativeReport) -> bool:
 
 
 def _picture_of_a_table(attachment: Attachment) -> bool:
-    return (attachment.content_type.startswith("image/") and bool(attachment.filename)
-            and not _SIGNATURE_IMAGE.match(attachment.filename or "") and len(attachment.data) >= _SMALL_IMAGE)
+    """A named picture, not an inline logo: large, or named like the table (« tableau.png »)."""
+    name = attachment.filename or ""
+    if not attachment.content_type.startswith("image/") or not name or _SIGNATURE_IMAGE.match(name):
+        return False
+    size = len(attachment.data)
+    return size >= _LARGE_IMAGE or (size >= _SMALL_IMAGE and any(w in fold(name) for w in _TABLE_WORDS))
