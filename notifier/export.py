@@ -13,8 +13,12 @@ National figures (``national_figure``), only where they make sense:
 - ``count_pair`` (I16, places created / renovated): the sum of each part;
 - ``text`` (I24): none.
 
-CSV (``to_csv``): long format, one row per region that has an accepted workbook and per indicator
-(32 each); comma separator, decimal point, UTF-8 without BOM, ``\\n`` line ends, RFC 4180 quoting.
+CSV (``to_csv``, ``csv_bytes``): long format, one row per region that has an accepted workbook and per
+indicator (32 each), RFC 4180 quoting, in one of two dialects. ``french`` (the default) is what a
+French Excel opens in columns with its accents intact: ``;`` separator, decimal comma, UTF-8 with a
+BOM, ``\\r\\n`` line ends, French column names, units and dossier states. ``standard``, for
+statisticians: comma separator, decimal point, UTF-8 without BOM, ``\\n`` line ends, the stable
+codes (``percent``, ``rejected``...).
 Text fields starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return are prefixed with an
 apostrophe so a spreadsheet never runs them as formulas.
 """
@@ -50,6 +54,10 @@ UNIT_WORDS = {"count": "nombre", "percent": "pourcentage", "count_pair": "nombre
 FILLED_BY_WORDS = {"local": "région", "national": "niveau national"}
 CSV_COLUMNS = ("campaign", "region_code", "region_name", "indicator", "unit", "value", "value_2",
                "observation", "dossier_status", "workbook_version")
+CSV_COLUMNS_FR = ("campagne", "code_region", "region", "indicateur", "unite", "valeur", "valeur_2",
+                  "observation", "etat_dossier", "version_tableau")
+CsvDialect = Literal["french", "standard"]
+CSV_DIALECTS: tuple[CsvDialect, ...] = ("french", "standard")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -403,27 +411,37 @@ def _csv_text(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
-def _csv_value(value: Any) -> tuple[str, str]:
+def _csv_value(value: Any, decimal: str = ".") -> tuple[str, str]:
     if value is None:
         return "", ""
     if isinstance(value, list | tuple) and len(value) == 2:
         return str(value[0]), str(value[1])
     if isinstance(value, float):
-        return (str(int(value)) if value.is_integer() else repr(value)), ""
+        return (str(int(value)) if value.is_integer() else repr(value).replace(".", decimal)), ""
     if isinstance(value, int):
         return str(value), ""
     return _csv_text(str(value)), ""
 
 
-def to_csv(consolidation: Consolidation) -> str:
-    """Long format: one row per region with an accepted workbook and per indicator (see the module doc)."""
+def to_csv(consolidation: Consolidation, dialect: CsvDialect = "french") -> str:
+    """Long format: one row per region with an accepted workbook and per indicator (see the module
+    doc), in the ``dialect`` of :data:`CSV_DIALECTS`."""
+    french = dialect == "french"
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=",", lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(CSV_COLUMNS)
+    writer = csv.writer(buffer, delimiter=";" if french else ",", lineterminator="\r\n" if french else "\n",
+                        quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(CSV_COLUMNS_FR if french else CSV_COLUMNS)
     for region in consolidation.with_data:
         for ind in catalogue.indicators():
-            value, value_2 = _csv_value(region.values.get(ind.id))
-            writer.writerow((consolidation.campaign.id, region.code, _csv_text(region.name), ind.id, ind.unit,
-                             value, value_2, _csv_text(region.observations.get(ind.id, "")),
-                             region.state.dossier, region.version))
+            value, value_2 = _csv_value(region.values.get(ind.id), "," if french else ".")
+            status = region.state.dossier
+            writer.writerow((consolidation.campaign.id, region.code, _csv_text(region.name), ind.id,
+                             UNIT_WORDS[ind.unit] if french else ind.unit, value, value_2,
+                             _csv_text(region.observations.get(ind.id, "")),
+                             STATUS_WORDS.get(status, status) if french else status, region.version))
     return buffer.getvalue()
+
+
+def csv_bytes(consolidation: Consolidation, dialect: CsvDialect = "french") -> bytes:
+    """The CSV file: UTF-8 with a BOM in the French dialect (Excel then reads the accents right)."""
+    return to_csv(consolidation, dialect).encode("utf-8-sig" if dialect == "french" else "utf-8")

@@ -13,9 +13,13 @@ from datetime import datetime
 
 from intake.config.settings import Campaign, RegionConfig, Settings
 from notifier.conversation import ConversationFacts, answer_blocks, missing_parts
-from notifier.rendering import STATUS_WORDS, environment, fr_date, fr_datetime
+from notifier.corrections import annotated
+from notifier.export import value_text
+from notifier.rendering import REPLY_STATUS_WORDS, environment, fr_date, fr_datetime, part_verdict, plural
+from parsers.issues import row_of
 from parsers.model import Issue, NarrativeReport, WorkbookReturn
 from parsers.reference import catalogue
+from parsers.text import one_line
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -60,6 +64,17 @@ class ReplyFacts:
     conversation: ConversationFacts | None = None  # what the message asked (notifier.conversation)
 
 
+@dataclass(frozen=True)
+class ValueLine:
+    """One indicator as we read it, for the clerk to compare with their sheet."""
+
+    row: str  # the line on the sheet, "" when unknown
+    label: str  # shortened
+    indicator: str
+    value: str  # with its unit: « 25 % », « 12 / 5 », « NC »; "" when blank
+    observation: str  # shortened
+
+
 @dataclass
 class PartView:
     kind: str  # "workbook" | "narrative"
@@ -70,6 +85,8 @@ class PartView:
     summary: str
     errors: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
+    values: list[ValueLine] = field(default_factory=list)
+    value_lines: list[str] = field(default_factory=list)  # the same, as aligned lines of text
 
 
 def draft_reply(facts: ReplyFacts, settings: Settings) -> ReplyDraft | None:
@@ -124,8 +141,11 @@ def draft_reply(facts: ReplyFacts, settings: Settings) -> ReplyDraft | None:
         "general_errors": general_errors,
         "general_warnings": [i for i in facts.message_issues if i.severity == "warning"],
         "status": status,
-        "status_word": STATUS_WORDS.get(status, status),
+        "status_word": REPLY_STATUS_WORDS.get(status, status),
         "missing": missing,
+        # the annotated copies the reply step attaches (same rule: notifier.corrections.annotated)
+        "corrections": [name for _, name in annotated(facts.workbooks, region.name)]
+        if facts.outcome in ("accepted", "rejected") else [],
     })
     verdict = "à corriger" if facts.outcome == "rejected" else "accusé de réception"
     subject = f"Bilan {campaign.year} – {region.name} : {verdict}"
@@ -142,24 +162,91 @@ def _render(name: str, context: dict[str, object], to: tuple[str, ...], cc: tupl
 
 
 def _parts(facts: ReplyFacts) -> list[PartView]:
-    local_total = len(catalogue.local_indicators())
     views: list[PartView] = []
     for wb in facts.workbooks:
-        filled = sum(1 for ind in catalogue.local_indicators()
-                     if (e := wb.entries.get(ind.id)) is not None and (e.value is not None or e.observation))
+        values = _values(wb)
         views.append(PartView(
             "workbook", wb.file, wb.verdict, facts.versions.get(("workbook", wb.file, wb.sha256)),
-            ("workbook", wb.file) in facts.identical,
-            f"{filled} indicateur(s) local(aux) renseigné(s) sur {local_total}",
-            [i for i in wb.issues if i.severity == "error"], [i for i in wb.issues if i.severity == "warning"]))
+            ("workbook", wb.file) in facts.identical, _workbook_summary(wb),
+            [i for i in wb.issues if i.severity == "error"], [i for i in wb.issues if i.severity == "warning"],
+            values, _aligned(values)))
     for nar in facts.narratives:
         covered = len(nar.points_covered)
+        total = len(catalogue.NARRATIVE_POINTS)
         views.append(PartView(
             "narrative", nar.source, "accepted", facts.versions.get(("narrative", nar.source, nar.sha256)),
             ("narrative", nar.source) in facts.identical,
-            f"{covered} point(s) de la notice traité(s) sur {len(catalogue.NARRATIVE_POINTS)}",
+            f"{covered} point{'s' if covered > 1 else ''} de la notice "
+            f"traité{'s' if covered > 1 else ''} sur {total}",
             [i for i in nar.issues if i.severity == "error"], [i for i in nar.issues if i.severity == "warning"]))
     return views
+
+
+def _workbook_summary(wb: WorkbookReturn) -> str:
+    """« accepté, 16 indicateurs renseignés sur 16 »; a rejected table is never summarised as
+    complete: « à corriger, 3 erreurs ; 12 valeurs lues sur les 16 indicateurs à renseigner »."""
+    local = catalogue.local_indicators()
+    filled = sum(1 for ind in local if (e := wb.entries.get(ind.id)) is not None
+                 and (e.value is not None or _written(e.raw) or bool(e.observation)))
+    verdict = part_verdict("workbook", wb.verdict)
+    if wb.verdict == "accepted":
+        return f"{verdict}, {plural(filled, 'indicateur')} renseigné{'s' if filled > 1 else ''} sur {len(local)}"
+    errors = len(wb.errors)
+    read = sum(1 for ind in local if (e := wb.entries.get(ind.id)) is not None and e.value is not None)
+    counted = f"{plural(read, 'valeur')} lue{'s' if read > 1 else ''}" if read else "aucune valeur lue"
+    reading = f"{counted} sur les {len(local)} indicateurs à renseigner" if wb.entries else "aucune valeur lue"
+    return f"{verdict}, {plural(errors, 'erreur')} ; {reading}"
+
+
+_LABEL_WIDTH = 48  # characters, in the text part's aligned lines
+_OBSERVATION_WIDTH = 60
+_LABEL_IN_HTML = 110  # the HTML table wraps: more of each
+_OBSERVATION_IN_HTML = 200
+
+
+def _values(wb: WorkbookReturn) -> list[ValueLine]:
+    """What we read for each indicator the region fills (and any national one it filled), in the
+    order of its sheet; nothing when not one value or observation was read."""
+    lines: list[tuple[int, ValueLine]] = []
+    for ind in catalogue.indicators():
+        entry = wb.entries.get(ind.id)
+        if entry is None or (not ind.is_local and entry.value is None):
+            continue
+        row = row_of(entry.value_cell or entry.label_cell)
+        if entry.value is not None:
+            shown = value_text(ind, entry.value)
+        else:
+            shown = f"« {one_line(_raw_text(entry.raw), 30)} »" if _written(entry.raw) else ""
+        lines.append((row or 10**6, ValueLine(
+            str(row or ""), one_line(ind.label, _LABEL_IN_HTML), ind.id, shown,
+            one_line(entry.observation or "", _OBSERVATION_IN_HTML))))
+    if not any(v.value or v.observation for _, v in lines):
+        return []
+    return [v for _, v in sorted(lines, key=lambda pair: pair[0])]
+
+
+def _aligned(values: list[ValueLine]) -> list[str]:
+    """The values as lines of text, in columns: line, indicator, value, observation."""
+    if not values:
+        return []
+    labels = [one_line(v.label, _LABEL_WIDTH) for v in values]
+    label_w = max(len(label) for label in labels)
+    value_w = max(len("valeur lue"), *(len(v.value or "(vide)") for v in values))
+    rows = [("ligne", "indicateur", "valeur lue", "observation")] + [
+        (v.row, label, v.value or "(vide)", one_line(v.observation, _OBSERVATION_WIDTH))
+        for v, label in zip(values, labels, strict=True)]
+    return [f"{r:>5}  {lab:<{label_w}}  {val:>{value_w}}  {obs}".rstrip() for r, lab, val, obs in rows]
+
+
+def _raw_text(raw: object) -> str:
+    """A cell as typed, numbers written the French way (« 4,5 », « 125 »)."""
+    if isinstance(raw, float) and not isinstance(raw, bool):
+        return str(int(raw)) if raw.is_integer() else f"{raw:.10g}".replace(".", ",")
+    return str(raw)
+
+
+def _written(raw: object) -> bool:
+    return raw is not None and str(raw).strip() != ""
 
 
 def _dossier_state(dossier: DossierFacts | None) -> tuple[str, list[str]]:

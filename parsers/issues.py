@@ -8,6 +8,7 @@ always produced. Codes are stable: they appear in JSON output, in the store and 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ class IssueKind:
 _KINDS = (
     # ---- the file itself
     IssueKind("unreadable_file", "error",
-              "Le fichier « {file} » ne peut pas être lu ({reason}). Enregistrez le tableau au format "
+              "Le fichier « {file} » ne peut pas être lu : {reason}. Enregistrez le tableau au format "
               "Excel (.xlsx) depuis Excel ou LibreOffice, sans mot de passe, et renvoyez-le."),
     IssueKind("template_not_recognised", "error",
               "Le fichier « {file} » ne contient pas le tableau de l'annexe 2 : aucune feuille n'a de ligne "
@@ -34,50 +35,49 @@ _KINDS = (
               "La colonne « {column} » est introuvable dans la feuille « {sheet} » (ligne d'en-têtes "
               "{header_row}). Rétablissez cette colonne avec son intitulé et renvoyez le fichier."),
     IssueKind("missing_indicator", "error",
-              "L'indicateur {indicator} « {label} » est absent du tableau (feuille « {sheet} »). "
+              "L'indicateur « {label} » ({indicator}) est absent du tableau (feuille « {sheet} »). "
               "Ajoutez sa ligne avec l'intitulé de l'annexe 2, son résultat et ses observations."),
     IssueKind("unknown_indicator", "warning",
               "La ligne {row} (« {value} ») ne correspond à aucun indicateur de l'annexe 2 ; elle n'a "
               "pas été prise en compte. Vérifiez l'intitulé si elle devait correspondre à un indicateur."),
     IssueKind("ambiguous_indicator", "error",
-              "L'intitulé « {value} » (cellule {cell}) peut désigner plusieurs indicateurs ({candidates}). "
-              "Reprenez l'intitulé exact de l'annexe 2."),
+              "{line} : l'intitulé « {value} » (cellule {cell}) peut désigner plusieurs indicateurs "
+              "({candidates}). Reprenez l'intitulé exact de l'annexe 2."),
     IssueKind("duplicate_indicator", "error",
-              "L'indicateur {indicator} « {label} » apparaît plusieurs fois (cellules {cells}). "
+              "L'indicateur « {label} » ({indicator}) apparaît plusieurs fois (cellules {cells}). "
               "Ne gardez qu'une ligne par indicateur."),
     # ---- values
     IssueKind("not_a_number", "error",
-              "{indicator} « {label} » : la valeur « {value} » (cellule {cell}) n'est pas un nombre. "
+              "{line} : la valeur « {value} » (cellule {cell}) n'est pas un nombre. "
               "{expected} Mettez les explications dans la colonne « Observations »."),
     IssueKind("not_an_integer", "error",
-              "{indicator} « {label} » : la valeur {value} (cellule {cell}) doit être un nombre entier "
+              "{line} : la valeur {value} (cellule {cell}) doit être un nombre entier "
               "(c'est un décompte). Indiquez un nombre entier."),
     IssueKind("out_of_range", "error",
-              "{indicator} « {label} » : la valeur {value} (cellule {cell}) est hors des bornes "
-              "({bounds}). Corrigez la valeur."),
+              "{line} : la valeur {value} (cellule {cell}) est hors des bornes ({bounds}). {advice}"),
     IssueKind("formula_without_value", "error",
-              "{indicator} « {label} » : la cellule {cell} contient une formule ({formula}) sans résultat "
+              "{line} : la cellule {cell} contient une formule ({formula}) sans résultat "
               "enregistré. Ouvrez le fichier dans Excel ou LibreOffice, laissez-le recalculer, "
               "enregistrez-le puis renvoyez-le (ou saisissez directement la valeur)."),
     IssueKind("cell_error", "error",
-              "{indicator} « {label} » : la cellule {cell} affiche une erreur de calcul ({value}). "
+              "{line} : la cellule {cell} affiche une erreur de calcul ({value}). "
               "Corrigez la formule ou saisissez la valeur."),
     IssueKind("missing_value", "warning",
-              "{indicator} « {label} » : ni résultat ni observation (cellule {cell}). Indiquez le résultat, "
+              "{line} : ni résultat ni observation (cellule {cell}). Indiquez le résultat, "
               "ou « NC » avec une observation expliquant pourquoi la donnée n'est pas disponible."),
     IssueKind("empty_return", "error",
               "Le tableau « {file} » (feuille « {sheet} ») ne contient aucun résultat ni aucune observation "
               "pour les indicateurs à renseigner localement : c'est sans doute le modèle vierge. Complétez "
               "la colonne « Résultat régional » et les observations, puis renvoyez le fichier."),
     IssueKind("missing_observation", "warning",
-              "{indicator} « {label} » : la colonne « Observations » est vide (cellule {cell}). La notice "
+              "{line} : la colonne « Observations » est vide (cellule {cell}). La notice "
               "demande d'y préciser la cible régionale, l'analyse des écarts, le contexte ou les "
               "difficultés de collecte."),
     IssueKind("national_indicator", "warning",
-              "{indicator} « {label} » est renseigné au niveau national ; la valeur {value} (cellule "
+              "{line} : cet indicateur est renseigné au niveau national ; la valeur {value} (cellule "
               "{cell}) est conservée à titre d'information. Rien à faire de votre côté."),
     IssueKind("ambiguous_percent", "warning",
-              "{indicator} « {label} » : la valeur {value} (cellule {cell}) a été lue comme {points} %. "
+              "{line} : la valeur {value} (cellule {cell}) a été lue comme {points} %. "
               "Si ce n'est pas le cas, saisissez le pourcentage en points (par exemple « 25 % » ou 25)."),
     IssueKind("year_mismatch", "warning",
               "La colonne de résultats porte sur l'année {found} (cellule {cell}) alors que la campagne "
@@ -95,7 +95,12 @@ _KINDS = (
     IssueKind("no_return_found", "error",
               "Aucun tableau de bord (fichier Excel) ni analyse qualitative n'a été trouvé dans votre "
               "message. La pièce jointe a peut-être été oubliée : renvoyez le message avec le tableau "
-              "au format .xlsx et l'analyse qualitative (dans le corps du message ou en pièce jointe)."),
+              "au format tableur (.xlsx, .ods ou .xls) et l'analyse qualitative (dans le corps du message "
+              "ou en pièce jointe)."),
+    IssueKind("table_not_spreadsheet", "error",
+              "Le tableau de bord n'a été reçu que sous forme {forms} ({files}) : nous ne pouvons pas en "
+              "lire les chiffres. Joignez le tableau lui-même, le fichier tableur (.xlsx, .ods ou .xls) "
+              "enregistré depuis Excel ou LibreOffice, et renvoyez le message."),
     IssueKind("unsupported_attachment", "warning",
               "La pièce jointe « {file} » n'a pas été utilisée ({reason})."),
     IssueKind("identical_file", "warning",
@@ -194,6 +199,52 @@ _KINDS = (
 
 KINDS: dict[str, IssueKind] = {k.code: k for k in _KINDS}
 
+# Why a file could not be opened (parsers.model.UnreadableFile.reason), in French: the only words of
+# a reason a person reads, never the internal one.
+UNREADABLE_REASONS = {
+    "encrypted": "il est protégé par un mot de passe : retirez le mot de passe avant de l'envoyer",
+    "corrupt": "il est endommagé ou incomplet",
+    "not_a_spreadsheet": "ce n'est pas un classeur Excel ou LibreOffice",
+    "too_large": "il est trop volumineux",
+    "too_slow": "sa lecture a pris trop de temps",
+    "unsupported": "ce format de fichier n'est pas pris en charge",
+}
+# What to do about a figure out of its bounds, by unit (parsers.model.Unit).
+OUT_OF_RANGE_ADVICE = {
+    "percent": "Écrivez le pourcentage en points, entre 0 et 100 : écrivez 25 pour 25 % (dans une cellule "
+               "au format « Pourcentage », tapez « 25 % »).",
+    "count": "Indiquez un nombre positif ou nul, par exemple 12.",
+    "count_pair": "Indiquez deux nombres positifs ou nuls : places créées / places rénovées, par exemple « 12 / 5 ».",
+}
+LABEL_IN_MESSAGE = 60  # characters of an indicator's label quoted in a message
+
+
+def reason_words(reason: str) -> str:
+    """Why a file could not be opened, in French (an unknown internal reason is never shown)."""
+    return UNREADABLE_REASONS.get(reason, "il n'a pas pu être ouvert")
+
+
+def row_of(cell: str | None) -> int | None:
+    """The row number of an A1 reference (« G14 » -> 14, « 'Annexe 2'!G14 » -> 14), None if none."""
+    match = re.search(r"([A-Z]{1,3})(\d+)$", cell or "")
+    return int(match.group(2)) if match else None
+
+
+def line_name(indicator: str | None, label: str | None, cell: str | None = None) -> str:
+    """An indicator's row as the clerk sees it on their sheet: « ligne 14 « Taux de chômage… » (I07) »;
+    the code only in brackets. Parts unknown are left out."""
+    row = row_of(cell)
+    text = " ".join(x for x in (
+        f"ligne {row}" if row else "",
+        f"« {_shorten(label)} »" if label else "",
+        f"({indicator})" if indicator else "") if x)
+    return text if row or label else (f"l'indicateur {indicator}" if indicator else "")
+
+
+def _shorten(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= LABEL_IN_MESSAGE else flat[: LABEL_IN_MESSAGE - 1].rstrip() + "…"
+
 
 class _Lenient(dict[str, Any]):
     def __missing__(self, key: str) -> str:
@@ -219,7 +270,10 @@ def make_issue(
     fields.setdefault("cell", cell or "?")
     fields.setdefault("file", file or "")
     fields.setdefault("value", "" if value is None else _show(value))
+    fields.setdefault("line", line_name(indicator, _text(context.get("label")), cell))
+    fields.setdefault("advice", OUT_OF_RANGE_ADVICE.get(str(context.get("unit")), "Corrigez la valeur."))
     message = kind.template.format_map(fields)
+    message = message[:1].upper() + message[1:]
     return Issue(
         severity=severity or kind.severity,
         code=code,
@@ -230,6 +284,10 @@ def make_issue(
         value=None if value is None else _show(value),
         file=file,
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _show(value: object) -> str:

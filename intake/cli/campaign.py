@@ -3,6 +3,7 @@
     conventions-intake remind [--campaign ID] [--now DATETIME] [--dry-run] [--json]
     conventions-intake digest [--campaign ID] [--now DATETIME] [--send] [--json]
     conventions-intake export [--campaign ID] [--now DATETIME] -o national.xlsx|national.csv [--format xlsx|csv]
+                              [--csv-dialect francais|standard]
 
 ``remind`` queues the reminders due at ``--now`` (default: now) that were not queued yet — the
 same decision the scheduler inside ``serve`` takes — or, with ``--dry-run``, only prints them.
@@ -22,9 +23,10 @@ from intake.config.clock import PARIS, utcnow
 from intake.config.settings import Campaign, Settings
 from notifier.calendar import running_campaigns
 from notifier.digest import build_digest, previous_digest_at, queue_digest, render_digest
-from notifier.export import consolidate, to_csv, to_xlsx
+from notifier.export import CsvDialect, consolidate, csv_bytes, to_xlsx
 from notifier.reminders import ReminderDraft, due_reminders, send_reminders
 
+CSV_DIALECT_NAMES: dict[str, CsvDialect] = {"francais": "french", "standard": "standard"}
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("remind", help="envoyer (ou afficher) les rappels dus aux régions")
@@ -46,6 +48,9 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--now", type=parse_when, help="situation à cette date (défaut : maintenant)")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="FICHIER.xlsx|.csv")
     p.add_argument("--format", choices=("xlsx", "csv"), help="défaut : d'après l'extension du fichier")
+    p.add_argument("--csv-dialect", choices=tuple(CSV_DIALECT_NAMES), default="francais",
+                   help="francais (défaut) : séparateur « ; », virgule décimale, UTF-8 avec BOM, pour Excel en "
+                        "français ; standard : virgule, point décimal, UTF-8 sans BOM, codes stables")
     p.set_defaults(handler=cmd_export)
 
 
@@ -128,12 +133,14 @@ def cmd_export(args: argparse.Namespace, settings: Settings, environ: Mapping[st
     services = open_services(args, settings, environ)
     with services.sessions() as session:
         consolidation = consolidate(session, settings, campaign, now)
-    data = to_csv(consolidation).encode("utf-8") if fmt == "csv" else to_xlsx(consolidation)
+    dialect = CSV_DIALECT_NAMES[args.csv_dialect]
+    data = csv_bytes(consolidation, dialect) if fmt == "csv" else to_xlsx(consolidation)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(output)
     with_data = len(consolidation.with_data)
-    print(f"consolidation écrite : {output} ({fmt}, campagne {campaign.id}, {with_data} région(s) avec un "
+    shown = f"csv {args.csv_dialect}" if fmt == "csv" else fmt
+    print(f"consolidation écrite : {output} ({shown}, campagne {campaign.id}, {with_data} région(s) avec un "
           f"tableau accepté sur {len(consolidation.regions)})")
     return 0

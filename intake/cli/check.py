@@ -18,7 +18,7 @@ from intake.cli.output import Printer
 from intake.config.settings import Campaign, Settings
 from parsers.documents.narrative import analyse_narrative
 from parsers.documents.reader import extract_text
-from parsers.issues import make_issue
+from parsers.issues import make_issue, reason_words
 from parsers.limits import archive_limits, read_limits
 from parsers.mail.archives import archive_kind
 from parsers.mail.unwrap import unwrap
@@ -59,7 +59,7 @@ def check_file(path: Path, data: bytes, settings: Settings, campaign: Campaign, 
         report = analyse_narrative(extract_text(data, sniffed, limits=limits), path.name)
     except UnreadableFile as exc:
         issue = limit_issue(path.name, exc.reason, exc.detail, limits) or make_issue(
-            "unreadable_file", file=path.name, reason=exc.reason)
+            "unreadable_file", file=path.name, reason=reason_words(exc.reason))
         result.update({"verdict": "rejected", "issues": [issue.as_dict()]})
         return result
     result.update({

@@ -1,7 +1,7 @@
 """The outbox: what the service sent, what waits, and the operator's decision on held mail.
 
     conventions-intake outbox list [--status STATUS...] [--limit N] [--json]
-    conventions-intake outbox show ID... | --last N
+    conventions-intake outbox show ID... | --last [N]
     conventions-intake outbox send ID... | --held | --failed
     conventions-intake outbox drop ID... | --held
 
@@ -18,15 +18,18 @@ import email
 from collections.abc import Mapping
 from email import policy
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 
 from intake.cli.common import Subparsers, UsageError, open_services
 from intake.cli.output import Printer
 from intake.config.clock import utcnow
 from intake.config.settings import Settings
-from notifier.rendering import OUTBOX_STATUS_WORDS, fr_moment
+from notifier.rendering import OUTBOX_KIND_WORDS, OUTBOX_STATUS_WORDS, fr_datetime, fr_moment
 from store.models import OUTBOX_STATUSES
 from store.queries.outbox import decide_held, outbox_items
 
+# The headers a person reads first, named in French (the text part follows, decoded).
+HEADER_WORDS = (("Date", "Date"), ("From", "De"), ("To", "À"), ("Cc", "Copie"), ("Subject", "Objet"))
 
 def register(sub: Subparsers) -> None:
     p = sub.add_parser("outbox", help="courriels sortants : lister, lire, envoyer ou abandonner ceux mis de côté")
@@ -38,7 +41,8 @@ def register(sub: Subparsers) -> None:
     q.set_defaults(handler=cmd_list)
     q = actions.add_parser("show", help="afficher le texte de courriels sortants, décodé")
     q.add_argument("ids", nargs="*", type=int, metavar="ID", help="numéros des courriels")
-    q.add_argument("--last", type=int, metavar="N", help="les N derniers courriels")
+    q.add_argument("--last", type=int, nargs="?", const=1, metavar="N",
+                   help="les N derniers courriels (--last seul : le dernier)")
     q.set_defaults(handler=cmd_show)
     for name, verb in (("send", "envoyer"), ("drop", "abandonner")):
         what = "mis de côté ou en échec" if name == "send" else "mis de côté"
@@ -56,7 +60,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings, environ: Mapping[str,
     out = Printer()
     with services.sessions() as session:
         items = outbox_items(session, args.status, args.limit)
-        rows = [[str(i.id), fr_moment(i.created_at), i.kind, OUTBOX_STATUS_WORDS.get(i.status, i.status),
+        rows = [[str(i.id), fr_moment(i.created_at), OUTBOX_KIND_WORDS.get(i.kind, i.kind),
+                 OUTBOX_STATUS_WORDS.get(i.status, i.status),
                  ", ".join(i.recipients), i.subject] for i in items]
         if args.json:
             for i in items:
@@ -85,9 +90,9 @@ def cmd_show(args: argparse.Namespace, settings: Settings, environ: Mapping[str,
         msg = email.message_from_bytes(raw, policy=policy.default)
         assert isinstance(msg, EmailMessage)
         out.line(f"=== courriel n° {number} ({OUTBOX_STATUS_WORDS.get(status, status)}) ===")
-        for header in ("Date", "From", "To", "Cc", "Subject"):
+        for header, word in HEADER_WORDS:
             if msg[header]:
-                out.line(f"{header} : {msg[header]}")
+                out.line(f"{word} : {_date(msg[header]) if header == 'Date' else msg[header]}")
         body = msg.get_body(preferencelist=("plain",))
         out.line()
         out.line(body.get_content().rstrip() if isinstance(body, EmailMessage) else "(pas de texte)")
@@ -96,6 +101,14 @@ def cmd_show(args: argparse.Namespace, settings: Settings, environ: Mapping[str,
             out.line(f"\nPièces jointes : {', '.join(attachments)}")
         out.line()
     return 0
+
+
+def _date(header: object) -> str:
+    """A Date header in French, Paris time (as it was, if it cannot be read)."""
+    try:
+        return fr_datetime(parsedate_to_datetime(str(header)))
+    except (TypeError, ValueError):
+        return str(header)
 
 
 def cmd_decide(args: argparse.Namespace, settings: Settings, environ: Mapping[str, str]) -> int:

@@ -15,11 +15,12 @@ import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from intake.config.clock import local_date, utcnow
 from intake.config.settings import (
     AlertsConfig,
     Campaign,
@@ -169,7 +170,7 @@ def _value(f: dataclasses.Field[Any], kind: Any, raw: Any, say: Callable[[str], 
         value = _date(raw)
         if value is not None:
             return value
-        say(f"date invalide « {raw} » (format AAAA-MM-JJ)")
+        say(f"date invalide « {raw} » (format AAAA-MM-JJ, ou « today+30 »)")
     elif origin is tuple and args[0] is int:
         if isinstance(raw, list) and all(isinstance(v, int) and not isinstance(v, bool) and (
                 low is None or v >= low) and (high is None or v <= high) for v in raw):
@@ -214,12 +215,21 @@ def _reporter(fail: Fail, section: str, index: int, key: str) -> Callable[[str],
     return say
 
 
+_RELATIVE_DATE = re.compile(r"^today\s*(?:([+-])\s*(\d{1,4}))?$")
+
+
 def _date(value: Any) -> date | None:
+    """A TOML date, « AAAA-MM-JJ », or a day relative to the day the configuration is loaded (Paris):
+    « today », « today+30 », « today-7 » (the built-in demonstration campaign)."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
         return value
     if isinstance(value, str):
+        relative = _RELATIVE_DATE.match(value.strip())
+        if relative:
+            sign, days = relative.groups()
+            return local_date(utcnow()) + timedelta(days=int(days or 0) * (-1 if sign == "-" else 1))
         try:
             return date.fromisoformat(value.strip())
         except ValueError:

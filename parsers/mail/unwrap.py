@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from parsers.issues import make_issue
+from parsers.issues import make_issue, reason_words
 from parsers.mail.archives import SEPARATOR, ArchiveLimits, expand_archive
 from parsers.mail.forwards import Forwarded, forwarded_bodies
 from parsers.mail.mime import parse_message
@@ -59,7 +59,7 @@ def unwrap(attachments: tuple[Attachment, ...], limits: ArchiveLimits, max_attac
                 inner = [replace(a, forwarded=attachment.forwarded) for a in tnef_attachments(attachment.data)]
             except UnreadableFile as exc:
                 issues.append(make_issue("unsupported_attachment", file=attachment.filename or "winmail.dat",
-                                         reason=f"fichier Outlook winmail.dat {_french(exc)}"))
+                                         reason=f"fichier Outlook winmail.dat illisible : {reason_words(exc.reason)}"))
                 continue
         elif is_saved_message(attachment):
             mail = parse_message(attachment.data)
@@ -70,7 +70,7 @@ def unwrap(attachments: tuple[Attachment, ...], limits: ArchiveLimits, max_attac
                 outlook = read_outlook_message(attachment.data)
             except UnreadableFile as exc:
                 issues.append(make_issue("unsupported_attachment", file=attachment.filename or "message.msg",
-                                         reason=f"message Outlook (.msg) {_french(exc)}"))
+                                         reason=f"message Outlook (.msg) illisible : {reason_words(exc.reason)}"))
                 continue
             inner = _inside(attachment, outlook.attachments, "message.msg")
             texts += [Forwarded(outlook.sender, outlook.body), *forwarded_bodies(outlook.body, outlook.subject)]
@@ -84,10 +84,6 @@ def unwrap(attachments: tuple[Attachment, ...], limits: ArchiveLimits, max_attac
             budget -= sum(len(a.data) for a in inner)
         pending.extend((a, depth + 1) for a in reversed(inner))
     return Unwrapped(tuple(found), tuple(t for t in texts if t.text.strip()), tuple(issues))
-
-
-def _french(exc: UnreadableFile) -> str:
-    return "trop volumineux" if exc.reason == "too_large" else "endommagé"
 
 
 def _inside(container: Attachment, attachments: tuple[Attachment, ...], default: str) -> list[Attachment]:

@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import replace
 
-from parsers.issues import make_issue
+from parsers.issues import make_issue, reason_words
 from parsers.model import Indicator, IndicatorEntry, Issue, Region, UnreadableFile, WorkbookReturn, cell_ref
 from parsers.reference.catalogue import geography_for_year, indicators
 from parsers.reference.regions import by_code, match_region
@@ -26,14 +26,6 @@ from parsers.workbook.reader import read_workbook
 from parsers.workbook.rules import Context, run_rules
 from parsers.workbook.table import Table, locate_table, text_at, value_at
 from parsers.workbook.values import Normalised, normalise
-
-REASONS = {
-    "encrypted": "il est protégé par un mot de passe : retirez le mot de passe avant de l'envoyer",
-    "corrupt": "il est endommagé ou incomplet",
-    "not_a_spreadsheet": "ce n'est pas un classeur Excel ou LibreOffice",
-    "too_large": "il est trop volumineux",
-    "unsupported": "ce format de fichier n'est pas pris en charge",
-}
 
 
 def check_workbook(
@@ -150,7 +142,7 @@ def unreadable(
     data: bytes, filename: str, reason: str, detail: str = "", limits: ReadLimits = DEFAULT_LIMITS
 ) -> WorkbookReturn:
     issue = limit_issue(filename, reason, detail, limits) or make_issue(
-        "unreadable_file", file=filename, reason=REASONS.get(reason, reason))
+        "unreadable_file", file=filename, reason=reason_words(reason))
     digest = hashlib.sha256(data).hexdigest()
     return WorkbookReturn(filename, None, None, None, None, None, None, {}, (issue,), digest)
 

@@ -40,7 +40,10 @@ class Context:
         return next(i for i in self.catalogue if i.id == ident)
 
     def label(self, ident: str) -> str:
-        return one_line(self.indicator(ident).label, LABEL_LENGTH)
+        """The indicator's label as written on the clerk's sheet (the Annexe 2 label if absent)."""
+        rows = self.table.matches.get(ident)
+        return one_line(rows[0].label if rows and rows[0].label.strip() else self.indicator(ident).label,
+                        LABEL_LENGTH)
 
 
 Rule = Callable[[Context], Iterable[Issue]]
@@ -71,7 +74,9 @@ def unknown_indicator(ctx: Context) -> Iterable[Issue]:
 def ambiguous_indicator(ctx: Context) -> Iterable[Issue]:
     for match in ctx.table.ambiguous:
         yield make_issue("ambiguous_indicator", sheet=ctx.sheet, cell=match.label_cell, file=ctx.file,
-                         value=one_line(match.label, 80), candidates=", ".join(match.candidates))
+                         value=one_line(match.label, 80),
+                         candidates=" ou ".join(f"« {one_line(ctx.indicator(c).label, LABEL_LENGTH)} » ({c})"
+                                                for c in match.candidates))
 
 
 def duplicate_indicator(ctx: Context) -> Iterable[Issue]:
@@ -96,7 +101,7 @@ def value_problems(ctx: Context) -> Iterable[Issue]:
             context: dict[str, Any] = dict(problem.context)
             yield make_issue(problem.code, severity="warning" if national else None, indicator=ident,
                              sheet=ctx.sheet, cell=entry.value_cell, value=result.shown, file=ctx.file,
-                             label=ctx.label(ident), **context)
+                             label=ctx.label(ident), unit=ctx.indicator(ident).unit, **context)
 
 
 def ambiguous_percent(ctx: Context) -> Iterable[Issue]:

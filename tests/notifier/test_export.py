@@ -14,7 +14,7 @@ import pytest
 from intake.cli.main import main
 from intake.pipeline.services import Services
 from notifier.calendar import campaign_states
-from notifier.export import consolidate, to_csv, to_xlsx
+from notifier.export import consolidate, csv_bytes, to_csv, to_xlsx
 from parsers.reference import catalogue
 from tests.support.consolidation import I07, INJECTION, NOW, build_campaign, consolidation_services
 
@@ -98,7 +98,8 @@ def test_csv_long_format(campaign: Services) -> None:
     settings = campaign.settings
     with campaign.sessions() as session:
         c = consolidate(session, settings, settings.campaign("bilan-2013"), NOW)
-    text = to_csv(c)
+    text = to_csv(c, "standard")
+    assert "\r" not in text and not text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert len(rows) == 4 * 32  # regions with an accepted workbook x indicators
     assert list(rows[0]) == ["campaign", "region_code", "region_name", "indicator", "unit", "value", "value_2",
@@ -109,6 +110,28 @@ def test_csv_long_format(campaign: Services) -> None:
     assert by_key[("82", "I09")]["observation"] == "'" + INJECTION  # defused for spreadsheets
     assert (by_key[("82", "I09")]["dossier_status"], by_key[("82", "I09")]["workbook_version"]) == ("rejected", "1")
     assert by_key[("72", "I10")]["value"] == "" and by_key[("72", "I10")]["observation"]
+    assert any("." in r["value"] for r in rows if r["unit"] == "percent"), "a decimal figure, with its point"
+
+
+def test_csv_for_a_french_spreadsheet(campaign: Services) -> None:
+    """What a French Excel opens in columns: ``;``, decimal comma, UTF-8 with BOM, CRLF, French words."""
+    settings = campaign.settings
+    with campaign.sessions() as session:
+        c = consolidate(session, settings, settings.campaign("bilan-2013"), NOW)
+    data = csv_bytes(c)
+    assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\r\n") >= 1 + 4 * 32
+    text = data.decode("utf-8-sig")
+    assert text.startswith("campagne;code_region;region;indicateur;unite;valeur;valeur_2;observation;")
+    rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=";"))
+    assert len(rows) == 4 * 32
+    by_key = {(r["code_region"], r["indicateur"]): r for r in rows}
+    standard = {(r["region_code"], r["indicator"]): r for r in csv.DictReader(io.StringIO(to_csv(c, "standard")))}
+    decimals = [k for k, r in standard.items() if "." in r["value"]]
+    assert decimals and all(by_key[k]["valeur"] == standard[k]["value"].replace(".", ",") for k in decimals)
+    assert (by_key[("53", "I07")]["valeur"], by_key[("53", "I07")]["unite"]) == ("25", "pourcentage")
+    assert (by_key[("53", "I16")]["valeur"], by_key[("53", "I16")]["valeur_2"]) == ("12", "5")
+    assert by_key[("82", "I09")]["etat_dossier"] == "à corriger" and by_key[("82", "I09")]["region"] == "Rhône-Alpes"
+    assert by_key[("82", "I09")]["observation"] == "'" + INJECTION
 
 
 def test_export_command(campaign: Services, tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -119,6 +142,8 @@ def test_export_command(campaign: Services, tmp_path: Path, db_url: str, capsys:
     assert "4 région(s)" in capsys.readouterr().out
     csv_path = tmp_path / "national.csv"
     assert main([*cli, "export", "--now", "2014-05-21T12:00", "-o", str(csv_path)]) == 0
+    assert csv_path.read_bytes().startswith("\ufeffcampagne;code_region;".encode())
+    assert main([*cli, "export", "--now", "2014-05-21T12:00", "-o", str(csv_path), "--csv-dialect", "standard"]) == 0
     assert csv_path.read_text(encoding="utf-8").startswith("campaign,region_code,")
     other = tmp_path / "national.txt"
     assert main([*cli, "export", "--format", "csv", "-o", str(other)]) == 0

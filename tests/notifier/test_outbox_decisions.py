@@ -20,7 +20,7 @@ from notifier.alerts import alert_sink
 from notifier.sender import OutboxSender
 from store.models import OutboxItem
 from tests.factories.emails import XLSX, build_email
-from tests.factories.workbooks import good_workbook
+from tests.factories.workbooks import build_return, good_workbook
 from tests.support.pipeline import ingest, outbox, parsed
 from tests.support.relay import Relay
 from tests.support.settings import make_services, write_config
@@ -116,9 +116,13 @@ def test_outbox_show_prints_the_reply_decoded(tmp_path: Path, db_url: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(tmp_path)
     services = make_services(tmp_path, db_url)
+    ingest(services, build_email(subject="Bilan Bretagne", attachments=[("b.xlsx", build_return(), XLSX)]))
     ingest(services, build_email(subject="Bilan Bretagne", attachments=[("b.xlsx", good_workbook(), XLSX)]))
-    assert main(["--config", str(config), "--db", db_url, "outbox", "show", "--last", "1"]) == 0
+    assert main(["--config", str(config), "--db", db_url, "outbox", "show", "--last"]) == 0
     shown = capsys.readouterr().out
-    assert "Subject : Bilan 2013 – Bretagne : accusé de réception" in shown
+    assert "Objet : Bilan 2013 – Bretagne : accusé de réception" in shown and "à corriger" not in shown
+    assert "À : sgar-politique-ville@bretagne.pref.gouv.fr" in shown and "Subject" not in shown
     assert "Nous avons bien reçu votre message" in shown and "=?utf-8?" not in shown
+    assert main(["--config", str(config), "--db", db_url, "outbox", "show", "--last", "2"]) == 0
+    assert capsys.readouterr().out.count("Nous avons bien reçu votre message") == 2
     assert main(["--config", str(config), "--db", db_url, "outbox", "show"]) == 2

@@ -148,7 +148,7 @@ def test_text_lists_open_errors_with_cells_and_missing_points(replay: Replay) ->
     for issue in errors[:10]:
         assert f"cellule {issue['cell']}" in text and issue["message"] in text
     for issue in errors[10:]:
-        assert f"cellule {issue['cell']}," not in text
+        assert f"cellule {issue['cell']}]" not in text
     assert "… et 2 autres" in text
     titles = {p.id: p.title for p in catalogue.NARRATIVE_POINTS}
     for point in ("P3", "P4", "P5"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from intake.config.settings import RegionConfig
 from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
+from notifier.rendering import AUTOMATED_WORDS, OUTBOX_KIND_WORDS
 from parsers.issues import make_issue
 from parsers.mail.authresults import authenticated
 from parsers.mail.automated import automated_reason
@@ -49,7 +50,7 @@ def classify(journey: Journey, services: Services) -> None:
     own = {settings.mailbox_address} | ({settings.smtp.sender} if settings.smtp else set())
     reason = automated_reason(mail, own_addresses=own)
     if reason:
-        journey.outcome, journey.reason = "ignored", f"message automatique ({reason})"
+        journey.outcome, journey.reason = "ignored", f"message automatique ({AUTOMATED_WORDS.get(reason, reason)})"
         _record_bounce(journey, services, reason)
         return
     original = claim_identity(journey.session, journey.inbound)
@@ -101,7 +102,8 @@ def _record_bounce(journey: Journey, services: Services, reason: str) -> None:
         why = " ".join(x for x in (bounce.status, bounce.diagnostic) if x) or "rapport de non-remise"
         item.status = "bounced" if bounce.permanent else item.status
         item.last_error = f"non remis à {', '.join(addresses)} : {why}"[:2000]
-        journey.reason += f" ; non-remise du courriel n° {item.id} ({item.kind}) à {', '.join(addresses)}"
+        what = OUTBOX_KIND_WORDS.get(item.kind, item.kind)
+        journey.reason += f" ; non-remise du courriel n° {item.id} ({what}) à {', '.join(addresses)}"
         services.log.warning("our mail #%d to %s bounced: %s", item.id, ", ".join(addresses), why)
         replied = session.get(InboundMessage, item.message_pk) if item.message_pk else None
         if replied is not None and replied.campaign_id and replied.region_code:

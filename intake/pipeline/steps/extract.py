@@ -26,7 +26,7 @@ from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
 from parsers.documents.narrative import analyse_narrative, looks_like_narrative, own_text
 from parsers.documents.reader import extract_text
-from parsers.issues import make_issue
+from parsers.issues import make_issue, reason_words
 from parsers.limits import archive_limits, read_limits
 from parsers.mail.archives import ARCHIVE_CODES
 from parsers.mail.forwards import forwarded_bodies
@@ -110,7 +110,7 @@ def _read_attachment(journey: Journey, services: Services, attachment: Attachmen
             text = extract_text(attachment.data, sniffed, limits=limits)
         except UnreadableFile as exc:
             journey.message_issues.append(limit_issue(name, exc.reason, exc.detail, limits) or make_issue(
-                "unsupported_attachment", file=name, reason=f"document illisible : {exc.reason}"))
+                "unsupported_attachment", file=name, reason=f"document illisible : {reason_words(exc.reason)}"))
             return
         journey.narratives.append(_with_sha(analyse_narrative(text, name), attachment.data))
     elif not attachment.content_type.startswith("image/") and (sniffed not in _IGNORED_KINDS or attachment.filename):

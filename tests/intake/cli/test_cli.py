@@ -125,6 +125,8 @@ def test_ingest_then_status_json(cli: list[str], tmp_path: Path, capsys: pytest.
     assert set(first["reply"]) >= {"to", "subject", "text"}
     assert first["message_id"].startswith("<")
     assert results[1]["reply"] is None and results[2]["reply"] is None
+    assert results[1]["reason"] in ("message automatique (en-tête Auto-Submitted)",
+                                    "message automatique (réponse d'absence)"), "said in French"
 
     code, [status], _ = run(capsys, *cli, "status", "--json", "--now", "2014-05-20T12:00")
     assert code == 0

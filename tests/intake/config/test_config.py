@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from intake.config.clock import local_date, utcnow
 from intake.config.loader import ConfigError, load_settings
 from tests.support.paths import ROOT
 from tests.support.settings import campaign, make_settings, write_config
@@ -36,7 +37,11 @@ deadline = 2014-05-15
 def test_defaults_start_without_a_file() -> None:
     settings = load_settings(None)
     assert settings.mailbox_address == "conventions@ville.example.org"
-    assert [c.id for c in settings.campaigns] == ["bilan-2013"]
+    [demo] = settings.campaigns  # a demonstration campaign, dated from today: nobody trying it is years late
+    today = local_date(utcnow())
+    assert (demo.id, demo.year) == ("demo-bilan-2013", 2013)
+    assert (demo.opens, demo.deadline) == (today - timedelta(days=30), today + timedelta(days=30))
+    assert settings.campaign_for(utcnow()) == demo
     assert len(settings.regions) == 27
     assert settings.smtp is None
     assert settings.receiver.port == 2525
@@ -102,6 +107,16 @@ def test_bad_date_is_refused_with_its_line(tmp_path: Path) -> None:
         load_settings(path)
     assert f"{path}, ligne 9 : campaigns[0].deadline : date invalide « 2014-02-30 »" in str(err.value)
     assert "précède" not in str(err.value)  # no follow-on error from the invalid date
+
+
+def test_a_date_relative_to_today(tmp_path: Path) -> None:
+    text = BASE.replace("opens = 2014-03-26", 'opens = "today"').replace("deadline = 2014-05-15",
+                                                                       'deadline = "today + 3"')
+    settings = load_settings(write(tmp_path, text))
+    today = local_date(utcnow())
+    assert (settings.campaigns[0].opens, settings.campaigns[0].deadline) == (today, today + timedelta(days=3))
+    with pytest.raises(ConfigError, match="date invalide « tomorrow »"):
+        load_settings(write(tmp_path, BASE.replace("deadline = 2014-05-15", 'deadline = "tomorrow"')))
 
 
 def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:

@@ -32,6 +32,10 @@ def test_rejected_return_gets_its_corrections_and_the_corrected_file_is_accepted
     assert first.outcome == "rejected" and first.reply is not None
     [(name, data, ctype)] = first.reply.attachments
     assert (name, ctype) == (NAME, XLSX)
+    # the text names it and says what to do with it, in both parts
+    assert f"Le fichier « {NAME} » joint à ce message reprend votre tableau" in first.reply.text
+    assert "Corrigez ce fichier et renvoyez-le en réponse à ce message." in first.reply.text
+    assert f"<strong>« {NAME} »</strong>" in first.reply.html
     # the queued mail carries it
     [item] = outbox(services)
     attached = {part.get_filename(): part.get_content() for part in parsed(item.raw).iter_attachments()}
@@ -50,6 +54,7 @@ def test_rejected_return_gets_its_corrections_and_the_corrected_file_is_accepted
     assert second.outcome == "accepted", second.issues
     assert second.dossier == "complete"
     assert second.reply is not None and second.reply.attachments == ()  # nothing left to correct
+    assert "reprend votre tableau" not in second.reply.text
 
 
 def test_accepted_return_with_warnings_gets_its_corrections_too(services: Services) -> None:
@@ -57,6 +62,7 @@ def test_accepted_return_with_warnings_gets_its_corrections_too(services: Servic
     result = ingest(services, build_email(attachments=[("bilan.xlsx", workbook, XLSX)]))
     assert result.outcome == "accepted" and result.reply is not None
     assert [a[0] for a in result.reply.attachments] == [NAME]
+    assert "Si vous modifiez une valeur, corrigez ce fichier" in result.reply.text
 
 
 def test_clean_return_gets_no_attachment(services: Services) -> None:
@@ -71,3 +77,5 @@ def test_two_faulty_workbooks_get_one_file_each(services: Services) -> None:
     result = ingest(services, build_email(attachments=[("a.xlsx", first, XLSX), ("b.xlsx", second, XLSX)]))
     assert result.reply is not None
     assert [a[0] for a in result.reply.attachments] == [NAME, "corrections-bretagne-2.xlsx"]
+    assert f"Les fichiers « {NAME} », « corrections-bretagne-2.xlsx » joints à ce message reprennent" \
+        in result.reply.text

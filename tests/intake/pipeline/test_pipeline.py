@@ -46,7 +46,7 @@ def test_complete_return_is_accepted_and_acknowledged(services: Services, style:
     assert result.reply.to == ("sgar-politique-ville@bretagne.pref.gouv.fr",)
     assert result.reply.cc == ("sgar@bretagne.pref.gouv.fr",)
     assert "Votre retour est enregistré." in result.reply.text
-    assert "16 indicateur(s) local(aux) renseigné(s) sur 16" in result.reply.text
+    assert "accepté, 16 indicateurs renseignés sur 16" in result.reply.text
     assert "État de votre dossier : complet." in result.reply.text
 
     [item] = outbox(services)

@@ -108,8 +108,8 @@ def test_upload_with_errors_then_fixed_diff_download_and_isolation(services: Ser
     assert "refusé" in page or "rejeté" in page
     assert "<script>alert(1)</script>" not in page and "<img src=x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
-    rows = re.findall(r"<tr><td>erreur</td><td>([^<]*)</td><td>([A-Z]+\d+)</td><td>(I\d\d) – ([^<]+)</td>", page)
-    cells = {(ind, cell) for _, cell, ind, _ in rows}
+    rows = re.findall(r"<tr><td>erreur</td><td>([^<]*)</td><td>([A-Z]+\d+)</td><td>([^<]+) \((I\d\d)\)</td>", page)
+    cells = {(ind, cell) for _, cell, _, ind in rows}
     assert {"I07", "I09"} <= {ind for ind, _ in cells}, page
     with services.sessions() as session:
         inbound = session.scalars(select(InboundMessage)).one()

@@ -93,4 +93,5 @@ def test_a_damaged_msg_is_reported() -> None:
                        LIMITS, MAX_BYTES)
     assert unwrapped.attachments == ()
     [issue] = unwrapped.issues
-    assert issue.code == "unsupported_attachment" and "message Outlook (.msg) endommagé" in issue.message
+    assert issue.code == "unsupported_attachment"
+    assert "message Outlook (.msg) illisible : il est endommagé" in issue.message
