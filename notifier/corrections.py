@@ -50,6 +50,7 @@ from notifier.template_workbook import (
     template_book,
     workbook_bytes,
 )
+from parsers.issues import row_of
 from parsers.model import IndicatorEntry, Issue, WorkbookReturn, cell_ref
 from parsers.reference.catalogue import geography_for_year, indicators_by_id
 from parsers.reference.regions import by_code
@@ -198,6 +199,9 @@ def _placed(issue: Issue, cell: tuple[int, int] | None) -> Placed:
     ref = cell_ref(*cell) if cell else None
     if ref is not None and issue.cell and issue.cell != ref:
         message = re.sub(rf"(?<![A-Z0-9!]){re.escape(issue.cell)}(?![0-9])", ref, issue.message)
+        old_row = row_of(issue.cell)
+        if old_row is not None and cell is not None and old_row != cell[0]:  # « Ligne 14 » of their sheet
+            message = re.sub(rf"\b([Ll]igne) {old_row}\b", rf"\g<1> {cell[0]}", message)
         issue = replace(issue, message=message, sheet=MAIN_SHEET, cell=ref)
     return Placed(issue, cell)
 
