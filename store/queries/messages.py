@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from intake.config.clock import utcnow
 from store.models import SUBJECT_MAX, InboundMessage, MessageIdentity
@@ -72,6 +72,13 @@ def store_inbound(
     session.add(message)
     session.flush()
     return message
+
+
+def identity_owner(session: Session, message: InboundMessage) -> int | None:
+    """A read, no claim: the id of another message that already claimed this one's dedup key, else
+    None (also when this message owns it). :func:`claim_identity` decides for good."""
+    owner = session.scalar(select(MessageIdentity.message_pk).where(MessageIdentity.dedup_key == message.dedup_key))
+    return None if owner == message.id else owner
 
 
 def claim_identity(session: Session, message: InboundMessage) -> int | None:
@@ -174,9 +181,11 @@ def last_imap_uidvalidity(session: Session, folder: str) -> int | None:
 def claim_message(session: Session, inbound_id: int) -> InboundMessage | None:
     """The stored message, row-locked for this transaction; None when it does not exist or when
     another transaction holds it (PostgreSQL ``FOR UPDATE SKIP LOCKED``: two workers never
-    process the same message; SQLite renders no lock clause, its transactions are exclusive)."""
+    process the same message; SQLite renders no lock clause, its transactions are exclusive).
+    The raw bytes are loaded only when read (the pipeline parsed them before the lock)."""
     return session.scalar(
         select(InboundMessage)
+        .options(defer(InboundMessage.raw))
         .where(InboundMessage.id == inbound_id)
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
