@@ -122,9 +122,10 @@ def timed_steps(timings: Timings) -> Iterator[list[float]]:
 
 
 def one_run(database: Callable[[], AbstractContextManager[str]], raws: list[bytes],
-            timings: Timings | None = None) -> tuple[float, float]:
-    """(messages per second through ingest, messages per second through receive alone) on a fresh
-    database; with ``timings``, the steps' times of the ingest are recorded."""
+            timings: Timings | None = None) -> tuple[float, float, float]:
+    """(messages per second through ingest, messages per second through receive alone, CPU seconds
+    of this process per message through ingest) on a fresh database; with ``timings``, the steps'
+    times of the ingest are recorded."""
     with database() as url, tempfile.TemporaryDirectory(prefix="bench-ingest-data-") as data:
         services = services_for(url, Path(data))
         flow.ingest(services, Delivery(raw=raws[0], received_at=AT, channel="cli"))  # warm-up
@@ -137,6 +138,7 @@ def one_run(database: Callable[[], AbstractContextManager[str]], raws: list[byte
             for message in message_queries.unfinished_messages(session, limit=len(raws)):
                 message.outcome = "ignored"
         elapsed = 0.0
+        cpu = time.process_time()
         with timed_steps(timings if timings is not None else {}) as claimed:
             for raw in raws[1:]:
                 started = time.perf_counter()
@@ -147,8 +149,9 @@ def one_run(database: Callable[[], AbstractContextManager[str]], raws: list[byte
                 if timings is not None:
                     timings.setdefault("ingest", []).append(done - started)
                     timings.setdefault("lock held", []).append(done - claimed[-1])
+        cpu = time.process_time() - cpu
         engine_of(services.sessions).dispose()
-    return (len(raws) - 1) / elapsed, floor
+    return (len(raws) - 1) / elapsed, floor, cpu / (len(raws) - 1)
 
 
 def main() -> None:
@@ -160,17 +163,19 @@ def main() -> None:
     args = parser.parse_args()
     backends = {"SQLite": sqlite_url, "PostgreSQL": postgres_url(args.pg)}
     lines = ["| store | messages per second (median) | ms per message | floor: receive alone, ms per message "
-             "| × floor | runs (messages per second) |", "| --- | --- | --- | --- | --- | --- |"]
+             "| × floor | CPU ms per message (this process) | runs (messages per second) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     splits: dict[str, Timings] = {}
     loads = [os.getloadavg()[0]]
     for name, database in backends.items():
         runs = [one_run(database, messages(args.messages + 1, f"{name}-{run}-{time.monotonic_ns()}"))
                 for run in range(args.runs)]
-        rates = [rate for rate, _ in runs]
+        rates = [rate for rate, _, _ in runs]
         median = statistics.median(rates)
-        floor = statistics.median(f for _, f in runs)
+        floor = statistics.median(f for _, f, _ in runs)
+        cpu = statistics.median(c for _, _, c in runs)
         lines.append(f"| {name} | {median:.1f} | {1000 / median:.1f} | {1000 / floor:.1f} | "
-                     f"{floor / median:.1f} | {', '.join(f'{r:.1f}' for r in rates)} |")
+                     f"{floor / median:.1f} | {1000 * cpu:.1f} | {', '.join(f'{r:.1f}' for r in rates)} |")
         timings: Timings = {}
         one_run(database, messages(args.messages + 1, f"{name}-timed-{time.monotonic_ns()}"), timings)
         splits[name] = timings

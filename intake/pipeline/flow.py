@@ -35,7 +35,7 @@ from parsers.model import Issue
 from parsers.text import one_line
 from store.db import reading
 from store.models import InboundMessage
-from store.queries.messages import claim_message, store_inbound, unfinished_messages
+from store.queries.messages import claim_message, store_inbound, stored_message, unfinished_messages
 
 
 @dataclass(frozen=True)
@@ -94,18 +94,19 @@ def receive(services: Services, delivery: Delivery) -> int:
 
 
 def ingest(services: Services, delivery: Delivery) -> Result:
-    return process(services, receive(services, delivery))
+    return process(services, receive(services, delivery), raw=delivery.raw)
 
 
-def process(services: Services, inbound_id: int) -> Result:
+def process(services: Services, inbound_id: int, *, raw: bytes | None = None) -> Result:
     """Run the steps on a stored message; idempotent for a message already processed.
 
     The message row is claimed first (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL; a
     SQLite transaction is exclusive): when another worker or instance holds it, nothing is done
     and the stored result says ``received`` (that worker commits the verdict and the reply).
+    ``raw``: the message's bytes when the caller has just stored them (not read back).
     """
     try:
-        prepared = prepare(services, inbound_id)
+        prepared = prepare(services, inbound_id, raw=raw)
         with services.sessions() as session, session.begin():
             inbound = claim_message(session, inbound_id)
             if inbound is None:
@@ -135,11 +136,11 @@ def process(services: Services, inbound_id: int) -> Result:
     return result
 
 
-def prepare(services: Services, inbound_id: int) -> Journey | None:
+def prepare(services: Services, inbound_id: int, *, raw: bytes | None = None) -> Journey | None:
     """The steps marked ``before_lock`` run on the stored message in a read-only session (no write
     lock); None when there is nothing to process (unknown id, or already processed)."""
     with reading(services.sessions) as session:
-        inbound = session.get(InboundMessage, inbound_id)
+        inbound = stored_message(session, inbound_id, raw=raw)
         if inbound is None or inbound.outcome != "received":
             return None
         journey = Journey(inbound=inbound, session=session)

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.config.clock import utcnow
 from store.models import SUBJECT_MAX, InboundMessage, MessageIdentity
@@ -176,6 +177,17 @@ def last_imap_uidvalidity(session: Session, folder: str) -> int | None:
         .order_by(InboundMessage.id.desc())
         .limit(1)
     )
+
+
+def stored_message(session: Session, inbound_id: int, *, raw: bytes | None = None) -> InboundMessage | None:
+    """The stored message; given ``raw`` (the bytes the caller has just stored under that id), they
+    are not read back: a large message is not held twice, nor copied through the driver again."""
+    if raw is None:
+        return session.get(InboundMessage, inbound_id)
+    message = session.get(InboundMessage, inbound_id, options=[defer(InboundMessage.raw)])
+    if message is not None:
+        set_committed_value(message, "raw", raw)
+    return message
 
 
 def claim_message(session: Session, inbound_id: int) -> InboundMessage | None:
