@@ -11,11 +11,11 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.config.clock import utcnow
-from store.models import SUBJECT_MAX, InboundMessage, MessageIdentity
+from store.models import SUBJECT_MAX, InboundMessage, InboundRaw, MessageIdentity
 
 DEDUP_KEY_MAX = 255
 TEXT_MAX = 998
@@ -61,7 +61,6 @@ def store_inbound(
         dedup_key=dedup_key_for(raw, message_id),
         message_id=message_id,
         sha256=hashlib.sha256(raw).hexdigest(),
-        raw=bytes(raw),
         size=len(raw),
         channel=channel,
         received_at=received_at,
@@ -73,12 +72,13 @@ def store_inbound(
         attempts=0,
     )
     if len(raw) > STREAMED_BYTES and session.get_bind().dialect.name == "sqlite":
-        message.raw = func.zeroblob(len(raw))
+        message.raw_row = InboundRaw(raw=func.zeroblob(len(raw)))
         session.add(message)
         session.flush()
         _stream_raw(session, message.id, raw)
-        set_committed_value(message, "raw", raw)
+        set_committed_value(message.raw_row, "raw", raw)
         return message
+    message.raw_row = InboundRaw(raw=bytes(raw))
     session.add(message)
     session.flush()
     return message
@@ -90,7 +90,7 @@ def _stream_raw(session: Session, message_pk: int, raw: bytes) -> None:
     by the statement cache until its next use, and the record built for the insert)."""
     driver = session.connection().connection.driver_connection
     view = memoryview(raw)
-    with driver.blobopen("inbound_messages", "raw", message_pk) as blob:  # type: ignore[union-attr]
+    with driver.blobopen("inbound_raw", "raw", message_pk) as blob:  # type: ignore[union-attr]
         for start in range(0, len(raw), STREAM_CHUNK):
             blob.write(view[start:start + STREAM_CHUNK])
 
@@ -204,9 +204,9 @@ def stored_message(session: Session, inbound_id: int, *, raw: bytes | None = Non
     are not read back: a large message is not held twice, nor copied through the driver again."""
     if raw is None:
         return session.get(InboundMessage, inbound_id)
-    message = session.get(InboundMessage, inbound_id, options=[defer(InboundMessage.raw)])
+    message = session.get(InboundMessage, inbound_id, options=[lazyload(InboundMessage.raw_row)])
     if message is not None:
-        set_committed_value(message, "raw", raw)
+        set_committed_value(message, "raw_row", InboundRaw(message_pk=inbound_id, raw=raw))
     return message
 
 
@@ -214,10 +214,10 @@ def claim_message(session: Session, inbound_id: int) -> InboundMessage | None:
     """The stored message, row-locked for this transaction; None when it does not exist or when
     another transaction holds it (PostgreSQL ``FOR UPDATE SKIP LOCKED``: two workers never
     process the same message; SQLite renders no lock clause, its transactions are exclusive).
-    The raw bytes are loaded only when read (the pipeline parsed them before the lock)."""
+    Its raw bytes are loaded only when read (the pipeline parsed them before the lock)."""
     return session.scalar(
         select(InboundMessage)
-        .options(defer(InboundMessage.raw))
+        .options(lazyload(InboundMessage.raw_row))
         .where(InboundMessage.id == inbound_id)
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
