@@ -82,6 +82,11 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def exclusive_writes(sessions: sessionmaker[Session]) -> bool:
+    """Whether a write transaction locks the whole store (SQLite) rather than rows (PostgreSQL)."""
+    return engine_of(sessions).dialect.name == "sqlite"
+
+
 @contextmanager
 def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A session for reads only (see the module docstring). Closed at the end, which rolls its

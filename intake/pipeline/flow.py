@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from intake.config.clock import utcnow
 from intake.pipeline.failures import alert_failed, record_failure
 from intake.pipeline.journey import Delivery, Journey, Outcome, Result
@@ -33,7 +35,7 @@ from intake.pipeline.steps.validate import validate
 from parsers.mail.headers import message_id_of
 from parsers.model import Issue
 from parsers.text import one_line
-from store.db import reading
+from store.db import exclusive_writes, reading
 from store.models import InboundMessage
 from store.queries.messages import claim_message, store_inbound, stored_message, unfinished_messages
 
@@ -106,8 +108,15 @@ def process(services: Services, inbound_id: int, *, raw: bytes | None = None) ->
     ``raw``: the message's bytes when the caller has just stored them (not read back).
     """
     try:
-        prepared = prepare(services, inbound_id, raw=raw)
+        # SQLite: the steps before the lock read in a transaction of their own (ours take the whole
+        # store's write lock at BEGIN). PostgreSQL locks rows: they read in the same transaction,
+        # before the row is claimed (one connection, fewer round trips).
+        together = not exclusive_writes(services.sessions)
+        prepared = None if together else prepare(services, inbound_id, raw=raw)
         with services.sessions() as session, session.begin():
+            if together:
+                prepared = _prepared(session, services, inbound_id, raw)
+            seen_override = prepared.inbound.region_override if prepared is not None else None
             inbound = claim_message(session, inbound_id)
             if inbound is None:
                 held = session.get(InboundMessage, inbound_id)
@@ -117,7 +126,7 @@ def process(services: Services, inbound_id: int, *, raw: bytes | None = None) ->
                 return stored_result(held)  # outcome "received": the holder answers it
             if inbound.outcome != "received":
                 return stored_result(inbound)
-            if prepared is not None and prepared.inbound.region_override == inbound.region_override:
+            if prepared is not None and seen_override == inbound.region_override:
                 journey = prepared
                 journey.inbound, journey.session = inbound, session
             else:  # stored, released or reprocessed meanwhile: the steps before the lock run again, here
@@ -140,12 +149,16 @@ def prepare(services: Services, inbound_id: int, *, raw: bytes | None = None) ->
     """The steps marked ``before_lock`` run on the stored message in a read-only session (no write
     lock); None when there is nothing to process (unknown id, or already processed)."""
     with reading(services.sessions) as session:
-        inbound = stored_message(session, inbound_id, raw=raw)
-        if inbound is None or inbound.outcome != "received":
-            return None
-        journey = Journey(inbound=inbound, session=session)
-        _run(journey, services, before_lock=True)
-        return journey
+        return _prepared(session, services, inbound_id, raw)
+
+
+def _prepared(session: Session, services: Services, inbound_id: int, raw: bytes | None) -> Journey | None:
+    inbound = stored_message(session, inbound_id, raw=raw)
+    if inbound is None or inbound.outcome != "received":
+        return None
+    journey = Journey(inbound=inbound, session=session)
+    _run(journey, services, before_lock=True)
+    return journey
 
 
 def _run(journey: Journey, services: Services, *, before_lock: bool) -> None:

@@ -99,7 +99,7 @@ def claim(journey: Journey, services: Services) -> None:
         return
     if journey.outcome == "duplicate":
         return
-    original = claim_identity(journey.session, journey.inbound)
+    original = claim_identity(journey.session, journey.inbound, read_first=False)  # classify read it unclaimed
     if original is not None:  # claimed by a message committed after classify read the store
         _duplicate(journey, original)
 
