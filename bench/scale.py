@@ -53,16 +53,24 @@ def burst(count: int) -> tuple[list[bytes], set[str]]:
     return raws, ids
 
 
-def replies(relay: Relay) -> tuple[Counter[str], float]:
-    """Replies per answered Message-ID, and the time the relay's list was read."""
-    counts: Counter[str] = Counter()
-    seen: set[str] = set()
-    for received in relay.received():
-        msg = email.message_from_bytes(received.data, policy=policy.default)
-        if msg["Auto-Submitted"] == "auto-replied" and str(msg["Message-ID"]) not in seen:
-            seen.add(str(msg["Message-ID"]))
-            counts[str(msg["In-Reply-To"])] += 1
-    return counts, time.perf_counter()
+class Replies:
+    """Replies per answered Message-ID, read from the relay as they arrive (each parsed once)."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.counts: Counter[str] = Counter()
+        self.seen: set[str] = set()  # a reply resent with the same Message-ID counts once
+        self.read = 0
+
+    def update(self) -> Counter[str]:
+        received = self.relay.received()
+        for item in received[self.read:]:
+            msg = email.message_from_bytes(item.data, policy=policy.default)
+            if msg["Auto-Submitted"] == "auto-replied" and str(msg["Message-ID"]) not in self.seen:
+                self.seen.add(str(msg["Message-ID"]))
+                self.counts[str(msg["In-Reply-To"])] += 1
+        self.read = len(received)
+        return self.counts
 
 
 def one_case(instances: int, count: int, admin: str) -> dict[str, float]:
@@ -88,19 +96,19 @@ def one_case(instances: int, count: int, admin: str) -> dict[str, float]:
                     client.append("INBOX", raw)
                 appended = time.perf_counter() - first
             last = 0.0
+            replies = Replies(relay)
 
             def all_answered() -> bool:
                 nonlocal last
-                counts, now = replies(relay)
-                if ids <= set(counts):
-                    last = now
+                if ids <= set(replies.update()):
+                    last = time.perf_counter()
                     return True
                 return False
 
             wait_until(all_answered, 600, f"{count} replies", *procs, every=0.05)
             elapsed = last - first
             time.sleep(1)  # anything answered twice would show now
-            counts, _ = replies(relay)
+            counts = replies.update()
             engine = make_engine(url)
             with session_factory(engine)() as session:
                 stored = session.scalar(select(func.count()).select_from(InboundMessage)) or 0
