@@ -3,7 +3,8 @@
 Each case gets a fresh PostgreSQL database, a fresh Dovecot mailbox and a fresh relay; the
 instances (``conventions-intake serve`` in processes of their own, as tests/support/service.py
 runs them, IDLE on the same INBOX) are started and ready before the burst: ``--burst`` returns
-(filled Annexe 2 workbooks from Bretagne, every third one with a refused figure) appended back to
+(filled Annexe 2 workbooks from Bretagne and Rhône-Alpes in turn, every third one of each
+with a refused figure) appended back to
 back over one IMAP connection. The rate is the burst's size over the time from the first append
 to the last reply at the relay. The floor is the one-instance case, measured in the same run: the
 goal is two instances at 1.7 times its rate or more. Every message must be answered exactly once
@@ -42,13 +43,19 @@ SECTION = "## Scale out"
 
 
 def burst(count: int) -> tuple[list[bytes], set[str]]:
-    books = [good_workbook(), good_workbook(), good_workbook(values={"I09": "quatre"})]
+    """Returns of the two regions of the configuration in turn (a deadline day mixes regions: the
+    versions of one dossier are numbered one after the other, under a lock on its row)."""
+    regions = (("bretagne", "Bretagne"), ("rhone-alpes", "Rhône-Alpes"))
+    books = {domain: [good_workbook(region=name), good_workbook(region=name),
+                      good_workbook(region=name, values={"I09": "quatre"})] for domain, name in regions}
     stamp = time.monotonic_ns()
     raws, ids = [], set()
     for n in range(count):
-        message_id = f"<scale-{n}-{stamp}@bretagne.pref.gouv.fr>"
-        raws.append(build_email(sender=f"agent{n}@bretagne.pref.gouv.fr", message_id=message_id,
-                                subject=f"Bilan 2013 envoi {n}", attachments=[(f"bilan-{n}.xlsx", books[n % 3], XLSX)]))
+        domain = regions[n % 2][0]
+        message_id = f"<scale-{n}-{stamp}@{domain}.pref.gouv.fr>"
+        raws.append(build_email(sender=f"agent{n}@{domain}.pref.gouv.fr", message_id=message_id,
+                                subject=f"Bilan 2013 envoi {n}",
+                                attachments=[(f"bilan-{n}.xlsx", books[domain][n // 2 % 3], XLSX)]))
         ids.add(message_id)
     return raws, ids
 
