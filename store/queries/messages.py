@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -106,8 +107,8 @@ def claim_identity(session: Session, message: InboundMessage, *, read_first: boo
     """Claim the message's dedup key: None if this message is the first with that key,
     else the id of the message that claimed it first (this one is then a duplicate).
 
-    The insert runs in a SAVEPOINT: a concurrent claim of the same key waits for the other
-    transaction and then fails on the primary key, and only the savepoint is rolled back.
+    The key is inserted with ``ON CONFLICT DO NOTHING`` (one statement, no SAVEPOINT): a concurrent
+    claim of the same key waits for the other transaction, then inserts nothing if it committed.
     Claiming again for the message that already owns the key returns None. ``read_first=False``
     when the caller has just read the key unclaimed (:func:`identity_owner`): the insert is tried
     at once (one round trip fewer).
@@ -116,13 +117,13 @@ def claim_identity(session: Session, message: InboundMessage, *, read_first: boo
     query = select(MessageIdentity.message_pk).where(MessageIdentity.dedup_key == message.dedup_key)
     owner = session.scalar(query) if read_first else None
     if owner is None:
-        try:
-            with session.begin_nested():
-                session.add(MessageIdentity(dedup_key=message.dedup_key, message_pk=message.id))
-        except IntegrityError:
-            owner = session.scalar(query)
-        else:
+        dialect = session.get_bind().dialect.name
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        inserted = session.execute(insert(MessageIdentity).values(
+            dedup_key=message.dedup_key, message_pk=message.id, created_at=utcnow()).on_conflict_do_nothing())
+        if inserted.rowcount == 1:  # type: ignore[attr-defined]
             return None
+        owner = session.scalar(query)
     if owner is None:  # pragma: no cover - the row that made the insert fail is committed
         raise RuntimeError(f"identity {message.dedup_key!r} vanished after a conflict")
     return None if owner == message.id else owner
