@@ -1,12 +1,22 @@
 """Ingest throughput: messages per second through ``flow.ingest`` (store, classify, extract,
-validate, record, reply queued), on SQLite and on PostgreSQL, one process, one message at a time.
+claim, converse, validate, record, reply queued), on SQLite and on PostgreSQL, one process, one
+message at a time, next to its floor measured in the same run.
 
 Messages: e-mails from the regions each carrying a filled Annexe 2 workbook (every third one
 with a refused figure), distinct Message-IDs and senders, so every one is processed in full and
-answered. Each run uses a fresh, migrated database; the median of ``--runs`` runs is reported.
-The per-step split comes from one extra profiled run (cProfile, cumulative time).
+answered. The services are configured with a relay, as ``serve`` runs: the reply is queued in
+the outbox and the outbox sender (another thread, not measured here) delivers it. Each run uses
+a fresh, migrated database; the median of ``--runs`` runs is reported.
 
-    .venv/bin/python -m bench.ingest [--messages 40] [--runs 3] [--pg URL] [--write]
+The floor is ``flow.receive`` alone on the same messages and the same store: one durable insert of
+the raw bytes, what every message costs before its SMTP ``250`` and before any parsing. The ratio
+``ms per message / floor ms`` is what to compare between runs on a shared machine.
+
+The per-step table is wall-clock time (``time.perf_counter``) around each step of ``flow.STEPS``
+in the timed runs: ``classify`` and ``extract`` run before the write lock (``flow.prepare``),
+the others under it; "lock held" is from the claim of the message row to the end of the commit.
+
+    .venv/bin/python -m bench.ingest [--messages 100] [--runs 3] [--pg URL] [--write]
 
 ``--pg`` is the administrative URL of the PostgreSQL server (default
 postgresql://postgres@127.0.0.1:5432/test): a throw-away database is created and dropped per run.
@@ -16,32 +26,32 @@ postgresql://postgres@127.0.0.1:5432/test): a throw-away database is created and
 from __future__ import annotations
 
 import argparse
-import cProfile
 import logging
+import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.report import machine, write_section
 from intake.pipeline import flow
-from intake.pipeline.journey import Delivery
+from intake.pipeline.journey import Delivery, Journey
 from intake.pipeline.services import Services
 from store.db import engine_of
+from store.queries import messages as message_queries
 from tests.factories.emails import XLSX, build_email
 from tests.factories.workbooks import good_workbook
 from tests.support.postgres import DEFAULT_PG_ADMIN_URL, throwaway_database
-from tests.support.settings import make_services
+from tests.support.settings import MAILBOX, make_services
 
 SECTION = "## Ingest throughput"
 AT = datetime(2014, 5, 2, 9, 30, tzinfo=UTC)
-STEPS = ("receive", "classify", "extract", "validate", "record", "reply")
-# Where the pipeline's steps are defined: flow.py and the steps/ package next to it (intake/pipeline/).
-FLOW_FILE = Path(flow.__file__).resolve()
-STEPS_DIR = FLOW_FILE.parent / "steps"
+RELAY = {"host": "127.0.0.1", "port": 2525, "from": MAILBOX}  # never contacted: ingest only queues
+Timings = dict[str, list[float]]
 
 
 def messages(count: int, tag: str) -> list[bytes]:
@@ -67,76 +77,129 @@ def services_for(url: str, data: Path) -> Services:
     log = logging.getLogger("bench.ingest")
     log.addHandler(logging.NullHandler())
     log.propagate = False
-    return make_services(data, url, log=log)
+    return make_services(data, url, log=log, smtp=RELAY)
+
+
+@contextmanager
+def timed_steps(timings: Timings) -> Iterator[list[float]]:
+    """Wall-clock time of ``flow.receive`` and of every step of ``flow.STEPS`` into ``timings``;
+    yields the list of the times the message rows were claimed (the lock's start)."""
+    def timed(name: str, run: Callable[[Journey, Services], None]) -> Callable[[Journey, Services], None]:
+        def wrapper(journey: Journey, services: Services) -> None:
+            started = time.perf_counter()
+            try:
+                run(journey, services)
+            finally:
+                timings.setdefault(name, []).append(time.perf_counter() - started)
+        return wrapper
+
+    claimed: list[float] = []
+    claim_message = message_queries.claim_message
+
+    def claim(*args: object, **kwargs: object) -> object:
+        claimed.append(time.perf_counter())
+        return claim_message(*args, **kwargs)  # type: ignore[arg-type]
+
+    receive = flow.receive
+
+    def timed_receive(services: Services, delivery: Delivery) -> int:
+        started = time.perf_counter()
+        try:
+            return receive(services, delivery)
+        finally:
+            timings.setdefault("receive", []).append(time.perf_counter() - started)
+
+    steps = flow.STEPS
+    flow.STEPS = tuple(replace(step, run=timed(step.name, step.run)) for step in steps)
+    setattr(flow, "claim_message", claim)  # noqa: B010 - the name flow.process calls
+    setattr(flow, "receive", timed_receive)  # noqa: B010
+    try:
+        yield claimed
+    finally:
+        flow.STEPS = steps
+        setattr(flow, "claim_message", claim_message)  # noqa: B010
+        setattr(flow, "receive", receive)  # noqa: B010
 
 
 def one_run(database: Callable[[], AbstractContextManager[str]], raws: list[bytes],
-            profile: cProfile.Profile | None = None) -> float:
-    """Messages per second for one run on a fresh database."""
+            timings: Timings | None = None) -> tuple[float, float, float]:
+    """(messages per second through ingest, messages per second through receive alone, CPU seconds
+    of this process per message through ingest) on a fresh database; with ``timings``, the steps'
+    times of the ingest are recorded."""
     with database() as url, tempfile.TemporaryDirectory(prefix="bench-ingest-data-") as data:
         services = services_for(url, Path(data))
         flow.ingest(services, Delivery(raw=raws[0], received_at=AT, channel="cli"))  # warm-up
-        if profile is not None:
-            profile.enable()
+        floor_raws = [r.replace(b"<ingest-", b"<floor-", 1) for r in raws[1:]]
         started = time.perf_counter()
-        for raw in raws[1:]:
-            result = flow.ingest(services, Delivery(raw=raw, received_at=AT, channel="cli"))
-            assert result.outcome in ("accepted", "rejected"), result
-        elapsed = time.perf_counter() - started
-        if profile is not None:
-            profile.disable()
+        for raw in floor_raws:
+            flow.receive(services, Delivery(raw=raw, received_at=AT, channel="cli"))
+        floor = len(floor_raws) / (time.perf_counter() - started)
+        with services.sessions.begin() as session:  # the floor's messages are not processed
+            for message in message_queries.unfinished_messages(session, limit=len(raws)):
+                message.outcome = "ignored"
+        elapsed = 0.0
+        cpu = time.process_time()
+        with timed_steps(timings if timings is not None else {}) as claimed:
+            for raw in raws[1:]:
+                started = time.perf_counter()
+                result = flow.ingest(services, Delivery(raw=raw, received_at=AT, channel="cli"))
+                done = time.perf_counter()
+                elapsed += done - started
+                assert result.outcome in ("accepted", "rejected"), result
+                if timings is not None:
+                    timings.setdefault("ingest", []).append(done - started)
+                    timings.setdefault("lock held", []).append(done - claimed[-1])
+        cpu = time.process_time() - cpu
         engine_of(services.sessions).dispose()
-    return (len(raws) - 1) / elapsed
-
-
-def in_pipeline(filename: str) -> bool:
-    """Whether a profiled function's file is the flow or one of the steps."""
-    path = Path(filename).resolve()
-    return path == FLOW_FILE or STEPS_DIR in path.parents
-
-
-def step_split(profile: cProfile.Profile) -> dict[str, float]:
-    """Cumulative seconds per pipeline step (by function name) in a profiled run."""
-    split: dict[str, float] = {}
-    for entry in profile.getstats():  # what pstats reads: totaltime is the cumulative time, in seconds
-        code = entry.code
-        if isinstance(code, str):  # a built-in function
-            continue
-        if code.co_name in STEPS and in_pipeline(code.co_filename):
-            split[code.co_name] = split.get(code.co_name, 0.0) + entry.totaltime
-    return split
+    return (len(raws) - 1) / elapsed, floor, cpu / (len(raws) - 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=40)
+    parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pg", default=DEFAULT_PG_ADMIN_URL)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     backends = {"SQLite": sqlite_url, "PostgreSQL": postgres_url(args.pg)}
-    lines = ["| store | messages per second (median) | ms per message | runs |", "| --- | --- | --- | --- |"]
-    splits: dict[str, dict[str, float]] = {}
+    lines = ["| store | messages per second (median) | ms per message | floor: receive alone, ms per message "
+             "| × floor | CPU ms per message (this process) | runs (messages per second) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    splits: dict[str, Timings] = {}
+    loads = [os.getloadavg()[0]]
     for name, database in backends.items():
-        rates = [one_run(database, messages(args.messages + 1, f"{name}-{run}-{time.monotonic_ns()}"))
-                 for run in range(args.runs)]
+        runs = [one_run(database, messages(args.messages + 1, f"{name}-{run}-{time.monotonic_ns()}"))
+                for run in range(args.runs)]
+        rates = [rate for rate, _, _ in runs]
         median = statistics.median(rates)
-        lines.append(f"| {name} | {median:.1f} | {1000 / median:.0f} | "
-                     f"{', '.join(f'{r:.1f}' for r in rates)} |")
-        profile = cProfile.Profile()
-        one_run(database, messages(args.messages + 1, f"{name}-profiled-{time.monotonic_ns()}"), profile)
-        splits[name] = step_split(profile)
+        floor = statistics.median(f for _, f, _ in runs)
+        cpu = statistics.median(c for _, _, c in runs)
+        lines.append(f"| {name} | {median:.1f} | {1000 / median:.1f} | {1000 / floor:.1f} | "
+                     f"{floor / median:.1f} | {1000 * cpu:.1f} | {', '.join(f'{r:.1f}' for r in rates)} |")
+        timings: Timings = {}
+        one_run(database, messages(args.messages + 1, f"{name}-timed-{time.monotonic_ns()}"), timings)
+        splits[name] = timings
+        loads.append(os.getloadavg()[0])
+    for timings in splits.values():
+        counted = ["receive", *(s.name for s in flow.STEPS)]
+        timings["other"] = [sum(timings["ingest"]) - sum(sum(timings.get(k, [])) for k in counted)]
+    rows = {"ingest": "whole message (ingest)", "receive": "receive (stored, committed)",
+            **{s.name: s.name + (" (before the lock)" if s.before_lock else "") for s in flow.STEPS},
+            "other": "other: sessions, reads, claim, commit", "lock held": "lock held: claim to commit"}
     split_lines = ["| step | " + " | ".join(splits) + " |", "| --- |" + " --- |" * len(splits)]
-    for step in STEPS:
-        split_lines.append(f"| {step} | " + " | ".join(
-            f"{1000 * s.get(step, 0.0) / args.messages:.1f} ms" for s in splits.values()) + " |")
+    for key, label in rows.items():
+        cells = [f"{1000 * sum(t.get(key, [])) / len(t['ingest']):.2f} ms" for t in splits.values()]
+        split_lines.append(f"| {label} | " + " | ".join(cells) + " |")
     body = (
         f"{SECTION}\n\n"
         f"`flow.ingest` (store + process, committed) of {args.messages} messages per run, each with a filled "
-        f"Annexe 2 workbook, one at a time in one process; median of {args.runs} runs on a fresh database each. "
-        f"`bench/ingest.py` on {machine()}; PostgreSQL on 127.0.0.1.\n\n" + "\n".join(lines) + "\n\n"
-        "Where the time goes (one profiled run, cumulative time per message under cProfile, which inflates "
-        "Python-heavy steps):\n\n" + "\n".join(split_lines) + "\n"
+        f"Annexe 2 workbook, one at a time in one process, a relay configured (the reply is queued, the outbox "
+        f"sender delivers it); median of {args.runs} runs on a fresh database each. The floor is `flow.receive` "
+        f"alone (one committed insert of the raw bytes) on as many messages, same store, same run. "
+        f"`bench/ingest.py` on {machine()}; PostgreSQL on 127.0.0.1; load average "
+        f"{' → '.join(f'{x:.1f}' for x in loads)} during the run.\n\n" + "\n".join(lines) + "\n\n"
+        "Where the time goes (one more run, mean wall-clock time per message around each step):\n\n"
+        + "\n".join(split_lines) + "\n"
     )
     print(body)
     if args.write:

@@ -4,6 +4,8 @@ SQLite (the default, one file under the data directory) and PostgreSQL (psycopg 
 same code. On SQLite every transaction starts with ``BEGIN IMMEDIATE``: writers queue on the
 30-second busy timeout instead of failing with "database is locked" when two processes write,
 and SAVEPOINTs (used by the race-safe inserts in :mod:`store.queries`) behave as documented.
+A session opened by :func:`reading` only reads: its SQLite transaction is deferred (``BEGIN``), so
+it takes no write lock and never waits for a writer (WAL).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "intake_read_only"  # execution option of the connections of :func:`reading`
 DB_FILENAME = "conventions.sqlite3"
 
 
@@ -71,7 +74,7 @@ def _make_sqlite_engine(url: URL) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -106,6 +109,20 @@ def storage_full(exc: BaseException) -> bool:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions bound to ``engine``; objects stay readable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def exclusive_writes(sessions: sessionmaker[Session]) -> bool:
+    """Whether a write transaction locks the whole store (SQLite) rather than rows (PostgreSQL)."""
+    return engine_of(sessions).dialect.name == "sqlite"
+
+
+@contextmanager
+def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads only (see the module docstring). Closed at the end, which rolls its
+    transaction back; the objects it loaded stay readable, detached. Never commit it."""
+    with sessions() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
 
 
 def alembic_config(url: str | None = None) -> Config:

@@ -25,7 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from intake.config.clock import utcnow
 from store.types import UTCDateTime
@@ -74,7 +74,6 @@ class InboundMessage(Base):
     dedup_key: Mapped[str] = mapped_column(String(255), index=True)
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer)
     channel: Mapped[str] = mapped_column(String(16))  # "smtp" | "imap" | "cli" | "web"
     # Reception time by this service, never the Date header.
@@ -99,6 +98,30 @@ class InboundMessage(Base):
     imap_folder: Mapped[str | None] = mapped_column(String(255))
     imap_uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     imap_uid: Mapped[int | None] = mapped_column(BigInteger)
+    # The raw bytes, in a table of their own (see InboundRaw), loaded with the message as when they were
+    # one of its columns; a query that does not need them says so (``lazyload(InboundMessage.raw_row)``).
+    raw_row: Mapped[InboundRaw] = relationship(lazy="joined", innerjoin=True, cascade="all, delete-orphan")
+
+    @property
+    def raw(self) -> bytes:
+        """The message exactly as received."""
+        return self.raw_row.raw
+
+    @raw.setter
+    def raw(self, value: bytes) -> None:
+        self.raw_row = InboundRaw(raw=value)
+
+
+class InboundRaw(Base):
+    """The raw bytes of an inbound message (revision 0007). Apart from the message's row so that
+    recording its verdict does not rewrite them: SQLite rewrites a whole row on UPDATE (twice the
+    message's size in memory, and as many bytes to the journal, for every message processed)."""
+
+    __tablename__ = "inbound_raw"
+
+    message_pk: Mapped[int] = mapped_column(ForeignKey("inbound_messages.id"), primary_key=True,
+                                            autoincrement=False)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class MessageIdentity(Base):

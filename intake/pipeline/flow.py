@@ -2,13 +2,17 @@
 
 1. ``receive``: the raw bytes are stored and committed before anything else, so a channel can
    acknowledge the message (SMTP 250, IMAP move) knowing nothing can be lost after that.
-2. ``process``: the steps below run in ONE transaction. Either the verdict, the dossier's new
-   versions and the queued reply are all committed together, or none is: a message can never get
-   two replies, and a crash leaves it ``received`` to be processed again.
+2. ``process``: first ``prepare`` reads the message and runs the steps marked ``before_lock``
+   (parse, classify, read and check the attachments: the costly part) without taking the write lock
+   (on SQLite a deferred read transaction; the outbox sender and the channels write meanwhile). Then
+   the other steps run in ONE transaction, the message row claimed first. Either the verdict, the
+   dossier's new versions and the queued reply are all committed together, or none is: a message
+   can never get two replies, and a crash leaves it ``received`` to be processed again.
 3. A step that raises leaves the message ``failed`` with its error; ``reprocess`` runs it again.
 
 Steps (one module each under ``intake/pipeline/steps``), each run when its guard says so:
-  classify → extract → converse → validate → record → reply
+  classify → extract | claim → converse → validate → record → reply
+  (before the lock)  | (one transaction)
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from intake.config.clock import utcnow
 from intake.pipeline.failures import alert_failed, record_failure
 from intake.pipeline.journey import Delivery, Journey, Outcome, Result
 from intake.pipeline.services import Services
-from intake.pipeline.steps.classify import classify
+from intake.pipeline.steps.classify import claim, classify
 from intake.pipeline.steps.converse import converse
 from intake.pipeline.steps.extract import extract
 from intake.pipeline.steps.record import record
@@ -29,8 +35,9 @@ from intake.pipeline.steps.validate import validate
 from parsers.mail.headers import message_id_of
 from parsers.model import Issue
 from parsers.text import one_line
+from store.db import exclusive_writes, reading
 from store.models import InboundMessage
-from store.queries.messages import claim_message, store_inbound, unfinished_messages
+from store.queries.messages import claim_message, store_inbound, stored_message, unfinished_messages
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,9 @@ class Step:
     name: str
     run: Callable[[Journey, Services], None]
     when: Callable[[Journey], bool]
+    # Runs before the write lock, in ``prepare``: reads the message, the settings and the store,
+    # writes nothing (the session is read-only). Such steps come first in STEPS.
+    before_lock: bool = False
 
 
 def _undecided(j: Journey) -> bool:
@@ -53,8 +63,9 @@ def _answerable(j: Journey) -> bool:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("classify", classify, lambda j: True),  # ignored / duplicate / quarantined, or a region
-    Step("extract", extract, _undecided),  # workbooks and narratives read and checked
+    Step("classify", classify, lambda j: True, before_lock=True),  # ignored / duplicate / quarantined, or a region
+    Step("extract", extract, _undecided, before_lock=True),  # workbooks and narratives read and checked
+    Step("claim", claim, lambda j: True),  # a bounce noted; the dedup key claimed, else duplicate
     Step("converse", converse, _undecided),  # a message without a return: answered / forwarded
     Step("validate", validate, _undecided),  # message-level rules; verdict accepted / rejected
     Step("record", record, _judged),  # new versions on the region's dossier
@@ -85,18 +96,27 @@ def receive(services: Services, delivery: Delivery) -> int:
 
 
 def ingest(services: Services, delivery: Delivery) -> Result:
-    return process(services, receive(services, delivery))
+    return process(services, receive(services, delivery), raw=delivery.raw)
 
 
-def process(services: Services, inbound_id: int) -> Result:
+def process(services: Services, inbound_id: int, *, raw: bytes | None = None) -> Result:
     """Run the steps on a stored message; idempotent for a message already processed.
 
     The message row is claimed first (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL; a
     SQLite transaction is exclusive): when another worker or instance holds it, nothing is done
     and the stored result says ``received`` (that worker commits the verdict and the reply).
+    ``raw``: the message's bytes when the caller has just stored them (not read back).
     """
     try:
+        # SQLite: the steps before the lock read in a transaction of their own (ours take the whole
+        # store's write lock at BEGIN). PostgreSQL locks rows: they read in the same transaction,
+        # before the row is claimed (one connection, fewer round trips).
+        together = not exclusive_writes(services.sessions)
+        prepared = None if together else prepare(services, inbound_id, raw=raw)
         with services.sessions() as session, session.begin():
+            if together:
+                prepared = _prepared(session, services, inbound_id, raw)
+            seen_override = prepared.inbound.region_override if prepared is not None else None
             inbound = claim_message(session, inbound_id)
             if inbound is None:
                 held = session.get(InboundMessage, inbound_id)
@@ -106,10 +126,13 @@ def process(services: Services, inbound_id: int) -> Result:
                 return stored_result(held)  # outcome "received": the holder answers it
             if inbound.outcome != "received":
                 return stored_result(inbound)
-            journey = Journey(inbound=inbound, session=session)
-            for step in STEPS:
-                if step.when(journey):
-                    step.run(journey, services)
+            if prepared is not None and seen_override == inbound.region_override:
+                journey = prepared
+                journey.inbound, journey.session = inbound, session
+            else:  # stored, released or reprocessed meanwhile: the steps before the lock run again, here
+                journey = Journey(inbound=inbound, session=session)
+                _run(journey, services, before_lock=True)
+            _run(journey, services, before_lock=False)
             result = _finish(journey)
         if services.after_commit is not None:
             services.after_commit()
@@ -120,6 +143,28 @@ def process(services: Services, inbound_id: int) -> Result:
     services.log.info("message #%d: %s (%s) region=%s", inbound_id, result.outcome,
                       one_line(result.reason or "-"), result.region or "-")
     return result
+
+
+def prepare(services: Services, inbound_id: int, *, raw: bytes | None = None) -> Journey | None:
+    """The steps marked ``before_lock`` run on the stored message in a read-only session (no write
+    lock); None when there is nothing to process (unknown id, or already processed)."""
+    with reading(services.sessions) as session:
+        return _prepared(session, services, inbound_id, raw)
+
+
+def _prepared(session: Session, services: Services, inbound_id: int, raw: bytes | None) -> Journey | None:
+    inbound = stored_message(session, inbound_id, raw=raw)
+    if inbound is None or inbound.outcome != "received":
+        return None
+    journey = Journey(inbound=inbound, session=session)
+    _run(journey, services, before_lock=True)
+    return journey
+
+
+def _run(journey: Journey, services: Services, *, before_lock: bool) -> None:
+    for step in STEPS:
+        if step.before_lock == before_lock and step.when(journey):
+            step.run(journey, services)
 
 
 def _finish(journey: Journey) -> Result:

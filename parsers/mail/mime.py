@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import re
 from email import policy
+from email.headerregistry import BaseHeader
 from email.message import Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 
 from parsers.mail.decoding import (
     FOLDED_LINE,
@@ -49,6 +51,26 @@ MAX_DEPTH = 40  # nesting of multiparts / forwarded messages we follow
 MAX_PARTS = 2000
 
 _BODY_TYPES = ("text/plain", "text/html")
+
+
+class _ParsedOnce(EmailPolicy):
+    """``policy.default`` that parses each header of one message once: the walk below asks for a
+    part's Content-Type up to ten times, and the standard policy parses it again every time (most
+    of the time of a parse). One instance per message (:func:`_policy`), dropped with it."""
+
+    fetched: dict[tuple[str, str], BaseHeader] | None = None
+
+    def header_fetch_parse(self, name: str, value: str) -> BaseHeader:
+        if self.fetched is None:
+            return super().header_fetch_parse(name, value)  # type: ignore[no-any-return]
+        header = self.fetched.get((name, value))
+        if header is None:
+            header = self.fetched[(name, value)] = super().header_fetch_parse(name, value)
+        return header
+
+
+def _policy() -> EmailPolicy:
+    return _ParsedOnce().clone(fetched={})  # type: ignore[call-arg]
 
 
 # --------------------------------------------------------------------------- parts
@@ -188,7 +210,7 @@ def _inner_message(part: Message, state: _Walk) -> Message | None:
         data = _payload_bytes(part, state)
         if data:
             try:
-                return BytesParser(policy=policy.default).parsebytes(data)
+                return BytesParser(policy=_policy()).parsebytes(data)
             except Exception:
                 state.defects.append("bad_forwarded_message")
     return children[0] if children else None
@@ -330,7 +352,7 @@ def parse_message(raw: bytes) -> MailMessage:
 
 def _parse_standard(raw: bytes) -> MailMessage:
     defects: list[str] = []
-    for pol in (policy.default, policy.compat32):
+    for pol in (_policy(), policy.compat32):
         try:
             msg = BytesParser(policy=pol).parsebytes(bytes(raw))
             return _build(msg, list(defects))

@@ -90,12 +90,16 @@ def add_submission(
     are already exclusive), so concurrent submissions for one dossier get distinct versions.
     """
     session.execute(select(Dossier.id).where(Dossier.id == dossier.id).with_for_update())
-    previous = latest_submission(session, dossier.id, kind)
-    max_version = session.scalar(
-        select(func.max(Submission.version)).where(
-            Submission.dossier_id == dossier.id, Submission.kind == kind
-        )
+    newest = session.scalar(
+        select(Submission)
+        .where(Submission.dossier_id == dossier.id, Submission.kind == kind)
+        .order_by(Submission.version.desc())
+        .limit(1)
     )
+    max_version = newest.version if newest is not None else None
+    # The newest version is the current one (each supersedes the one before); otherwise look it up.
+    previous = newest if newest is None or newest.superseded_by_id is None else latest_submission(
+        session, dossier.id, kind)
     submission = Submission(
         dossier_id=dossier.id,
         message_pk=message.id,
@@ -140,10 +144,15 @@ def dossier_status(latest_workbook: Submission | None, latest_narrative: Submiss
 
 def refresh_dossier_status(session: Session, dossier: Dossier) -> str:
     """Recompute ``dossier.status`` from its latest submissions; updated_at changes with it."""
-    status = dossier_status(
-        latest_submission(session, dossier.id, "workbook"),
-        latest_submission(session, dossier.id, "narrative"),
-    )
+    current: dict[str, Submission] = {}
+    for submission in session.scalars(  # the current workbook and narrative, in one query
+        select(Submission)
+        .where(Submission.dossier_id == dossier.id, Submission.kind.in_(("workbook", "narrative")),
+               Submission.superseded_by_id.is_(None))
+        .order_by(Submission.version)
+    ):
+        current[submission.kind] = submission  # the highest version wins, as in latest_submission
+    status = dossier_status(current.get("workbook"), current.get("narrative"))
     if status != dossier.status:
         dossier.status = status
     dossier.updated_at = utcnow()

@@ -9,15 +9,19 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from intake.config.clock import utcnow
-from store.models import SUBJECT_MAX, InboundMessage, MessageIdentity
+from store.models import SUBJECT_MAX, InboundMessage, InboundRaw, MessageIdentity
 
 DEDUP_KEY_MAX = 255
 TEXT_MAX = 998
+STREAMED_BYTES = 1024 * 1024  # on SQLite, a larger message is written into its row in chunks
+STREAM_CHUNK = 1024 * 1024
 
 
 def clean_text(value: str | None, limit: int = TEXT_MAX) -> str | None:
@@ -58,7 +62,6 @@ def store_inbound(
         dedup_key=dedup_key_for(raw, message_id),
         message_id=message_id,
         sha256=hashlib.sha256(raw).hexdigest(),
-        raw=bytes(raw),
         size=len(raw),
         channel=channel,
         received_at=received_at,
@@ -69,30 +72,58 @@ def store_inbound(
         outcome="received",
         attempts=0,
     )
+    if len(raw) > STREAMED_BYTES and session.get_bind().dialect.name == "sqlite":
+        message.raw_row = InboundRaw(raw=func.zeroblob(len(raw)))
+        session.add(message)
+        session.flush()
+        _stream_raw(session, message.id, raw)
+        set_committed_value(message.raw_row, "raw", raw)
+        return message
+    message.raw_row = InboundRaw(raw=bytes(raw))
     session.add(message)
     session.flush()
     return message
 
 
-def claim_identity(session: Session, message: InboundMessage) -> int | None:
+def _stream_raw(session: Session, message_pk: int, raw: bytes) -> None:
+    """SQLite: write the bytes of a large message into the zero-filled value its row was inserted
+    with, a chunk at a time. Bound as a parameter, they would be copied twice (the bound value, kept
+    by the statement cache until its next use, and the record built for the insert)."""
+    driver = session.connection().connection.driver_connection
+    view = memoryview(raw)
+    with driver.blobopen("inbound_raw", "raw", message_pk) as blob:  # type: ignore[union-attr]
+        for start in range(0, len(raw), STREAM_CHUNK):
+            blob.write(view[start:start + STREAM_CHUNK])
+
+
+def identity_owner(session: Session, message: InboundMessage) -> int | None:
+    """A read, no claim: the id of another message that already claimed this one's dedup key, else
+    None (also when this message owns it). :func:`claim_identity` decides for good."""
+    owner = session.scalar(select(MessageIdentity.message_pk).where(MessageIdentity.dedup_key == message.dedup_key))
+    return None if owner == message.id else owner
+
+
+def claim_identity(session: Session, message: InboundMessage, *, read_first: bool = True) -> int | None:
     """Claim the message's dedup key: None if this message is the first with that key,
     else the id of the message that claimed it first (this one is then a duplicate).
 
-    The insert runs in a SAVEPOINT: a concurrent claim of the same key waits for the other
-    transaction and then fails on the primary key, and only the savepoint is rolled back.
-    Claiming again for the message that already owns the key returns None.
+    The key is inserted with ``ON CONFLICT DO NOTHING`` (one statement, no SAVEPOINT): a concurrent
+    claim of the same key waits for the other transaction, then inserts nothing if it committed.
+    Claiming again for the message that already owns the key returns None. ``read_first=False``
+    when the caller has just read the key unclaimed (:func:`identity_owner`): the insert is tried
+    at once (one round trip fewer).
     """
     session.flush()
     query = select(MessageIdentity.message_pk).where(MessageIdentity.dedup_key == message.dedup_key)
-    owner = session.scalar(query)
+    owner = session.scalar(query) if read_first else None
     if owner is None:
-        try:
-            with session.begin_nested():
-                session.add(MessageIdentity(dedup_key=message.dedup_key, message_pk=message.id))
-        except IntegrityError:
-            owner = session.scalar(query)
-        else:
+        dialect = session.get_bind().dialect.name
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        inserted = session.execute(insert(MessageIdentity).values(
+            dedup_key=message.dedup_key, message_pk=message.id, created_at=utcnow()).on_conflict_do_nothing())
+        if inserted.rowcount == 1:  # type: ignore[attr-defined]
             return None
+        owner = session.scalar(query)
     if owner is None:  # pragma: no cover - the row that made the insert fail is committed
         raise RuntimeError(f"identity {message.dedup_key!r} vanished after a conflict")
     return None if owner == message.id else owner
@@ -171,12 +202,25 @@ def last_imap_uidvalidity(session: Session, folder: str) -> int | None:
     )
 
 
+def stored_message(session: Session, inbound_id: int, *, raw: bytes | None = None) -> InboundMessage | None:
+    """The stored message; given ``raw`` (the bytes the caller has just stored under that id), they
+    are not read back: a large message is not held twice, nor copied through the driver again."""
+    if raw is None:
+        return session.get(InboundMessage, inbound_id)
+    message = session.get(InboundMessage, inbound_id, options=[lazyload(InboundMessage.raw_row)])
+    if message is not None:
+        set_committed_value(message, "raw_row", InboundRaw(message_pk=inbound_id, raw=raw))
+    return message
+
+
 def claim_message(session: Session, inbound_id: int) -> InboundMessage | None:
     """The stored message, row-locked for this transaction; None when it does not exist or when
     another transaction holds it (PostgreSQL ``FOR UPDATE SKIP LOCKED``: two workers never
-    process the same message; SQLite renders no lock clause, its transactions are exclusive)."""
+    process the same message; SQLite renders no lock clause, its transactions are exclusive).
+    Its raw bytes are loaded only when read (the pipeline parsed them before the lock)."""
     return session.scalar(
         select(InboundMessage)
+        .options(lazyload(InboundMessage.raw_row))
         .where(InboundMessage.id == inbound_id)
         .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from store.models import OUTBOX_STATUSES, SUBJECT_MAX, InboundMessage, OutboxItem
@@ -30,10 +31,13 @@ def enqueue_outbox(
     raw: bytes,
     mail_message_id: str,
 ) -> OutboxItem | None:
-    """Queue a complete e-mail under a unique key; None when that key was queued already."""
-    if session.scalar(select(OutboxItem.id).where(OutboxItem.key == key)) is not None:
-        return None
-    item = OutboxItem(
+    """Queue a complete e-mail under a unique key; None when that key was queued already.
+
+    One ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (no lookup, no SAVEPOINT): a concurrent
+    enqueue of the same key waits for the other transaction, then inserts nothing if it committed.
+    """
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    statement = insert(OutboxItem).values(
         key=key,
         kind=kind,
         message_pk=message_pk,
@@ -45,13 +49,8 @@ def enqueue_outbox(
         status="queued",
         attempts=0,
         recipients_key=recipients[0].strip().lower()[:320] if recipients else None,
-    )
-    try:
-        with session.begin_nested():
-            session.add(item)
-    except IntegrityError:
-        return None
-    return item
+    ).on_conflict_do_nothing().returning(OutboxItem)
+    return session.scalar(statement)
 
 
 def replies_since(session: Session, address: str, since: datetime) -> int:

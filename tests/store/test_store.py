@@ -34,7 +34,13 @@ from store.queries.dossiers import (
     record_event,
     refresh_dossier_status,
 )
-from store.queries.messages import claim_identity, failed_messages, store_inbound, unfinished_messages
+from store.queries.messages import (
+    STREAMED_BYTES,
+    claim_identity,
+    failed_messages,
+    store_inbound,
+    unfinished_messages,
+)
 from store.queries.outbox import due_outbox, enqueue_outbox, release_dead_claims
 
 T0 = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
@@ -79,6 +85,19 @@ def test_raw_bytes_round_trip_exactly(engine: Engine) -> None:
         assert back.envelope_to == ["retours@anct.gouv.fr"]
         assert back.outcome == "received" and back.attempts == 0 and back.verdict is None
         assert back.received_at == T0
+
+
+def test_a_large_message_round_trips_exactly(engine: Engine) -> None:
+    """Over STREAMED_BYTES, SQLite gets the bytes in chunks (store.queries.messages._stream_raw)."""
+    large = (bytes(range(256)) * (STREAMED_BYTES // 256 + 4099) + RAW)[: 2 * STREAMED_BYTES + 12345]
+    with session_factory(engine).begin() as s:
+        stored = _inbound(s, raw=large)
+        stored_id = stored.id
+        assert stored.raw == large  # readable at once, without a reload
+    with session_factory(engine)() as s:
+        back = s.get(InboundMessage, stored_id)
+        assert back is not None and back.raw == large and back.size == len(large)
+        assert back.sha256 == hashlib.sha256(large).hexdigest()
 
 
 def test_dedup_key_is_message_id_or_hash_of_raw_bytes(session: Session) -> None:

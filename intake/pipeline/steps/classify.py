@@ -1,5 +1,12 @@
-"""Classify: is this mail automated, already seen, or from a stranger? Decides; records nothing
-but a bounce of our own mail, which is noted on the outbox item and the dossier it concerned.
+"""Classify: is this mail automated, already seen, or from a stranger? Two steps:
+
+* ``classify`` runs before the write lock (``flow.prepare``): it reads the message and the store,
+  writes nothing. Automated mail is ``ignored``; a message whose dedup key another message already
+  claimed is ``duplicate``; then a stranger is ``quarantined``, or the region is known.
+* ``claim`` runs under the lock: it notes a bounce of our own mail on the outbox item and the
+  dossier it concerned, and claims the message's dedup key (``message_identities``). A message
+  whose key was claimed in between (the same mail delivered twice at once) becomes ``duplicate``
+  there, whatever ``classify`` and ``extract`` found.
 
 Two more refusals, both before any attachment is opened:
 
@@ -26,7 +33,7 @@ from parsers.reference import catalogue
 from parsers.workbook.check import human_size
 from store.models import InboundMessage
 from store.queries.dossiers import dossiers_by_region, record_event
-from store.queries.messages import claim_identity
+from store.queries.messages import claim_identity, identity_owner
 from store.queries.outbox import outbox_by_message_ids
 
 _BOUNCE_REASONS = ("delivery_report", "null_return_path", "system_sender")
@@ -47,15 +54,13 @@ def classify(journey: Journey, services: Services) -> None:
     oversized = len(raw) > settings.limits.max_message_bytes
     mail = parse_message(header_block(raw) if oversized else raw)
     journey.mail = mail
-    own = {settings.mailbox_address} | ({settings.smtp.sender} if settings.smtp else set())
-    reason = automated_reason(mail, own_addresses=own)
+    reason = automated_reason(mail, own_addresses=_own_addresses(services))
     if reason:
         journey.outcome, journey.reason = "ignored", f"message automatique ({AUTOMATED_WORDS.get(reason, reason)})"
-        _record_bounce(journey, services, reason)
         return
-    original = claim_identity(journey.session, journey.inbound)
+    original = identity_owner(journey.session, journey.inbound)  # a read: the claim is made under the lock
     if original is not None:
-        journey.outcome, journey.reason = "duplicate", f"déjà reçu : message n° {original}"
+        _duplicate(journey, original)
         return
     region = settings.region_for_sender(mail.from_addr)
     if journey.inbound.region_override:  # an admin assigned this quarantined message to a region
@@ -83,6 +88,35 @@ def classify(journey: Journey, services: Services) -> None:
         journey.reason = f"message trop volumineux : {len(raw)} octets > {settings.limits.max_message_bytes}"
         journey.message_issues.append(make_issue(
             "message_too_large", size=human_size(len(raw)), limit=human_size(settings.limits.max_message_bytes)))
+
+
+def claim(journey: Journey, services: Services) -> None:
+    """Under the write lock: a bounce noted, or the message's dedup key claimed (else duplicate)."""
+    if journey.outcome == "ignored":
+        assert journey.mail is not None
+        reason = automated_reason(journey.mail, own_addresses=_own_addresses(services))
+        if reason:
+            _record_bounce(journey, services, reason)
+        return
+    if journey.outcome == "duplicate":
+        return
+    original = claim_identity(journey.session, journey.inbound, read_first=False)  # classify read it unclaimed
+    if original is not None:  # claimed by a message committed after classify read the store
+        _duplicate(journey, original)
+
+
+def _own_addresses(services: Services) -> set[str]:
+    settings = services.settings
+    return {settings.mailbox_address} | ({settings.smtp.sender} if settings.smtp else set())
+
+
+def _duplicate(journey: Journey, original: int) -> None:
+    """The journey ends as a duplicate of message ``original``: whatever was found is dropped."""
+    journey.outcome, journey.reason = "duplicate", f"déjà reçu : message n° {original}"
+    journey.region = journey.campaign = None
+    journey.workbooks.clear()
+    journey.narratives.clear()
+    journey.message_issues.clear()
 
 
 def _record_bounce(journey: Journey, services: Services, reason: str) -> None:

@@ -1,0 +1,176 @@
+"""Scale out: a burst processed by one ``serve`` instance, then by two on one PostgreSQL database.
+
+Each case gets a fresh PostgreSQL database, a fresh Dovecot mailbox and a fresh relay; the
+instances (``conventions-intake serve`` in processes of their own, as tests/support/service.py
+runs them, IDLE on the same INBOX) are started and ready before the burst: ``--burst`` returns
+(filled Annexe 2 workbooks from Bretagne and Rhône-Alpes in turn, every third one of each
+with a refused figure) appended back to
+back over one IMAP connection. The rate is the burst's size over the time from the first append
+to the last reply at the relay. The floor is the one-instance case, measured in the same run: the
+goal is two instances at 1.7 times its rate or more. Every message must be answered exactly once
+(counted by In-Reply-To, a reply resent with the same Message-ID counting once) and stored once.
+
+    .venv/bin/python -m bench.scale [--burst 200] [--runs 1] [--pg URL] [--write]
+
+``--write`` replaces the "Scale out" section of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import os
+import statistics
+import tempfile
+import time
+from collections import Counter
+from email import policy
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from bench.report import machine, write_section
+from store.db import make_engine, session_factory
+from store.models import InboundMessage
+from tests.factories.emails import XLSX, build_email
+from tests.factories.workbooks import good_workbook
+from tests.support.dovecot import Dovecot, dovecot_binary
+from tests.support.postgres import DEFAULT_PG_ADMIN_URL, throwaway_database
+from tests.support.relay import Relay
+from tests.support.service import ServiceProcess, wait_until, write_service_config
+
+SECTION = "## Scale out"
+
+
+def burst(count: int) -> tuple[list[bytes], set[str]]:
+    """Returns of the two regions of the configuration in turn (a deadline day mixes regions: the
+    versions of one dossier are numbered one after the other, under a lock on its row)."""
+    regions = (("bretagne", "Bretagne"), ("rhone-alpes", "Rhône-Alpes"))
+    books = {domain: [good_workbook(region=name), good_workbook(region=name),
+                      good_workbook(region=name, values={"I09": "quatre"})] for domain, name in regions}
+    stamp = time.monotonic_ns()
+    raws, ids = [], set()
+    for n in range(count):
+        domain = regions[n % 2][0]
+        message_id = f"<scale-{n}-{stamp}@{domain}.pref.gouv.fr>"
+        raws.append(build_email(sender=f"agent{n}@{domain}.pref.gouv.fr", message_id=message_id,
+                                subject=f"Bilan 2013 envoi {n}",
+                                attachments=[(f"bilan-{n}.xlsx", books[domain][n // 2 % 3], XLSX)]))
+        ids.add(message_id)
+    return raws, ids
+
+
+class Replies:
+    """Replies per answered Message-ID, read from the relay as they arrive (each parsed once)."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.counts: Counter[str] = Counter()
+        self.seen: set[str] = set()  # a reply resent with the same Message-ID counts once
+        self.read = 0
+
+    def update(self) -> Counter[str]:
+        received = self.relay.received()
+        for item in received[self.read:]:
+            msg = email.message_from_bytes(item.data, policy=policy.default)
+            if msg["Auto-Submitted"] == "auto-replied" and str(msg["Message-ID"]) not in self.seen:
+                self.seen.add(str(msg["Message-ID"]))
+                self.counts[str(msg["In-Reply-To"])] += 1
+        self.read = len(received)
+        return self.counts
+
+
+def one_case(instances: int, count: int, admin: str) -> dict[str, float]:
+    binary = dovecot_binary()
+    if binary is None:
+        raise SystemExit("Dovecot is not installed (bash .ci/services.sh installs it)")
+    mailbox, relay = Dovecot(binary), Relay()
+    mailbox.start()
+    relay.start()
+    procs: list[ServiceProcess] = []
+    try:
+        with throwaway_database(admin, prefix="bench") as url, \
+                tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+            for n in range(instances):
+                data = Path(tmp) / f"instance-{n}"
+                procs.append(ServiceProcess(write_service_config(data, mailbox, relay), url, data))
+            for proc in procs:
+                proc.start()
+            raws, ids = burst(count)
+            with mailbox.client() as client:
+                first = time.perf_counter()
+                for raw in raws:
+                    client.append("INBOX", raw)
+                appended = time.perf_counter() - first
+            last = 0.0
+            replies = Replies(relay)
+
+            def all_answered() -> bool:
+                nonlocal last
+                if ids <= set(replies.update()):
+                    last = time.perf_counter()
+                    return True
+                return False
+
+            wait_until(all_answered, 600, f"{count} replies", *procs, every=0.05)
+            elapsed = last - first
+            time.sleep(1)  # anything answered twice would show now
+            counts = replies.update()
+            engine = make_engine(url)
+            with session_factory(engine)() as session:
+                stored = session.scalar(select(func.count()).select_from(InboundMessage)) or 0
+                done = session.scalar(select(func.count()).select_from(InboundMessage)
+                                      .where(InboundMessage.outcome.in_(("accepted", "rejected")))) or 0
+            engine.dispose()
+            for proc in procs:
+                proc.terminate()
+            twice = sum(1 for m in ids if counts[m] != 1)
+            if twice or stored != count or done != count:
+                raise AssertionError(f"not exactly once: {twice} answered other than once, {stored} stored, "
+                                     f"{done} processed, for {count} messages")
+    finally:
+        for proc in procs:
+            proc.close()
+        relay.stop()
+        mailbox.close()
+    return {"elapsed": elapsed, "appended": appended, "rate": count / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--burst", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--pg", default=DEFAULT_PG_ADMIN_URL)
+    parser.add_argument("--write", action="store_true")
+    args = parser.parse_args()
+    loads = [os.getloadavg()[0]]
+    cases: dict[int, list[dict[str, float]]] = {1: [], 2: []}
+    for _ in range(args.runs):
+        for instances in cases:
+            cases[instances].append(one_case(instances, args.burst, args.pg))
+            loads.append(os.getloadavg()[0])
+    floor = statistics.median(r["rate"] for r in cases[1])
+    lines = ["| instances | messages per second (median) | last reply after the first append | appends took "
+             "| × one instance (the floor) | exactly once | runs (messages per second) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for instances, runs in cases.items():
+        rate = statistics.median(r["rate"] for r in runs)
+        lines.append(f"| {instances} | {rate:.1f} | {statistics.median(r['elapsed'] for r in runs):.1f} s | "
+                     f"{statistics.median(r['appended'] for r in runs):.1f} s | {rate / floor:.2f} | yes | "
+                     + ", ".join(f"{r['rate']:.1f}" for r in runs) + " |")
+    body = (
+        f"{SECTION}\n\n"
+        f"A burst of {args.burst} returns appended to one Dovecot mailbox, processed by one `serve` instance, then "
+        f"by two on one PostgreSQL database (fresh database, mailbox and relay per case; IDLE). "
+        f"`bench/scale.py --burst {args.burst} --runs {args.runs}` on {machine()}; load average "
+        f"{' → '.join(f'{x:.1f}' for x in loads)} during the run.\n\n" + "\n".join(lines) + "\n\n"
+        "Goal (issue 15): two instances at 1.7 times the rate of one or more, every message stored, processed "
+        "and answered exactly once (checked by the script).\n"
+    )
+    print(body)
+    if args.write:
+        write_section(SECTION, body)
+
+
+if __name__ == "__main__":
+    main()

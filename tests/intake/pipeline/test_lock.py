@@ -1,0 +1,109 @@
+"""The write lock covers only the writes: parsing runs before it, and what changed meanwhile is
+decided under it (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from intake.pipeline import flow
+from intake.pipeline.flow import STEPS, Step
+from intake.pipeline.journey import Delivery, Journey
+from intake.pipeline.services import Services
+from store.db import engine_of
+from tests.factories.emails import XLSX, build_email
+from tests.factories.workbooks import good_workbook
+from tests.support.pipeline import IN_TIME, ingest, outbox, submissions
+from tests.support.settings import make_services
+
+
+@pytest.fixture
+def services(tmp_path: Path, db_url: str) -> Services:
+    return make_services(tmp_path, db_url)
+
+
+def a_return(message_id: str) -> bytes:
+    return build_email(message_id=message_id, attachments=[("bilan.xlsx", good_workbook(), XLSX)])
+
+
+def with_step_before_lock(monkeypatch: pytest.MonkeyPatch, run: Step) -> None:
+    """``run`` added after extract, before the lock (STEPS keeps the steps before the lock first)."""
+    last = max(i for i, step in enumerate(STEPS) if step.before_lock)
+    monkeypatch.setattr(flow, "STEPS", (*STEPS[:last + 1], run, *STEPS[last + 1:]))
+
+
+def test_classify_and_extract_run_before_the_lock(services: Services) -> None:
+    assert [s.name for s in STEPS if s.before_lock] == ["classify", "extract"]
+    assert all(s.before_lock for s in STEPS[:2]) and not any(s.before_lock for s in STEPS[2:])
+
+
+def test_another_writer_commits_while_a_message_is_parsed(services: Services, monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """While the steps before the lock run, another connection writes and commits at once: the
+    pipeline holds no write lock then (on SQLite, a writer waiting for it would time out here)."""
+    url = engine_of(services.sessions).url
+    other = create_engine(url, connect_args={"timeout": 0.2} if url.get_backend_name() == "sqlite" else {})
+    written: list[int] = []
+
+    def write_elsewhere(journey: Journey, services: Services) -> None:
+        with other.begin() as connection:
+            if url.get_backend_name() == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")  # takes the write lock, or fails after 0.2 s
+            connection.execute(text("UPDATE dossiers SET exempt = exempt"))
+        written.append(journey.inbound.id)
+
+    with_step_before_lock(monkeypatch, Step("write elsewhere", write_elsewhere, lambda j: True, before_lock=True))
+    try:
+        result = ingest(services, a_return("<lock-free@bretagne.pref.gouv.fr>"))
+    finally:
+        other.dispose()
+    assert written == [result.inbound_id]
+    assert result.outcome == "accepted" and result.reply is not None
+
+
+def test_the_same_mail_stored_meanwhile_makes_this_one_a_duplicate(services: Services,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy with the same Message-ID, processed between this message's parse and its lock, wins:
+    this one becomes a duplicate under the lock (no version, no second reply)."""
+    raw = a_return("<twice@bretagne.pref.gouv.fr>")
+    first = flow.receive(services, Delivery(raw=raw, received_at=IN_TIME, channel="cli"))
+    copies: list[str] = []
+
+    def copy_processed_meanwhile(journey: Journey, services: Services) -> None:
+        if journey.inbound.id == first and not copies:
+            monkeypatch.setattr(flow, "STEPS", STEPS)
+            copies.append(ingest(services, raw).outcome)
+
+    with_step_before_lock(monkeypatch, Step("copy", copy_processed_meanwhile, lambda j: True, before_lock=True))
+    result = flow.process(services, first)
+    assert copies == ["accepted"]
+    assert result.outcome == "duplicate" and result.region is None and result.campaign is None
+    assert result.issues == () and result.reply is None and "déjà reçu" in result.reason
+    assert len(submissions(services)) == 1
+    assert [item.kind for item in outbox(services)] == ["reply"]
+
+
+def test_a_message_released_meanwhile_is_parsed_again_under_the_lock(services: Services,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the steps before the lock found is used only if the message's region override did not
+    change meanwhile; otherwise they run again under the lock."""
+    raw = build_email(sender="inconnu@example.com", message_id="<released@example.com>",
+                      attachments=[("bilan.xlsx", good_workbook(), XLSX)])
+    stored = flow.receive(services, Delivery(raw=raw, received_at=IN_TIME, channel="cli"))
+    runs: list[str | None] = []
+
+    def assign_meanwhile(journey: Journey, services: Services) -> None:
+        runs.append(journey.region.code if journey.region else None)
+        if len(runs) == 1:  # an admin assigns it to Bretagne after the parse, before the lock
+            with services.sessions.begin() as session:
+                session.execute(text("UPDATE inbound_messages SET region_override = '53' WHERE id = :id"),
+                                {"id": stored})
+
+    steps = (*STEPS[:1], replace(STEPS[0], name="watch", run=assign_meanwhile, when=lambda j: True), *STEPS[1:])
+    monkeypatch.setattr(flow, "STEPS", steps)
+    result = flow.process(services, stored)
+    assert runs == [None, "53"]  # quarantined before the lock, Bretagne's once parsed again
+    assert result.outcome == "accepted" and result.region == "53"
