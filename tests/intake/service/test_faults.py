@@ -35,7 +35,7 @@ from notifier.alerts import alert_sink
 from notifier.outbox import build_mail
 from notifier.sender import OUTAGE_ALERT_SECONDS, OutboxSender
 from store.db import engine_of
-from store.models import InboundMessage, OutboxItem
+from store.models import InboundMessage, InboundRaw, OutboxItem
 from store.queries.outbox import enqueue_outbox
 from tests.factories.emails import XLSX, build_email
 from tests.factories.workbooks import good_workbook
@@ -247,7 +247,8 @@ def test_disk_full_while_storing_answers_451_writes_nothing_alerts_once_then_pro
         engine = create_engine(db)
         try:
             with engine.connect() as connection:
-                stored = connection.execute(select(InboundMessage.outcome, func.length(InboundMessage.raw))).all()
+                stored = connection.execute(select(InboundMessage.outcome, func.length(InboundRaw.raw))
+                                            .outerjoin(InboundRaw, InboundRaw.message_pk == InboundMessage.id)).all()
                 replies = connection.scalar(select(func.count()).select_from(OutboxItem)
                                             .where(OutboxItem.kind == "reply", OutboxItem.status == "sent"))
         finally:
