@@ -40,6 +40,14 @@ def table_blocks() -> list[Heading | Table | str]:
             Table((("Indicateur", "Résultat régional 2013"), *rows))]
 
 
+def print_of_the_template() -> list[Heading | Table | str]:
+    """The whole template printed to PDF: every row of the table, then its notice and the
+    objectives, whose words read like the points of an analysis."""
+    rows = tuple((ind.label, "") for ind in catalogue.indicators())
+    return [Heading("Tableau de suivi des conventions interministérielles – Bretagne"),
+            Table((("Indicateur", "Observations"), *rows)), *narrative_blocks()]
+
+
 def photo_of_the_table() -> bytes:
     return hostile.PNG + bytes(range(256)) * 100  # a named picture of 25 kB, not a signature logo
 
@@ -65,6 +73,8 @@ SITUATIONS: dict[str, Callable[[], bytes]] = {
     "corrupt winmail.dat": lambda: mail(("winmail.dat", hostile.tnef([("bilan.xlsx", good_workbook())])[:200],
                                          "application/ms-tnef")),
     "table as PDF only": lambda: mail(("tableau.pdf", pdf_bytes(table_blocks()), PDF)),
+    "print of the whole template as PDF": lambda: mail(("tableau signé.pdf", pdf_bytes(print_of_the_template()),
+                                                        PDF)),
     "table as Word document": lambda: mail(("tableau.docx", docx_bytes(table_blocks()), DOCX)),
     "table as picture": lambda: mail(("tableau.png", photo_of_the_table(), "image/png")),
     "workbook and its PDF print": lambda: mail(("bilan.xlsx", good_workbook(), XLSX),
@@ -128,7 +138,8 @@ def test_an_out_of_range_percentage_says_how_to_write_it(replies: dict[str, Resu
     assert "écrivez 25 pour 25 %" in text
 
 
-@pytest.mark.parametrize("situation", ["table as PDF only", "table as Word document", "table as picture"])
+@pytest.mark.parametrize("situation", ["table as PDF only", "print of the whole template as PDF",
+                                       "table as Word document", "table as picture"])
 def test_a_table_in_another_form_asks_for_the_spreadsheet_not_a_forgotten_attachment(
         replies: dict[str, Result], situation: str) -> None:
     result = replies[situation]

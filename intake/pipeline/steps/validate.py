@@ -30,6 +30,7 @@ _LARGE_IMAGE = 50_000  # bytes: a screenshot or a photo, whatever its name
 _TABLE_WORDS = ("tableau", "bilan", "annexe", "capture", "scan", "photo", "indicateur")  # words of its name
 _LABELS_FOR_A_TABLE = 3  # Annexe 2 labels a document must quote to be taken for the table
 _LABEL_PREFIX = 30  # folded characters of a label looked for
+_LABELS_OF_A_PRINT = 16  # labels quoted by a print of the table (32 rows), never by an analysis
 _POINTS_OF_AN_ANALYSIS = 2  # a document covering more points of the notice is an analysis
 
 
@@ -87,15 +88,17 @@ def _copies_of_the_table(journey: Journey) -> None:
 
 
 def looks_like_the_table(narrative: NarrativeReport) -> bool:
-    """A document quoting the Annexe 2's column title or several of its indicator labels, and hardly
-    any point of the notice (an analysis may name an indicator or two)."""
+    """A document quoting most of the Annexe 2's indicator labels (a print of the table, whatever
+    else it holds: its notice and objectives read like points of an analysis), or quoting its
+    column title or several labels and hardly any point of the notice (an analysis may name an
+    indicator or two)."""
+    text = fold(narrative.text)
+    quoted = sum(1 for ind in catalogue.indicators() if fold(ind.label)[:_LABEL_PREFIX] in text)
+    if quoted >= _LABELS_OF_A_PRINT:
+        return True
     if len(narrative.points_covered) > _POINTS_OF_AN_ANALYSIS:
         return False
-    text = fold(narrative.text)
-    if "resultat regional" in text:
-        return True
-    quoted = sum(1 for ind in catalogue.indicators() if fold(ind.label)[:_LABEL_PREFIX] in text)
-    return quoted >= _LABELS_FOR_A_TABLE
+    return "resultat regional" in text or quoted >= _LABELS_FOR_A_TABLE
 
 
 def _picture_of_a_table(attachment: Attachment) -> bool:
