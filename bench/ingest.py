@@ -2,11 +2,14 @@
 claim, converse, validate, record, reply queued), on SQLite and on PostgreSQL, one process, one
 message at a time, next to its floor measured in the same run.
 
-Messages: e-mails from the regions each carrying a filled Annexe 2 workbook (every third one
-with a refused figure), distinct Message-IDs and senders, so every one is processed in full and
-answered. The services are configured with a relay, as ``serve`` runs: the reply is queued in
-the outbox and the outbox sender (another thread, not measured here) delivers it. Each run uses
-a fresh, migrated database; the median of ``--runs`` runs is reported.
+Messages: e-mails from the regions each carrying a filled Annexe 2 workbook naming its region
+("Région : Bretagne" above the table, as our template does), every third one with a refused
+figure, so that a third of the replies are rejections carrying the annotated workbook
+(``corrections-<region>.xlsx``, built with openpyxl: the costliest reply); distinct Message-IDs
+and senders, so every one is processed in full and answered. The services are configured with a
+relay, as ``serve`` runs: the reply is queued in the outbox and the outbox sender (another
+thread, not measured here) delivers it. Each run uses a fresh, migrated database; the median of
+``--runs`` runs is reported.
 
 The floor is ``flow.receive`` alone on the same messages and the same store: one durable insert of
 the raw bytes, what every message costs before its SMTP ``250`` and before any parsing. The ratio
@@ -44,7 +47,7 @@ from intake.pipeline.services import Services
 from store.db import engine_of
 from store.queries import messages as message_queries
 from tests.factories.emails import XLSX, build_email
-from tests.factories.workbooks import good_workbook
+from tests.factories.workbooks import Layout, good_workbook
 from tests.support.postgres import DEFAULT_PG_ADMIN_URL, throwaway_database
 from tests.support.settings import MAILBOX, make_services
 
@@ -55,7 +58,9 @@ Timings = dict[str, list[float]]
 
 
 def messages(count: int, tag: str) -> list[bytes]:
-    books = [good_workbook(), good_workbook(), good_workbook(values={"I09": "quatre"})]
+    layout = Layout(region_line="Région : {region}")
+    books = [good_workbook(layout=layout), good_workbook(layout=layout),
+             good_workbook(layout=layout, values={"I09": "quatre"})]
     return [build_email(sender=f"agent{n}@bretagne.pref.gouv.fr", message_id=f"<ingest-{tag}-{n}@bench>",
                         subject=f"Bilan 2013 envoi {n}", attachments=[(f"bilan-{n}.xlsx", books[n % 3], XLSX)])
             for n in range(count)]

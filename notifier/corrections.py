@@ -44,6 +44,7 @@ from notifier.template_workbook import (
     MAIN_SHEET,
     OBSERVATION_COL,
     RESULT_COL,
+    Stamps,
     fit_rows,
     prefill_value,
     print_setup,
@@ -59,6 +60,8 @@ from parsers.text import strip_accents
 ISSUES_SHEET = "À corriger"
 ERROR_COLOUR = "FF9999"  # red
 WARNING_COLOUR = "FFC266"  # orange
+_ERROR_FILL = PatternFill("solid", fgColor=ERROR_COLOUR)
+_WARNING_FILL = PatternFill("solid", fgColor=WARNING_COLOUR)
 ISSUE_HEADERS = ("N°", "Ligne", "Cellule", "Élément concerné", "Gravité", "Ce qui ne va pas", "Comment corriger")
 ISSUE_WIDTHS = (5, 7, 8, 38, 13, 62, 55)
 ISSUE_HEADER_ROW = 4
@@ -214,7 +217,7 @@ def _mark(ws: Worksheet, placed: list[Placed]) -> None:
     for (row, col), issues in by_cell.items():
         cell = ws.cell(row=row, column=col)
         error = any(i.severity == "error" for i in issues)
-        cell.fill = PatternFill("solid", fgColor=ERROR_COLOUR if error else WARNING_COLOUR)
+        cell.fill = _ERROR_FILL if error else _WARNING_FILL
         cell.protection = Protection(locked=False)
         text = "\n\n".join(f"{SEVERITY_WORDS.get(i.severity, i.severity).capitalize()} : {i.message}" for i in issues)
         lines = sum(len(text) // 50 + 1 for text in text.split("\n"))
@@ -254,24 +257,26 @@ def _fill_issues(ws: Worksheet, placed: list[Placed], filename: str, region_name
         cell.alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
         ws.column_dimensions[get_column_letter(col)].width = width
     row = ISSUE_HEADER_ROW
+    stamps = Stamps()
     for number, item in enumerate(placed, start=1):
         row = ISSUE_HEADER_ROW + number
         what, fix = split_message(item.issue.message)
         ref = cell_ref(*item.cell) if item.cell else None
+        error = item.issue.severity == "error"
         values = (number, item.cell[0] if item.cell else None, ref, _subject(item.issue),
                   SEVERITY_WORDS.get(item.issue.severity, item.issue.severity), what, fix or None)
         for col, value in enumerate(values, start=1):
             cell = ws.cell(row=row, column=col, value=value)
-            cell.font, cell.border = _FONT, _BORDER
-            cell.alignment = _CENTRED if col in (1, 2, 3, 5) else _WRAP
-        severity = ws.cell(row=row, column=5)
-        severity.fill = PatternFill("solid", fgColor=ERROR_COLOUR if item.issue.severity == "error" else WARNING_COLOUR)
-        if ref is not None:
-            for col in (2, 3):
-                link = ws.cell(row=row, column=col)
-                link.hyperlink = Hyperlink(ref=link.coordinate, location=f"'{MAIN_SHEET}'!{ref}",
+            alignment = _CENTRED if col in (1, 2, 3, 5) else _WRAP
+            if col == 5:
+                stamps.apply(cell, ("severity", error), font=_FONT, border=_BORDER, alignment=alignment,
+                             fill=_ERROR_FILL if error else _WARNING_FILL)
+            elif col in (2, 3) and ref is not None:
+                stamps.apply(cell, ("link", col), font=_LINK_FONT, border=_BORDER, alignment=alignment)
+                cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{MAIN_SHEET}'!{ref}",
                                            tooltip=f"Aller à la cellule {ref}")
-                link.font = _LINK_FONT
+            else:
+                stamps.apply(cell, ("plain", col), font=_FONT, border=_BORDER, alignment=alignment)
     fit_rows(ws, range(ISSUE_HEADER_ROW + 1, row + 1), ISSUE_WIDTHS)
     ws.freeze_panes = ws.cell(row=ISSUE_HEADER_ROW + 1, column=1)
     print_setup(ws, title_rows=f"{ISSUE_HEADER_ROW}:{ISSUE_HEADER_ROW}",

@@ -7,10 +7,12 @@ looked up in the store by (folder, UIDVALIDITY, UID) first, so a crash between p
 move never answers twice; a UIDVALIDITY change makes those UIDs meaningless, and the pipeline's
 deduplication (Message-ID, or the bytes' SHA-256) then recognises what was already answered.
 
-The watcher waits with IDLE when the server has it, re-issued every ``idle_seconds`` (60 s by
-default, as GitLab's mail_room) so a dead connection is noticed and a lost notification costs at
-most that long; otherwise it polls every ``poll_seconds``. A connection error closes the
-connection and reconnects with exponential backoff, then catches up again.
+When the server has IDLE, a second connection, the doorbell (:mod:`intake.channels.doorbell`),
+stays in IDLE on the folder and rings on new mail; the watcher's own connection waits for the
+bell and looks at the folder at least every ``idle_seconds`` (60 s by default, as GitLab's
+mail_room), so a dead connection is noticed and a lost notification costs at most that long.
+Without IDLE it polls every ``poll_seconds``. A connection error closes the connection and
+reconnects with exponential backoff, then catches up again.
 
 Over TLS (``security = "ssl"`` or ``"starttls"``) the server's certificate and name are always
 verified (``ca_file`` for a private authority); a refusal is a setting to fix, logged and shown in
@@ -39,6 +41,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from sqlalchemy.exc import IntegrityError
 
+from intake.channels.doorbell import Doorbell
 from intake.config.clock import utcnow
 from intake.config.settings import ImapConfig
 from intake.config.tls import CaFileError, certificate_refused, tls_context
@@ -109,6 +112,9 @@ class ImapWatcher:
         self._health = _Health()
         self._engine = engine_of(services.sessions)
         self._elsewhere = False  # some UID of the last pass was in another instance's hands
+        self.doorbell = Doorbell(self._open, config.folder, idle_seconds=config.idle_seconds,
+                                 log=self.log, backoff_initial=backoff_initial, backoff_max=backoff_max)
+        self._doorbell_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ public API
 
@@ -116,18 +122,22 @@ class ImapWatcher:
         """Watch until ``stop`` is set; never raises (errors are logged and retried)."""
         self._stop = stop
         delay = self.backoff_initial
-        while not stop.is_set():
-            try:
-                self._catch_up(stop)
-                delay = self.backoff_initial
-                self._watch(stop)
-            except Exception as exc:
-                self._error(exc)
-                self.close()
-                if stop.wait(delay):
-                    break
-                delay = min(delay * 2, self.backoff_max)
-        self.close()
+        try:
+            while not stop.is_set():
+                try:
+                    self._catch_up(stop)
+                    delay = self.backoff_initial
+                    self._watch(stop)
+                except Exception as exc:
+                    self._error(exc)
+                    self.close()
+                    if stop.wait(delay):
+                        break
+                    delay = min(delay * 2, self.backoff_max)
+        finally:
+            self.close()
+            if self._doorbell_thread is not None:
+                self._doorbell_thread.join()
 
     def sync_once(self) -> list[Result]:
         """Process and move every message of the folder (connecting first when needed).
@@ -175,6 +185,7 @@ class ImapWatcher:
             "last_sync_at": h.last_sync_at.isoformat() if h.last_sync_at else None,
             "last_error": h.last_error,
             "backlog": h.backlog,
+            "doorbell_error": self.doorbell.last_error if self._doorbell_thread is not None else None,
         }
 
     def close(self) -> None:
@@ -191,9 +202,8 @@ class ImapWatcher:
 
     # ------------------------------------------------------------------ connection
 
-    def _connected(self) -> IMAPClient:
-        if self._client is not None:
-            return self._client
+    def _open(self) -> IMAPClient:
+        """A new connection, logged in (the watcher's, or the doorbell's)."""
         cfg = self.config
         # Over TLS the server's certificate and name are always verified (``[imap] ca_file``).
         context = tls_context(cfg.ca_file, setting="[imap] ca_file") if cfg.security != "none" else None
@@ -204,6 +214,18 @@ class ImapWatcher:
             if cfg.security == "starttls":
                 client.starttls(context)
             client.login(cfg.username, cfg.password)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
+        return client
+
+    def _connected(self) -> IMAPClient:
+        if self._client is not None:
+            return self._client
+        cfg = self.config
+        client = self._open()
+        try:
             if not client.folder_exists(cfg.processed_folder):
                 try:
                     client.create_folder(cfg.processed_folder)
@@ -223,14 +245,33 @@ class ImapWatcher:
         return client
 
     def _watch(self, stop: threading.Event) -> None:
-        """Wait for new mail (IDLE or polling) and catch up, until ``stop`` or an error."""
+        """Wait for new mail (the doorbell, or polling) and catch up, until ``stop`` or an error."""
         while not stop.is_set():
-            client = self._connected()
+            self._connected()
             if self._health.idle_supported:
-                self._idle(client, stop)
+                self._start_doorbell(stop)
+                self._wait_for_bell(stop)
             elif stop.wait(self.config.poll_seconds):
                 return
             self._catch_up(stop)
+
+    def _start_doorbell(self, stop: threading.Event) -> None:
+        if self._doorbell_thread is None:
+            self._doorbell_thread = threading.Thread(target=self.doorbell.run, args=(stop,),
+                                                     name="imap-doorbell", daemon=True)
+            self._doorbell_thread.start()
+
+    def _wait_for_bell(self, stop: threading.Event) -> None:
+        """Until the doorbell rings, ``stop`` or ``idle_seconds``; the bell is cleared *before*
+        the folder is looked at, so a ring during that look makes one more look, never a lost one."""
+        bell = self.doorbell.bell
+        deadline = time.monotonic() + self.config.idle_seconds
+        while not stop.is_set() and not bell.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            bell.wait(min(0.5, remaining))
+        bell.clear()
 
     def _catch_up(self, stop: threading.Event) -> None:
         """Sync until a pass finds nothing new. Mail that arrived while we worked was announced in
@@ -244,28 +285,6 @@ class ImapWatcher:
                 continue
             if not self._elsewhere or stop.wait(ELSEWHERE_RETRY_SECONDS):
                 return
-
-    def _idle(self, client: IMAPClient, stop: threading.Event) -> None:
-        """One IDLE of at most ``idle_seconds``, ended early by new mail or ``stop``."""
-        _announced_before_idle(client)  # forget what SELECT/SEARCH reported: our search saw it
-        client.idle()
-        deadline = time.monotonic() + self.config.idle_seconds
-        try:
-            if _announced_before_idle(client):
-                return  # new mail announced between our last search and the IDLE: look now
-            while not stop.is_set():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                wait = min(1.0, remaining)
-                started = time.monotonic()
-                responses = client.idle_check(timeout=wait)
-                if any(_wakes_up(r) for r in responses):
-                    break
-                if not responses and time.monotonic() - started < wait / 2:
-                    break  # readable but nothing parsed: end of stream; DONE below will tell
-        finally:
-            client.idle_done()
 
     # ------------------------------------------------------------------ one message
 
@@ -441,25 +460,3 @@ def describe(exc: BaseException, config: ImapConfig) -> str:
     if isinstance(exc, CaFileError):
         return str(exc)
     return one_line(f"{type(exc).__name__}: {exc}")
-
-
-def _announced_before_idle(client: IMAPClient) -> bool:
-    """Whether the server announced new mail just before accepting IDLE.
-
-    ``IMAPClient.idle()`` reads a single response: an ``* N EXISTS`` sent before the ``+ idling``
-    continuation is filed by imaplib among its stored untagged responses, where ``idle_check``
-    never looks. Without this, mail appended between our last SEARCH and the IDLE waits for the
-    next IDLE re-issue (``idle_seconds``).
-    """
-    stored = getattr(getattr(client, "_imap", None), "untagged_responses", None)
-    if not isinstance(stored, dict):
-        return False
-    announced = bool(stored.pop("EXISTS", None)) | bool(stored.pop("RECENT", None))
-    return announced
-
-
-def _wakes_up(response: Any) -> bool:
-    """New mail (EXISTS) or the server leaving (BYE) ends the IDLE."""
-    if not isinstance(response, tuple) or not response:
-        return False
-    return response[0] == b"BYE" or (len(response) > 1 and response[1] == b"EXISTS")

@@ -26,6 +26,7 @@ from intake.config.clock import utcnow
 from intake.pipeline.failures import alert_failed, record_failure
 from intake.pipeline.journey import Delivery, Journey, Outcome, Result
 from intake.pipeline.services import Services
+from intake.pipeline.steps.annotate import annotate
 from intake.pipeline.steps.classify import claim, classify
 from intake.pipeline.steps.converse import converse
 from intake.pipeline.steps.extract import extract
@@ -65,6 +66,7 @@ def _answerable(j: Journey) -> bool:
 STEPS: tuple[Step, ...] = (
     Step("classify", classify, lambda j: True, before_lock=True),  # ignored / duplicate / quarantined, or a region
     Step("extract", extract, _undecided, before_lock=True),  # workbooks and narratives read and checked
+    Step("annotate", annotate, _undecided, before_lock=True),  # corrections-<region>.xlsx built
     Step("claim", claim, lambda j: True),  # a bounce noted; the dedup key claimed, else duplicate
     Step("converse", converse, _undecided),  # a message without a return: answered / forwarded
     Step("validate", validate, _undecided),  # message-level rules; verdict accepted / rejected

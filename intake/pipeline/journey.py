@@ -42,6 +42,15 @@ class IdenticalFile:
     previous: Submission
 
 
+@dataclass(frozen=True)
+class Annotation:
+    """``corrections-<region>.xlsx`` of one workbook (``data``), as built from ``workbook``."""
+
+    workbook: WorkbookReturn
+    name: str
+    data: bytes
+
+
 @dataclass
 class Journey:
     """What the steps learn about one message, in the order they learn it."""
@@ -64,6 +73,9 @@ class Journey:
     forwarded: bool = False  # handed to a person
     request: DossierEvent | None = None  # the extension request this message made
     reply: ReplyDraft | None = None
+    # Annotated workbooks built before the write lock (steps/annotate.py), used by the reply when
+    # the workbook and its issues are still the same.
+    annotations: list[Annotation] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:

@@ -17,8 +17,8 @@ from datetime import timedelta
 from intake.config.clock import utcnow
 from intake.pipeline.journey import Journey
 from intake.pipeline.services import Services
+from intake.pipeline.steps.annotate import build_annotations
 from intake.pipeline.steps.converse import conversation_facts
-from notifier.corrections import annotated, build_corrections
 from notifier.outbox import queue_reply
 from notifier.replies import XLSX, DossierFacts, ReplyDraft, ReplyFacts, draft_reply
 from store.queries.dossiers import latest_submission
@@ -47,23 +47,12 @@ def reply(journey: Journey, services: Services) -> None:
 
 
 def with_corrections(journey: Journey, services: Services, draft: ReplyDraft) -> ReplyDraft:
-    """``draft`` with one annotated workbook per workbook of the return that has issues.
-
-    A workbook that cannot be annotated (a bug) is logged and left out: the reply still goes.
-    """
-    region, campaign = journey.region, journey.campaign
-    if region is None or campaign is None or journey.outcome not in ("accepted", "rejected"):
+    """``draft`` with one annotated workbook per workbook of the return that has issues (built
+    before the lock by ``annotate`` when the workbook has not changed since)."""
+    if journey.outcome not in ("accepted", "rejected"):
         return draft
-    files: list[tuple[str, bytes, str]] = []
-    for workbook, name in annotated(journey.workbooks, region.name):
-        try:
-            data = build_corrections(workbook, region_code=region.code, region_name=region.name,
-                                     campaign_id=campaign.id, year=campaign.year)
-        except Exception:
-            services.log.exception("annotated workbook of %s not built", workbook.file)
-            continue
-        files.append((name, data, XLSX))
-    return replace(draft, attachments=draft.attachments + tuple(files)) if files else draft
+    files = tuple((a.name, a.data, XLSX) for a in build_annotations(journey, services, journey.workbooks))
+    return replace(draft, attachments=draft.attachments + files) if files else draft
 
 
 def reply_facts(journey: Journey, services: Services) -> ReplyFacts:

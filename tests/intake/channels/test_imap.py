@@ -6,86 +6,22 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from intake.channels.imap import FETCH_FAILED, MAX_FETCH_ATTEMPTS, ImapWatcher
-from intake.config.settings import ImapConfig
 from intake.pipeline import flow
 from intake.pipeline.journey import Delivery, Journey, Result
 from intake.pipeline.services import Services
 from intake.pipeline.steps.extract import extract
 from store.models import InboundMessage
-from tests.factories.emails import XLSX, build_email
-from tests.factories.workbooks import good_workbook
 from tests.support.dovecot import Dovecot
 from tests.support.pipeline import outbox
 from tests.support.settings import make_services
-
-PROCESSED = "Traités"
-
-
-def imap_config(server: Dovecot, **changes: Any) -> ImapConfig:
-    config = ImapConfig(host=server.host, port=server.port, username=server.user, password=server.password,
-                        folder="INBOX", processed_folder=PROCESSED, idle_seconds=5.0, poll_seconds=0.3,
-                        timeout_seconds=5.0)
-    return replace(config, **changes)
-
-
-def sqlite_services(tmp_path: Path) -> Services:
-    return make_services(tmp_path, f"sqlite:///{tmp_path / 'imap.sqlite3'}")
-
-
-def mail(subject: str = "Bilan 2013 – région Bretagne", workbook: bool = False) -> bytes:
-    attachments = [("Bilan 2013 - Bretagne.xlsx", good_workbook(), XLSX)] if workbook else []
-    return build_email(subject=subject, attachments=attachments)
-
-
-def rows(services: Services) -> list[InboundMessage]:
-    with services.sessions() as session:
-        return list(session.scalars(select(InboundMessage).order_by(InboundMessage.id)))
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> float:
-    """Seconds it took for ``predicate`` to hold (AssertionError after ``timeout``)."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(0.05)
-    raise AssertionError(f"condition not reached within {timeout} s")
-
-
-class Running:
-    """A watcher running ``run(stop)`` in a thread, stopped (and checked stopped) at exit."""
-
-    def __init__(self, watcher: ImapWatcher) -> None:
-        self.watcher = watcher
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=watcher.run, args=(self.stop,), daemon=True)
-
-    def __enter__(self) -> Running:
-        self.thread.start()
-        wait_for(lambda: self.watcher.health()["last_sync_at"] is not None)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        started = time.monotonic()
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive(), "the watcher did not stop"
-        assert time.monotonic() - started < 3.0, "the watcher took too long to stop"
-
-
-def moved(server: Dovecot, count: int) -> Callable[[], bool]:
-    return lambda: not server.uids("INBOX") and len(server.uids(PROCESSED)) == count
-
+from tests.support.watcher import PROCESSED, Running, imap_config, mail, moved, rows, sqlite_services, wait_for
 
 # ---------------------------------------------------------------------------- IDLE, polling
 
@@ -386,18 +322,6 @@ def test_silently_dead_connection_is_noticed_by_the_reissued_idle(dovecot: Dovec
             dovecot.append(mail())
             elapsed = wait_for(lambda: len(outbox(services)) == 1 and moved(dovecot, 1)())
             assert elapsed < 6.0  # idle_seconds + timeout_seconds + backoff, not 29 minutes
-            assert len(proxy.pairs) >= 2  # it reconnected
+            assert len(proxy.pairs) >= 3  # the watcher and its doorbell, then a reconnection
     finally:
         proxy.close()
-
-
-def test_mail_announced_before_the_idle_continuation_is_not_missed() -> None:
-    """imaplib files an ``* N EXISTS`` read before ``+ idling`` among its stored responses."""
-    from types import SimpleNamespace
-
-    from intake.channels.imap import _announced_before_idle
-
-    client = SimpleNamespace(_imap=SimpleNamespace(untagged_responses={"EXISTS": [b"3"], "FLAGS": [b"()"]}))
-    assert _announced_before_idle(client) is True  # IMAPClient is untyped: any stand-in will do
-    assert client._imap.untagged_responses == {"FLAGS": [b"()"]}  # consumed: no spinning on stale news
-    assert _announced_before_idle(client) is False

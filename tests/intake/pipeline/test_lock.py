@@ -3,17 +3,26 @@ decided under it (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import create_engine, text
 
 from intake.pipeline import flow
 from intake.pipeline.flow import STEPS, Step
 from intake.pipeline.journey import Delivery, Journey
 from intake.pipeline.services import Services
+from intake.pipeline.steps import annotate as annotate_step
+from intake.pipeline.steps.annotate import build_annotations
+from notifier.corrections import build_corrections
+from parsers.model import WorkbookReturn
+from parsers.workbook.check import check_workbook
 from store.db import engine_of
+from store.models import InboundMessage
 from tests.factories.emails import XLSX, build_email
 from tests.factories.workbooks import good_workbook
 from tests.support.pipeline import IN_TIME, ingest, outbox, submissions
@@ -35,9 +44,54 @@ def with_step_before_lock(monkeypatch: pytest.MonkeyPatch, run: Step) -> None:
     monkeypatch.setattr(flow, "STEPS", (*STEPS[:last + 1], run, *STEPS[last + 1:]))
 
 
-def test_classify_and_extract_run_before_the_lock(services: Services) -> None:
-    assert [s.name for s in STEPS if s.before_lock] == ["classify", "extract"]
-    assert all(s.before_lock for s in STEPS[:2]) and not any(s.before_lock for s in STEPS[2:])
+def test_classify_extract_and_annotate_run_before_the_lock(services: Services) -> None:
+    assert [s.name for s in STEPS if s.before_lock] == ["classify", "extract", "annotate"]
+    assert all(s.before_lock for s in STEPS[:3]) and not any(s.before_lock for s in STEPS[3:])
+
+
+def test_the_annotated_workbook_is_built_once_before_the_lock_and_attached(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+
+    def counted(workbook: WorkbookReturn, **kwargs: Any) -> bytes:
+        built.append(workbook.file)
+        return build_corrections(workbook, **kwargs)
+
+    monkeypatch.setattr(annotate_step, "build_corrections", counted)
+    raw = build_email(message_id="<faulty@bretagne.pref.gouv.fr>",
+                      attachments=[("bilan.xlsx", good_workbook(values={"I09": "quatre"}), XLSX)])
+    result = ingest(services, raw)
+    assert result.outcome == "rejected" and built == ["bilan.xlsx"]
+    assert result.reply is not None
+    [(name, data, _)] = [a for a in result.reply.attachments if a[0].startswith("corrections-")]
+    assert name == "corrections-bretagne.xlsx" and data[:2] == b"PK"
+
+
+def test_a_workbook_changed_after_the_annotation_is_annotated_again(services: Services) -> None:
+    """Message-level rules may add warnings under the lock: the annotation built before it no
+    longer matches, and the reply gets one that lists them."""
+    region = services.settings.regions[0]
+    campaign = services.settings.campaigns[0]
+    journey = Journey(inbound=InboundMessage(), session=None, region=region,  # type: ignore[arg-type]
+                      campaign=campaign)
+    workbook = check_workbook(good_workbook(values={"I09": "quatre"}), "bilan.xlsx")
+    journey.annotations = build_annotations(journey, services, [workbook])
+    [before] = journey.annotations
+    [same] = build_annotations(journey, services, [workbook])
+    assert same.data is before.data  # reused, not built again
+    warning = replace(workbook.issues[0], code="same_as_last_year", severity="warning", message="Valeur identique.")
+    changed = replace(workbook, issues=(*workbook.issues, warning))
+    [again] = build_annotations(journey, services, [changed])
+    assert again.data is not before.data and again.workbook is changed
+    assert len(read_issues_sheet(again.data)) == len(read_issues_sheet(before.data)) + 1
+
+
+def read_issues_sheet(data: bytes) -> list[tuple[object, ...]]:
+    """The numbered rows of the first sheet of an annotated workbook (one per issue)."""
+    book = load_workbook(io.BytesIO(data), read_only=True)
+    rows = list(book.worksheets[0].iter_rows(values_only=True))
+    return [row for row in rows if isinstance(row[0], int)]
 
 
 def test_another_writer_commits_while_a_message_is_parsed(services: Services, monkeypatch: pytest.MonkeyPatch
