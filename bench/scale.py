@@ -3,8 +3,8 @@
 Each case gets a fresh PostgreSQL database, a fresh Dovecot mailbox and a fresh relay; the
 instances (``conventions-intake serve`` in processes of their own, as tests/support/service.py
 runs them, IDLE on the same INBOX) are started and ready before the burst: ``--burst`` returns
-(filled Annexe 2 workbooks from Bretagne and Rhône-Alpes in turn, every third one of each
-with a refused figure) appended back to
+(filled Annexe 2 workbooks naming their region, from Bretagne and Rhône-Alpes in turn, every
+third one of each with a refused figure, answered with the annotated workbook) appended back to
 back over one IMAP connection. The rate is the burst's size over the time from the first append
 to the last reply at the relay. The floor is the one-instance case, measured in the same run: the
 goal is two instances at 1.7 times its rate or more. Every message must be answered exactly once
@@ -33,7 +33,7 @@ from bench.report import machine, write_section
 from store.db import make_engine, session_factory
 from store.models import InboundMessage
 from tests.factories.emails import XLSX, build_email
-from tests.factories.workbooks import good_workbook
+from tests.factories.workbooks import Layout, good_workbook
 from tests.support.dovecot import Dovecot, dovecot_binary
 from tests.support.postgres import DEFAULT_PG_ADMIN_URL, throwaway_database
 from tests.support.relay import Relay
@@ -46,8 +46,10 @@ def burst(count: int) -> tuple[list[bytes], set[str]]:
     """Returns of the two regions of the configuration in turn (a deadline day mixes regions: the
     versions of one dossier are numbered one after the other, under a lock on its row)."""
     regions = (("bretagne", "Bretagne"), ("rhone-alpes", "Rhône-Alpes"))
-    books = {domain: [good_workbook(region=name), good_workbook(region=name),
-                      good_workbook(region=name, values={"I09": "quatre"})] for domain, name in regions}
+    named = Layout(region_line="Région : {region}")  # as our template names the region
+    books = {domain: [good_workbook(region=name, layout=named), good_workbook(region=name, layout=named),
+                      good_workbook(region=name, layout=named, values={"I09": "quatre"})]
+             for domain, name in regions}
     stamp = time.monotonic_ns()
     raws, ids = [], set()
     for n in range(count):

@@ -87,6 +87,7 @@ from notifier.smtp_client import (
     smtp_text,
     wire_bytes,
 )
+from store.db import reading
 from store.models import OutboxItem
 from store.queries.outbox import (
     claim_outbox,
@@ -96,6 +97,7 @@ from store.queries.outbox import (
     in_doubt_outbox,
     mark_handed_over,
     next_outbox_event,
+    outbox_needs_care,
     release_dead_claims,
 )
 
@@ -216,9 +218,13 @@ class OutboxSender:
         now = self.clock()
         if self._relay_retry_at is not None and now < self._relay_retry_at:
             return 0
-        self.settle_in_doubt(now)
-        self.hold_stale(now)
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
+            sending, stale = outbox_needs_care(session, now - timedelta(minutes=self.smtp.hold_after_minutes))
+        if sending:
+            self.settle_in_doubt(now)
+        if stale:
+            self.hold_stale(now)
+        with reading(self.sessions) as session:
             candidates = claimable_outbox(session, now, limit)
         handled = 0
         connection = RelayConnection(self._open)

@@ -109,6 +109,17 @@ def outbox_status_counts(session: Session) -> dict[str, int]:
     return {status: int(counts.get(status, 0)) for status in OUTBOX_STATUSES}
 
 
+def outbox_needs_care(session: Session, queued_before: datetime) -> tuple[bool, bool]:
+    """(an item is being sent: a dead sender's claim may need settling, an item never tried was
+    queued before ``queued_before``: it may need holding). Read first, so that a sender with
+    nothing to settle nor hold takes no write lock for them."""
+    sending = session.scalar(select(OutboxItem.id).where(OutboxItem.status == "sending").limit(1))
+    stale = session.scalar(select(OutboxItem.id).where(
+        OutboxItem.status == "queued", OutboxItem.attempts == 0, OutboxItem.next_attempt_at.is_(None),
+        OutboxItem.created_at < queued_before).limit(1))
+    return sending is not None, stale is not None
+
+
 def hold_stale_outbox(session: Session, queued_before: datetime) -> list[OutboxItem]:
     """Mail queued before ``queued_before`` and never tried is held for an operator's decision (mail
     an operator released has a next attempt set, and is not held again)."""
