@@ -132,7 +132,8 @@ class ImapConfig:
                        "system's); the certificate is always verified")
     folder: str = key("INBOX", "folder watched")
     processed_folder: str = key("Traités", "where each message is moved once answered")
-    idle_seconds: float = key(60.0, "IDLE is re-issued this often (well before the 29-minute limit)", low=0.1)
+    idle_seconds: float = key(60.0, "IDLE is re-issued this often, and the folder looked at as often without news "
+                                    "(well before the 29-minute limit)", low=0.1)
     poll_seconds: float = key(30.0, "polling interval when the server has no IDLE", low=0.1)
     timeout_seconds: float = key(30.0, "socket timeout: a dead connection is noticed", low=0.1)
 
