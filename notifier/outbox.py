@@ -13,7 +13,13 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email import charset
+from email.encoders import encode_base64
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
 from email.utils import format_datetime, formataddr, make_msgid
 from pathlib import Path
 
@@ -28,6 +34,14 @@ from store.queries.outbox import enqueue_outbox, mark_written
 
 LOOP_HEADER = "X-Conventions-Intake-Loop"
 SENDER_NAME = "Conventions d'objectifs – collecte des bilans"
+# UTF-8 bodies as they are, or in quoted-printable when a line is long; never base64 (the
+# registry's default for UTF-8), so that the raw .eml stays readable.
+_UTF8_8BIT = charset.Charset("utf-8")
+_UTF8_8BIT.body_encoding = None  # type: ignore[assignment]  # None: no transfer encoding (typeshed says int)
+_UTF8_QP = charset.Charset("utf-8")
+_UTF8_QP.body_encoding = charset.QP
+_UTF8_QP.header_encoding = charset.QP  # "=?utf-8?q?Accus=C3=A9?=": the words stay legible
+_SHORT_LINE = 78
 
 
 def sender_address(settings: Settings) -> str:
@@ -48,16 +62,37 @@ def build_mail(
     auto_submitted: str = "auto-replied",
     now: datetime | None = None,
     message_id: str | None = None,
-) -> EmailMessage:
-    """An RFC 5322 message marked as automatic, so that robots do not answer it."""
+) -> Message:
+    """An RFC 5322 message marked as automatic, so that robots do not answer it.
+
+    Built with the ``email`` package's classic classes (policy ``compat32``): the modern API
+    parses every header on assignment and refolds it on output, 7.5 ms for an acknowledgement
+    against 3 ms (docs/performance.md). Bodies are UTF-8, in quoted-printable when a line is long,
+    attachments in base64, non-ASCII header text in RFC 2047 words and file names in RFC 2231 parameters.
+    """
     sender = sender_address(settings)
     domain = sender.rpartition("@")[2] or "localhost"
-    msg = EmailMessage()
-    msg["From"] = formataddr((SENDER_NAME, sender))
-    msg["To"] = ", ".join(to)
+    body: Message = _text_part(text, "plain")
+    if html is not None:
+        body = MIMEMultipart("alternative", _subparts=[_inner(body), _inner(_text_part(html, "html"))])
+    files = list(attachments)
+    msg: Message = body
+    if files:
+        msg = MIMEMultipart("mixed", _subparts=[_inner(body)])
+        for filename, data, content_type in files:
+            maintype, _, subtype = content_type.partition("/")
+            part = MIMEBase(maintype, subtype)
+            part.set_payload(data)
+            encode_base64(part)
+            _inner(part)
+            part.add_header("Content-Disposition", "attachment",
+                            filename=filename if filename.isascii() else ("utf-8", "", filename))
+            msg.attach(part)
+    msg["From"] = formataddr((SENDER_NAME, sender), charset="utf-8")
+    msg["To"] = _header("To", ", ".join(to))
     if cc:
-        msg["Cc"] = ", ".join(cc)
-    msg["Subject"] = subject
+        msg["Cc"] = _header("Cc", ", ".join(cc))
+    msg["Subject"] = _header("Subject", subject)
     msg["Date"] = format_datetime(now or datetime.now(UTC))
     msg["Message-ID"] = message_id or make_msgid(domain=domain)
     if in_reply_to:
@@ -66,13 +101,27 @@ def build_mail(
     msg["Auto-Submitted"] = auto_submitted
     msg["X-Auto-Response-Suppress"] = "All"
     msg[LOOP_HEADER] = settings.mailbox_address
-    msg.set_content(text)
-    if html is not None:
-        msg.add_alternative(html, subtype="html")
-    for filename, data, content_type in attachments:
-        maintype, _, subtype = content_type.partition("/")
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg
+
+
+def _text_part(text: str, subtype: str) -> Message:
+    """UTF-8 text as it is (8bit) when every line is short, as the ``email`` package's own choice
+    would be; in quoted-printable otherwise (SMTP limits a line to 998 bytes)."""
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    short = all(len(line) <= _SHORT_LINE for line in text.splitlines())
+    part.set_payload(text, _UTF8_8BIT if short else _UTF8_QP)
+    return part
+
+
+def _inner(part: Message) -> Message:
+    """A part inside a multipart: MIME-Version belongs to the message's own header only."""
+    del part["MIME-Version"]
+    return part
+
+
+def _header(name: str, value: str) -> str:
+    """ASCII text as it is; anything else as RFC 2047 encoded words (UTF-8), folded after ``name``."""
+    return value if value.isascii() else Header(value, _UTF8_QP, header_name=name).encode()
 
 
 def reply_message_id(settings: Settings, inbound: InboundMessage) -> str:
