@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from intake.channels.doorbell import Doorbell
 from intake.channels.imap import ImapWatcher
 from intake.config.settings import ImapConfig
 from intake.pipeline.services import Services
@@ -56,24 +57,29 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> float:
 
 
 class Running:
-    """A watcher running ``run(stop)`` in a thread, stopped (and checked stopped) at exit."""
+    """``runner.run(stop)`` in a thread (the watcher, or its doorbell), stopped and checked stopped
+    at exit; entered once ``ready`` holds (for a watcher, by default, once its first sync is done)."""
 
-    def __init__(self, watcher: ImapWatcher) -> None:
-        self.watcher = watcher
+    def __init__(self, runner: ImapWatcher | Doorbell, ready: Callable[[], bool] | None = None) -> None:
+        self.runner = runner
+        self.ready = ready
+        if ready is None and isinstance(runner, ImapWatcher):
+            self.ready = lambda: runner.health()["last_sync_at"] is not None
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=watcher.run, args=(self.stop,), daemon=True)
+        self.thread = threading.Thread(target=runner.run, args=(self.stop,), daemon=True)
 
     def __enter__(self) -> Running:
         self.thread.start()
-        wait_for(lambda: self.watcher.health()["last_sync_at"] is not None)
+        if self.ready is not None:
+            wait_for(self.ready)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         started = time.monotonic()
         self.thread.join(timeout=10)
-        assert not self.thread.is_alive(), "the watcher did not stop"
-        assert time.monotonic() - started < 3.0, "the watcher took too long to stop"
+        assert not self.thread.is_alive(), f"{type(self.runner).__name__} did not stop"
+        assert time.monotonic() - started < 3.0, f"{type(self.runner).__name__} took too long to stop"
 
 
 def moved(server: Dovecot, count: int) -> Callable[[], bool]:

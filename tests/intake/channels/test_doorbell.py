@@ -25,27 +25,9 @@ from tests.support.watcher import Running, imap_config, mail, moved, sqlite_serv
 LOG = logging.getLogger("test-doorbell")
 
 
-class Ringing:
-    """A doorbell running in a thread, stopped (and checked stopped) at exit."""
-
-    def __init__(self, doorbell: Doorbell) -> None:
-        self.doorbell = doorbell
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=doorbell.run, args=(self.stop,), daemon=True)
-
-    def __enter__(self) -> Doorbell:
-        self.thread.start()
-        return self.doorbell
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
-        assert not self.thread.is_alive(), "the doorbell did not stop"
-
-
 def test_rings_when_it_enters_idle_and_at_each_new_message(dovecot: Dovecot) -> None:
     doorbell = Doorbell(dovecot.client, "INBOX", idle_seconds=600.0, log=LOG)
-    with Ringing(doorbell):
+    with Running(doorbell):
         wait_for(doorbell.bell.is_set)  # entering IDLE: whatever came before is looked for
         assert doorbell.rings == 1
         for n in range(1, 4):
@@ -59,7 +41,7 @@ def test_rings_when_it_enters_idle_and_at_each_new_message(dovecot: Dovecot) -> 
 def test_a_server_restart_is_survived_and_the_bell_rings_again(dovecot: Dovecot) -> None:
     doorbell = Doorbell(dovecot.client, "INBOX", idle_seconds=600.0, log=LOG, backoff_initial=0.05,
                         backoff_max=0.2)
-    with Ringing(doorbell):
+    with Running(doorbell):
         wait_for(lambda: doorbell.rings == 1)
         dovecot.restart()
         wait_for(lambda: doorbell.rings >= 2, timeout=10.0)  # reconnected: rang on entering IDLE
@@ -129,7 +111,7 @@ def test_mail_announced_in_the_same_packet_as_the_idle_continuation_is_looked_fo
         return client
 
     doorbell = Doorbell(connect, "INBOX", idle_seconds=600.0, log=LOG)
-    with Ringing(doorbell):
+    with Running(doorbell):
         wait_for(lambda: one_packet_server.idles == 1)
         wait_for(doorbell.bell.is_set, timeout=2.0)  # the watcher will SEARCH after this moment
 
