@@ -219,7 +219,7 @@ class OutboxSender:
         if self._relay_retry_at is not None and now < self._relay_retry_at:
             return 0
         with reading(self.sessions) as session:
-            sending, stale = outbox_needs_care(session, now - timedelta(minutes=self.smtp.hold_after_minutes))
+            sending, stale = outbox_needs_care(session, self._held_if_queued_before(now))
         if sending:
             self.settle_in_doubt(now)
         if stale:
@@ -276,7 +276,7 @@ class OutboxSender:
 
     def hold_stale(self, now: datetime) -> list[int]:
         """Hold mail that waited too long before any relay could take it; tell the admins once."""
-        queued_before = now - timedelta(minutes=self.smtp.hold_after_minutes)
+        queued_before = self._held_if_queued_before(now)
         with self.sessions.begin() as session:
             held = hold_stale_outbox(session, queued_before)
             if held and self.alert is not None:
@@ -293,6 +293,10 @@ class OutboxSender:
             self.log.warning("outbox items %s queued before %s and never tried: held for an operator's decision",
                              [item.id for item in held], queued_before.isoformat())
         return [item.id for item in held]
+
+    def _held_if_queued_before(self, now: datetime) -> datetime:
+        """Mail never tried and queued before this moment is held (``hold_after_minutes``)."""
+        return now - timedelta(minutes=self.smtp.hold_after_minutes)
 
     def next_wakeup(self) -> float | None:
         """Seconds until the earliest scheduled retry or lease expiry; None when nothing waits."""

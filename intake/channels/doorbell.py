@@ -1,18 +1,17 @@
 """The doorbell: a second IMAP connection that stays in IDLE on the watched folder and rings when
 the server announces new mail; the watcher's own connection does the work (SEARCH, FETCH, MOVE).
 
-Why two connections. With one, the watcher leaves IDLE to process each message and enters it
-again afterwards; Dovecot announces a message appended to a *freshly* idling client later than to
-one that has been idling for a while (its notifications are batched: about 0.5 s against 0.3 s
-here, docs/performance.md), and mail that arrives between the last SEARCH and the IDLE is only
-announced in responses the client library files away (an ``* N EXISTS`` before the ``+ idling``
-continuation) or keeps in its read buffer (one in the same packet as the continuation, which
-``idle_check``'s poll of the socket never sees). The doorbell never leaves IDLE except to re-issue
-it every ``idle_seconds`` (a dead connection is noticed there), so it hears of new mail as soon as
-any client can, and it rings once each time it *enters* IDLE: whatever arrived before its IDLE
-took effect is looked for by the watcher's next SEARCH, which runs after that moment. A ring is
-only a hint: the watcher also looks every ``idle_seconds`` without one, so a doorbell that cannot
-connect costs latency, never a message.
+Why two connections. With one, the watcher leaves IDLE to process each message and enters it again
+afterwards, and mail that arrives between the last SEARCH and the IDLE is only announced in
+responses the client library files away (an ``* N EXISTS`` before the ``+ idling`` continuation) or
+keeps in its read buffer (one in the same packet as the continuation, which ``idle_check``'s poll
+of the socket never sees). (Dovecot itself tells a session of a change 500 ms after the first
+change it noticed: docs/performance.md, "Why Dovecot's floor moves".) The doorbell never leaves
+IDLE except to re-issue it every ``idle_seconds`` (a dead connection is noticed there), so it hears
+of new mail as soon as any client can, and it rings once each time it *enters* IDLE: whatever
+arrived before its IDLE took effect is looked for by the watcher's next SEARCH, which runs after
+that moment. A ring is only a hint: the watcher also looks every ``idle_seconds`` without one, so a
+doorbell that cannot connect costs latency, never a message.
 """
 
 from __future__ import annotations
