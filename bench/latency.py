@@ -20,12 +20,17 @@ end of the IMAP APPEND and the arrival of its reply (matched by In-Reply-To) at 
   reply at the relay. Floor: the same message sent the same way to the relay itself (one SMTP hop);
 - burst: N messages appended back to back over one IMAP connection, each measured from its own
   append; the row "burst: last reply" is from the first append to the last reply, next to the time
-  the appends themselves took (its floor).
+  the appends themselves took (its floor). As on a deadline day, the returns come from every region
+  of the campaign in turn (27 in 2014), each workbook naming its region.
+
+``--processes 1,2`` measures every case with the pipeline in the service's own process (1, the
+default configuration), then in two processes of its own (``[service] processes = 2``).
 
 With IDLE, and with ``--polling`` also with polling (a Dovecot that does not advertise IDLE,
 ``poll_seconds``).
 
-    .venv/bin/python -m bench.latency [--single 20] [--smtp 20] [--burst 500] [--polling] [--write]
+    .venv/bin/python -m bench.latency [--single 20] [--smtp 20] [--burst 500] [--processes 1,2] [--polling]
+                                      [--write]
 
 ``--write`` replaces the "End-to-end latency" section of docs/performance.md.
 """
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import email
 import os
+import re
 import smtplib
 import statistics
 import tempfile
@@ -45,6 +51,8 @@ from email import policy
 from pathlib import Path
 
 from bench.report import machine, write_section
+from parsers.reference.catalogue import regions
+from parsers.text import strip_accents
 from tests.factories.emails import XLSX, build_email
 from tests.factories.workbooks import Layout, good_workbook
 from tests.support.dovecot import NO_IDLE_CAPABILITY, Dovecot, dovecot_binary
@@ -87,11 +95,18 @@ class Arrivals:
         raise TimeoutError(f"{len(message_ids - set(self.times))} replies missing")
 
 
-def message(n: int, tag: str, workbook: bytes) -> tuple[str, bytes]:
-    message_id = f"<bench-{tag}-{n}-{time.monotonic_ns()}@bretagne.pref.gouv.fr>"
-    raw = build_email(sender=f"agent{n}@bretagne.pref.gouv.fr", message_id=message_id,
+def message(n: int, tag: str, workbook: bytes, domain: str = "bretagne") -> tuple[str, bytes]:
+    message_id = f"<bench-{tag}-{n}-{time.monotonic_ns()}@{domain}.pref.gouv.fr>"
+    raw = build_email(sender=f"agent{n}@{domain}.pref.gouv.fr", message_id=message_id,
                       subject=f"Bilan 2013 ({tag} {n})", attachments=[("bilan.xlsx", workbook, XLSX)])
     return message_id, raw
+
+
+def every_region() -> list[tuple[str, str, bytes]]:
+    """(code, sender domain, a clean return naming the region) for every region of 2014."""
+    named = Layout(region_line="Région : {region}")
+    return [(r.code, re.sub(r"[^a-z0-9]+", "-", strip_accents(r.name).lower()).strip("-"),
+             good_workbook(region=r.name, layout=named)) for r in regions(2014)]
 
 
 class IdleFloor:
@@ -136,7 +151,7 @@ def receiver_port(config: Path) -> int:
     return int(tomllib.loads(config.read_text(encoding="utf-8"))["receiver"]["port"])
 
 
-def run_mode(idle: bool, single: int, smtp: int, burst: int) -> dict[str, list[float]]:
+def run_mode(idle: bool, single: int, smtp: int, burst: int, processes: int = 1) -> dict[str, list[float]]:
     binary = dovecot_binary()
     if binary is None:
         raise SystemExit("Dovecot is not installed (bash .ci/services.sh installs it)")
@@ -145,7 +160,11 @@ def run_mode(idle: bool, single: int, smtp: int, burst: int) -> dict[str, list[f
     mailbox.start()
     relay.start()
     tmp = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-    config = write_service_config(tmp, mailbox, relay, idle_seconds=60, poll_seconds=1, name="bench.toml")
+    senders = every_region()
+    config = write_service_config(tmp, mailbox, relay, idle_seconds=60, poll_seconds=1, name="bench.toml",
+                                  processes=processes,
+                                  regions=[{"code": code, "senders": [f"@{domain}.pref.gouv.fr"]}
+                                           for code, domain, _ in senders])
     service = ServiceProcess(config, f"sqlite:///{tmp / 'bench.sqlite3'}", tmp)
     arrivals = Arrivals(relay)
     workbook = good_workbook(layout=Layout(region_line="Région : {region}"))  # clean: an acknowledgement
@@ -180,7 +199,8 @@ def run_mode(idle: bool, single: int, smtp: int, burst: int) -> dict[str, list[f
                     arrivals.wait({message_id}, 60)
                     results["smtp"].append(arrivals.times[message_id] - started)
         sent: dict[str, float] = {}
-        batch = [message(n, "burst", workbook) for n in range(burst)]
+        batch = [message(n, "burst", senders[n % len(senders)][2], senders[n % len(senders)][1])
+                 for n in range(burst)]
         if batch:
             with mailbox.client() as client:
                 first = time.perf_counter()
@@ -239,11 +259,17 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=20)
     parser.add_argument("--smtp", type=int, default=20)
     parser.add_argument("--burst", type=int, default=500)
+    parser.add_argument("--processes", default="1", help="[service] processes, one or several: 1,2")
     parser.add_argument("--polling", action="store_true")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
+    counts = [int(n) for n in args.processes.split(",")]
     loads = [os.getloadavg()[0]]
-    results = {"IDLE": run_mode(True, args.single, args.smtp, args.burst)}
+    results: dict[str, dict[str, list[float]]] = {}
+    for count in counts:
+        mode = "IDLE" if count == 1 else f"IDLE, {count} processes"
+        results[mode] = run_mode(True, args.single, args.smtp, args.burst, count)
+        loads.append(os.getloadavg()[0])
     if args.polling:
         results["polling (1 s)"] = run_mode(False, args.single, 0, args.burst)
     loads.append(os.getloadavg()[0])
@@ -253,7 +279,8 @@ def main() -> None:
         "relay, with a real Dovecot, a real aiosmtpd relay and `serve` in its own process, SQLite store; each "
         "message carries a filled Annexe 2 workbook. Each case next to its floor, measured in the same run "
         "(see the module's docstring). Measured by `bench/latency.py --single "
-        f"{args.single} --smtp {args.smtp} --burst {args.burst}{' --polling' if args.polling else ''}` on "
+        f"{args.single} --smtp {args.smtp} --burst {args.burst} --processes {args.processes}"
+        f"{' --polling' if args.polling else ''}` on "
         f"{machine()}; load average {' → '.join(f'{x:.1f}' for x in loads)} during the run.\n\n"
         + table(results) + "\n\n"
         "Goals (issue 15): IMAP single median within 100 ms of its floor, 95th percentile within 200 ms (the "

@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from email import charset
+from email import charset, policy
 from email.encoders import encode_base64
 from email.header import Header
 from email.message import Message
@@ -42,6 +42,11 @@ _UTF8_QP = charset.Charset("utf-8")
 _UTF8_QP.body_encoding = charset.QP
 _UTF8_QP.header_encoding = charset.QP  # "=?utf-8?q?Accus=C3=A9?=": the words stay legible
 _SHORT_LINE = 78
+# Serialised without refolding: the classic generator folds a header longer than 78 characters even
+# where it cannot (a long Message-ID goes to a line of its own, « In-Reply-To: » then « <id> »,
+# which reads back with a leading space); our values are already folded where they need to be.
+_WIRE = policy.compat32.clone(max_line_length=998)
+_MAX_REFERENCES = 900  # characters: References stays within SMTP's 998 per line
 
 
 def sender_address(settings: Settings) -> str:
@@ -97,11 +102,20 @@ def build_mail(
     msg["Message-ID"] = message_id or make_msgid(domain=domain)
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
-        msg["References"] = " ".join([*references, in_reply_to][-10:])
+        msg["References"] = _references([*references, in_reply_to])
     msg["Auto-Submitted"] = auto_submitted
     msg["X-Auto-Response-Suppress"] = "All"
     msg[LOOP_HEADER] = settings.mailbox_address
+    msg.policy = _WIRE
     return msg
+
+
+def _references(ids: list[str]) -> str:
+    """The thread's last ten message ids, the oldest left out as needed to stay on one line."""
+    kept = ids[-10:]
+    while len(kept) > 1 and len(" ".join(kept)) > _MAX_REFERENCES:
+        kept.pop(0)
+    return " ".join(kept)
 
 
 def _text_part(text: str, subtype: str) -> Message:

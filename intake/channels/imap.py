@@ -18,6 +18,10 @@ Over TLS (``security = "ssl"`` or ``"starttls"``) the server's certificate and n
 verified (``ca_file`` for a private authority); a refusal is a setting to fix, logged and shown in
 ``health`` as one French line naming ``[imap] ca_file`` (:func:`describe`), and retried.
 
+With several pipeline processes (``[service] processes``), the watcher keeps up to ``depth``
+messages in flight: it fetches, stores and hands over the next ones while the first are processed,
+and moves each once its verdict came back, in the order they were handed over.
+
 Several instances may watch one folder (``serve`` scaled out on PostgreSQL): each UID is handled
 under an advisory lock on (folder, UIDVALIDITY, UID), so one instance fetches, stores, processes
 and moves it while the others skip it; the unique index on those three columns stores it once
@@ -32,7 +36,10 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +56,7 @@ from intake.pipeline import flow
 from intake.pipeline.failures import alert_failed
 from intake.pipeline.journey import Delivery, Result
 from intake.pipeline.services import Services
+from intake.pipeline.worker import lane_key
 from parsers.text import one_line
 from store.db import advisory_lock, engine_of
 from store.models import InboundMessage
@@ -72,6 +80,27 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+Submit = Callable[[int, "str | None"], "Future[Result]"]  # a stored message's id and its lane key
+
+
+@dataclass
+class _InFlight:
+    """A UID handed over and not yet moved: its message, the future of its result (``fresh``:
+    processed now, not a result stored before) and the lock held on it until it is moved."""
+
+    uid: int
+    inbound_id: int
+    future: Future[Result | None]
+    fresh: bool
+    locks: ExitStack
+
+
+def _done(result: Result | None) -> Future[Result | None]:
+    future: Future[Result | None] = Future()
+    future.set_result(result)
+    return future
+
+
 @dataclass
 class _Health:
     connected: bool = False
@@ -91,6 +120,8 @@ class ImapWatcher:
         *,
         log: logging.Logger | None = None,
         process: Callable[[int], Result] | None = None,
+        submit: Submit | None = None,
+        depth: int = 1,
         on_processed: Callable[[Result], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
         backoff_initial: float = 1.0,
@@ -101,6 +132,9 @@ class ImapWatcher:
         self.log = log or services.log
         # How a stored message is processed: serve hands it to its worker; alone, it is processed here.
         self.process = process or (lambda inbound_id: flow.process(services, inbound_id))
+        # serve's worker with several lanes: ``depth`` messages handed over before the first is moved.
+        self.submit = submit
+        self.depth = max(1, depth) if submit is not None else 1
         self.on_processed = on_processed
         self.clock = clock
         self.backoff_initial = backoff_initial
@@ -162,12 +196,25 @@ class ImapWatcher:
                       key=lambda uid: ((uidvalidity, uid) in self._failures, uid))
         self._health.backlog = len(uids)
         results: list[Result] = []
-        for uid in uids:
-            if self._stop.is_set():
-                break
-            result = self._handle(client, uidvalidity, uid)
-            if result is not None:
-                results.append(result)
+        in_flight: deque[_InFlight] = deque()
+        try:
+            for uid in uids:
+                if self._stop.is_set():
+                    break
+                flight = self._hand_over(client, uidvalidity, uid)
+                if flight is not None:
+                    in_flight.append(flight)
+                while in_flight and (len(in_flight) >= self.depth or in_flight[0].future.done()):
+                    result = self._finish(client, in_flight.popleft())
+                    if result is not None:
+                        results.append(result)
+            while in_flight:
+                result = self._finish(client, in_flight.popleft())
+                if result is not None:
+                    results.append(result)
+        finally:  # the connection failed: the messages in flight are moved at the next pass
+            for flight in in_flight:
+                flight.locks.close()
         self._health.last_sync_at = self.clock()
         return results
 
@@ -288,16 +335,24 @@ class ImapWatcher:
 
     # ------------------------------------------------------------------ one message
 
-    def _handle(self, client: IMAPClient, uidvalidity: int, uid: int) -> Result | None:
-        """One UID, under a database lock on (folder, UIDVALIDITY, UID): when another instance
-        watching the same mailbox holds it, that instance stores, processes and moves it."""
-        with advisory_lock(self._engine, f"imap:{self.config.folder}:{uidvalidity}:{uid}") as won:
-            if not won:
-                self._elsewhere = True
-                return None
-            return self._handle_claimed(client, uidvalidity, uid)
+    def _hand_over(self, client: IMAPClient, uidvalidity: int, uid: int) -> _InFlight | None:
+        """One UID stored and handed to the pipeline, under a database lock on (folder, UIDVALIDITY,
+        UID) held until it is moved: when another instance watching the same mailbox holds it, that
+        instance stores, processes and moves it (None here)."""
+        locks = ExitStack()
+        try:
+            won = locks.enter_context(advisory_lock(self._engine, f"imap:{self.config.folder}:{uidvalidity}:{uid}"))
+            flight = self._hand_over_claimed(client, uidvalidity, uid, locks) if won else None
+        except BaseException:
+            locks.close()
+            raise
+        if not won:
+            self._elsewhere = True
+        if flight is None:
+            locks.close()
+        return flight
 
-    def _handle_claimed(self, client: IMAPClient, uidvalidity: int, uid: int) -> Result | None:
+    def _hand_over_claimed(self, client: IMAPClient, uidvalidity: int, uid: int, locks: ExitStack) -> _InFlight | None:
         folder = self.config.folder
         with self.services.sessions() as session:
             known = imap_message(session, folder, uidvalidity, uid)
@@ -307,11 +362,9 @@ class ImapWatcher:
         if known_id is not None:
             if fetch_failed:
                 return None  # kept in the folder for an administrator; not retried every cycle
-            result = self._process(known_id) if known_outcome == "received" else self._stored(known_id)
-            if result is None or self._held_elsewhere(result):
-                return None
-            self._move(client, uid)
-            return result
+            if known_outcome == "received":
+                return _InFlight(uid, known_id, self._submit(known_id, None), True, locks)
+            return _InFlight(uid, known_id, _done(self._stored(known_id)), False, locks)
         try:
             raw, received_at = self._fetch(client, uid)
         except Exception as exc:
@@ -335,11 +388,30 @@ class ImapWatcher:
             self._health.last_error = one_line(f"{type(exc).__name__}: {exc}")
             self.log.error("imap: UID %d not stored, left in %s: %s", uid, folder, self._health.last_error)
             return None
-        result = self._process(inbound_id)
-        if result is None or self._held_elsewhere(result):
-            return None
-        self._move(client, uid)
-        return result
+        return _InFlight(uid, inbound_id, self._submit(inbound_id, lane_key(self.services.settings, raw)), True,
+                         locks)
+
+    def _submit(self, inbound_id: int, key: str | None) -> Future[Result | None]:
+        """The message handed to the pipeline: to serve's worker, or processed here and now."""
+        if self.submit is not None:
+            return self.submit(inbound_id, key)  # type: ignore[return-value]  # Future is invariant
+        future: Future[Result | None] = Future()
+        try:
+            future.set_result(self.process(inbound_id))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def _finish(self, client: IMAPClient, flight: _InFlight) -> Result | None:
+        """Once its verdict came back, the message moved, and the lock on its UID released."""
+        try:
+            result = self._result(flight)
+            if result is None or self._held_elsewhere(result):
+                return None
+            self._move(client, flight.uid)
+            return result
+        finally:
+            flight.locks.close()
 
     def _held_elsewhere(self, result: Result) -> bool:
         """The message is being processed by another worker (still ``received``): not moved now;
@@ -366,19 +438,19 @@ class ImapWatcher:
             received_at = self.clock()
         return raw, received_at
 
-    def _process(self, inbound_id: int) -> Result | None:
+    def _result(self, flight: _InFlight) -> Result | None:
         try:
-            result = self.process(inbound_id)
+            result = flight.future.result()
         except Exception as exc:
-            self.log.error("imap: message #%d not processed, left in %s: %s", inbound_id,
+            self.log.error("imap: message #%d not processed, left in %s: %s", flight.inbound_id,
                            self.config.folder, one_line(f"{type(exc).__name__}: {exc}"))
             self._health.last_error = one_line(f"{type(exc).__name__}: {exc}")
             return None
-        if self.on_processed is not None:
+        if result is not None and flight.fresh and self.on_processed is not None:
             try:
                 self.on_processed(result)
             except Exception:
-                self.log.exception("imap: on_processed failed for message #%d", inbound_id)
+                self.log.exception("imap: on_processed failed for message #%d", flight.inbound_id)
         return result
 
     def _stored(self, inbound_id: int) -> Result | None:

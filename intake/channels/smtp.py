@@ -27,11 +27,12 @@ from intake.config.clock import PARIS, utcnow
 from intake.pipeline import flow
 from intake.pipeline.journey import Delivery, Result
 from intake.pipeline.services import Services
+from intake.pipeline.worker import lane_key
 from notifier.alerts import content_key, queue_alert
 from parsers.text import one_line
 from store.db import storage_full, store_unavailable
 
-Submit = Callable[[int], "Future[Result]"]
+Submit = Callable[[int, str | None], "Future[Result]"]  # a stored message's id and its lane key
 Trouble = Callable[[str, str], None]  # subject, text (French)
 TEMPORARY_FAILURE = "451 4.3.0 Temporary storage failure, please try again later"
 
@@ -111,7 +112,7 @@ class IntakeHandler:
             return TEMPORARY_FAILURE
         if self.trouble is not None:
             await self._settled()
-        self.submit(inbound_id)
+        self.submit(inbound_id, lane_key(self.services.settings, delivery.raw))
         return f"250 2.0.0 Message accepted as #{inbound_id}"
 
     async def _refused(self, exc: Exception, size: int) -> None:

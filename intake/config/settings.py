@@ -88,6 +88,9 @@ class ServiceConfig:
     data_dir: Path = key(Path("var"), "SQLite database, health report and outbox folder live here")
     outbox_dir: Path | None = key(None, "queued mail is written here as .eml files when no [smtp] relay is "
                                   "set (default: <data_dir>/outbox)")
+    processes: int = key(1, "processes that run the pipeline: 1, in the service's own process; more, each "
+                         "region's messages in one of them, in arrival order, different regions side by side "
+                         "(one per core at most; docs/performance.md)", low=1, high=32)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from intake.pipeline.services import Services
 from intake.pipeline.worker import Worker
 from intake.service.health import Health, write_report
 from intake.service.metrics import Metrics
+from intake.service.runners import Runner, start_runners
 from store.queries.outbox import backlog_counts, outbox_status_counts
 
 HEALTH_EVERY = 5.0
@@ -72,7 +73,8 @@ class Service:
             self.outbox_wake.set()
 
         self.services = replace(services, after_commit=after_commit)
-        self.worker = Worker(self.services, on_result=self._processed)
+        self.worker = Worker(self.services, on_result=self._processed)  # with runners: replaced in run()
+        self.runners: list[Runner] = []  # [service] processes > 1
         self.watcher: Any = None  # intake.channels.imap.ImapWatcher when [imap] is configured
         self.bot: Any = None  # intake.chat.bot.TelegramBot when [telegram] is configured
         self.metrics = Metrics(outbox=self._outbox_counts,
@@ -91,6 +93,22 @@ class Service:
         self.health.last_error = self.worker.last_error or self.health.last_error
         if self.bot is not None:
             self.bot.push_result(result)  # never blocks nor raises
+
+    async def _start_runners(self) -> None:
+        """``[service] processes`` > 1: the pipeline's lanes in processes of their own, started before
+        the first message (:mod:`intake.service.runners`)."""
+        count = self.services.settings.service.processes
+        if count <= 1:
+            return
+        try:
+            self.runners = await asyncio.to_thread(start_runners, self.services, count)
+        except Exception as exc:
+            raise StartupError(f"les {count} processus de traitement ([service] processes) n'ont pas démarré : "
+                               f"{type(exc).__name__}: {exc}") from exc
+        self.worker = Worker(self.services, on_result=self._processed, processors=self.runners)
+        self.health.channels["pipeline"] = {"up": True, "processes": count}
+        self.services.log.info("pipeline in %d processes (pids %s)", count,
+                               ",".join(str(r.pid) for r in self.runners))
 
     async def _start_receiver(self) -> asyncio.Server:
         cfg = self.services.settings.receiver
@@ -128,8 +146,9 @@ class Service:
             return
         from intake.channels.imap import ImapWatcher
 
+        lanes = self.worker.lanes  # with several, two messages in flight per lane keep them busy
         self.watcher = ImapWatcher(services=self.services, config=settings.imap, log=self.services.log,
-                                   process=lambda inbound_id: self.worker.submit(inbound_id).result())
+                                   submit=self.worker.submit, depth=1 if lanes == 1 else 2 * lanes)
         self._start_thread("imap", lambda: self.watcher.run(self.thread_stop))
 
     async def _check_imap_login(self) -> None:
@@ -304,6 +323,7 @@ class Service:
         if settings.imap is not None and not settings.security.require_authentication:
             log.warning("%s", UNAUTHENTICATED_WARNING)
             self.health.warnings.append(UNAUTHENTICATED_WARNING)
+        await self._start_runners()
         pending = await asyncio.to_thread(flow.pending, self.services)
         if pending:
             log.info("recovering %d message(s) stored but not processed", len(pending))
@@ -333,6 +353,8 @@ class Service:
         self.thread_stop.set()
         self.outbox_wake.set()
         await asyncio.to_thread(self.worker.stop)
+        for runner in self.runners:
+            await asyncio.to_thread(runner.close)
         if self.bot is not None:
             await self.bot.stop()
         for thread in self.threads:

@@ -90,12 +90,25 @@ def iso_date(raw: str | None, defects: list[str]) -> str | None:
         return None
 
 
+def _header_block(raw: bytes) -> Message:
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
+    return BytesHeaderParser(policy=policy.compat32).parsebytes(raw[: end + 2])
+
+
 def message_id_of(raw: bytes) -> str | None:
     """The Message-ID of raw bytes (with angle brackets), reading the header block only."""
     try:
-        end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0), default=len(raw))
-        head = BytesHeaderParser(policy=policy.compat32).parsebytes(raw[: end + 2])
-        value = head.get("Message-ID")
+        value = _header_block(raw).get("Message-ID")
         return message_id_header(None if value is None else str(value))
+    except Exception:
+        return None
+
+
+def sender_of(raw: bytes) -> str | None:
+    """The address of the ``From`` header of raw bytes (lower case), reading the header block only;
+    None when there is none or it is not an address."""
+    try:
+        froms = [v for k, v in _header_block(raw).raw_items() if k.lower() == "from"]
+        return single_address(froms[0])[1] if froms else None
     except Exception:
         return None

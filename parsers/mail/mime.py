@@ -4,8 +4,10 @@
 also inside quotes, raw 8-bit UTF-8 or Windows-1252), every part is decoded with its declared
 charset, falling back to UTF-8 then Windows-1252 with replacement characters, and problems
 are recorded as short English codes in ``MailMessage.defects``. The structure is read with
-``policy.default``; if that fails, with ``policy.compat32``; if that fails too, the headers are
-split by hand and the rest is kept as the body.
+``policy.compat32``: the headers stay as they came (we decode them ourselves), which makes the
+parse three times cheaper than ``policy.default``, whose header objects we never use; if that
+fails, with ``policy.default``; if that fails too, the headers are split by hand and the rest is
+kept as the body.
 
 Decisions:
 
@@ -34,6 +36,7 @@ from parsers.mail.decoding import (
     decode_header_value,
     html_to_text,
     tidy_text,
+    unsurrogate,
 )
 from parsers.mail.headers import (
     address_list,
@@ -112,7 +115,8 @@ def _filename(part: Message, state: _Walk) -> str | None:
     except Exception:
         state.defects.append("bad_filename")
     raw = _raw_param(part, "content-disposition", "filename") or _raw_param(part, "content-type", "name")
-    if raw and (not name or "\\" in raw):
+    # compat32 gives raw 8-bit UTF-8 in a parameter as replacement characters: the raw header keeps it
+    if raw and (not name or "\\" in raw or "\ufffd" in str(name)):
         name = raw
     if not name:
         try:
@@ -126,7 +130,7 @@ def _filename(part: Message, state: _Walk) -> str | None:
                 name = str(name[2])
     if not name:
         return None
-    text = decode_header_value(name).strip().strip('"').strip()
+    text = decode_header_value(unsurrogate(str(name))).strip().strip('"').strip()
     text = text.replace("\\", "/").rsplit("/", 1)[-1]  # C:\Users\...\bilan.xlsx -> bilan.xlsx
     return text or None
 
@@ -210,7 +214,7 @@ def _inner_message(part: Message, state: _Walk) -> Message | None:
         data = _payload_bytes(part, state)
         if data:
             try:
-                return BytesParser(policy=_policy()).parsebytes(data)
+                return BytesParser(policy=policy.compat32).parsebytes(data)
             except Exception:
                 state.defects.append("bad_forwarded_message")
     return children[0] if children else None
@@ -352,7 +356,7 @@ def parse_message(raw: bytes) -> MailMessage:
 
 def _parse_standard(raw: bytes) -> MailMessage:
     defects: list[str] = []
-    for pol in (_policy(), policy.compat32):
+    for pol in (policy.compat32, _policy()):
         try:
             msg = BytesParser(policy=pol).parsebytes(bytes(raw))
             return _build(msg, list(defects))

@@ -593,3 +593,21 @@ def test_queue_alert_is_idempotent_per_key_and_needs_recipients(
         with sqlite_sessions.begin() as session:
             sink(session, "Courriel non remis", "Motif : 550")
     assert len(items(sqlite_sessions, "alert")) == 2
+
+
+def test_long_message_ids_are_threaded_as_they_are(tmp_path: Path) -> None:
+    """A region's long Message-ID comes back in In-Reply-To and References exactly, on one line:
+    the classic generator would have put it on a line of its own, read back with a leading space."""
+    from tests.support.settings import make_settings as tests_settings
+
+    theirs = "<bench-burst-123-1234567890123456@provence-alpes-cote-d-azur.pref.gouv.fr>"
+    older = [f"<older-{n}-{'x' * 80}@example.org>" for n in range(12)]
+    msg = build_mail(tests_settings(tmp_path), to=["sgar@paca.pref.gouv.fr"], subject="Accusé de réception",
+                     text="Bonjour", in_reply_to=theirs, references=older)
+    raw = msg.as_bytes()
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert str(parsed["In-Reply-To"]) == theirs
+    references = str(parsed["References"]).split()
+    assert references[-1] == theirs and references[:-1] == older[-len(references) + 1:]
+    assert max(len(line) for line in raw.split(b"\n")) <= 998
+    assert str(parsed["Subject"]) == "Accusé de réception"

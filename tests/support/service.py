@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import json
 import os
+import re
 import signal
 import smtplib
 import subprocess
@@ -12,7 +13,7 @@ import sys
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from email import policy
 from pathlib import Path
@@ -21,18 +22,20 @@ from tests.support.dovecot import Dovecot
 from tests.support.net import free_port
 from tests.support.paths import ROOT
 from tests.support.relay import Relay
-from tests.support.settings import campaign, write_config
+from tests.support.settings import Table, campaign, write_config
 
 
 def write_service_config(folder: Path, mailbox: Dovecot, relay: Relay, *, idle_seconds: float = 5,
-                         poll_seconds: float = 1, name: str = "service.toml") -> Path:
+                         poll_seconds: float = 1, name: str = "service.toml", processes: int = 1,
+                         regions: Sequence[Table] | None = None) -> Path:
     """The configuration of a service reading ``mailbox`` over IMAP (and listening for SMTP and for the
     web on free ports) and sending through ``relay``, quick to retry; a campaign open until 2030, so
     every return is in time; Bretagne (a whole domain, one contact) and Rhône-Alpes (a whole domain, no
-    contact)."""
+    contact), or ``regions``. ``processes``: ``[service] processes``, the pipeline's processes."""
     web_port = free_port()
     return write_config(
         folder, name=name,
+        service={"data_dir": folder, "outbox_dir": folder / "outbox", "processes": processes},
         receiver={"host": "127.0.0.1", "port": free_port()},
         web={"host": "127.0.0.1", "port": web_port, "base_url": f"http://127.0.0.1:{web_port}"},
         imap={"host": mailbox.host, "port": mailbox.port, "username": mailbox.user, "password": mailbox.password,
@@ -41,8 +44,9 @@ def write_service_config(folder: Path, mailbox: Dovecot, relay: Relay, *, idle_s
         smtp={"host": relay.host, "port": relay.port, "from": "conventions@ville.gouv.fr",
               "retry_initial_seconds": 0.2, "retry_max_seconds": 1},
         campaigns=[campaign(deadline=date(2030, 5, 15))],
-        regions=[{"code": "53", "senders": ["@bretagne.pref.gouv.fr"], "contacts": ["sgar@bretagne.pref.gouv.fr"]},
-                 {"code": "82", "senders": ["@rhone-alpes.pref.gouv.fr"]}],
+        regions=regions or [
+            {"code": "53", "senders": ["@bretagne.pref.gouv.fr"], "contacts": ["sgar@bretagne.pref.gouv.fr"]},
+            {"code": "82", "senders": ["@rhone-alpes.pref.gouv.fr"]}],
     )
 
 
@@ -99,6 +103,11 @@ class ServiceProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+    def runner_pids(self) -> list[int]:
+        """The pids of the pipeline's processes (``[service] processes`` > 1), from the start's log line."""
+        found = re.findall(r"pipeline in \d+ processes \(pids ([\d,]+)\)", self.logs())
+        return [int(pid) for pid in found[-1].split(",")] if found else []
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.data.glob("serve-*.log")))

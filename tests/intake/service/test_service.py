@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import email
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from email import policy
@@ -77,6 +79,49 @@ def test_killed_mid_burst_and_restarted_every_message_answered_exactly_once(
     assert len(dovecot.uids("Traités")) == len(messages)
     assert service.terminate() == 0  # SIGTERM: a clean stop
     assert "stopped" in service.logs()
+
+
+def test_with_two_pipeline_processes_a_runner_then_the_service_killed_every_message_answered_exactly_once(
+    tmp_path: Path, dovecot: Dovecot, relay: Relay
+) -> None:
+    """``[service] processes = 2``: a runner killed in the middle of the burst is replaced, then the
+    whole service is killed (its runners leave with it) and restarted."""
+    config = write_service_config(tmp_path, dovecot, relay, processes=2)
+    service = ServiceProcess(config, f"sqlite:///{tmp_path / 'service.sqlite3'}", tmp_path)
+    try:
+        messages, answered, _ = burst(48)
+        service.start()
+        runners = service.runner_pids()
+        assert len(runners) == 2 and service.process is not None and service.process.pid not in runners
+        for raw in messages:
+            dovecot.append(raw)
+        wait_until(lambda: len(relay.received()) >= 6, 60, "first replies", service)
+        os.kill(runners[0], signal.SIGKILL)
+        wait_until(lambda: len(relay.received()) >= 14, 60, "replies after a runner was killed", service)
+        service.kill()
+        wait_until(lambda: all(gone(pid) for pid in runners), 10, "the runners leaving with their service")
+        service.start()
+        wait_until(lambda: set(replies_by_original(relay)) >= answered, 120, "every reply", service)
+        wait_until(lambda: dovecot.uids("INBOX") == [], 30, "empty inbox", service)
+        time.sleep(1.5)  # anything still to come would be a second reply
+        counts = replies_by_original(relay)
+        assert {k: v for k, v in counts.items() if v != 1} == {}, "a message was answered twice"
+        assert set(counts) == answered
+        assert len(dovecot.uids("Traités")) == len(messages)
+        first_run = (tmp_path / "serve-1.log").read_text(encoding="utf-8")
+        assert "s'est arrêté ; un autre le remplace" in first_run
+        assert service.terminate() == 0
+        assert "stopped" in service.logs()
+    finally:
+        service.close()
+
+
+def gone(pid: int) -> bool:
+    """The process has ended (a zombie nobody reaped yet counts as ended)."""
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
 
 
 def test_relay_down_for_a_while_replies_delivered_later_none_lost_none_doubled(
