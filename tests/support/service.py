@@ -115,6 +115,14 @@ class ServiceProcess:
 
 
 
+def gone(pid: int) -> bool:
+    """The process has ended (a zombie nobody reaped yet counts as ended)."""
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+
+
 def replies_by_original(relay: Relay) -> Counter[str]:
     """Replies (Auto-Submitted: auto-replied) counted by the message they answer, each distinct
     Message-ID once (mail stores de-duplicate a resend); the scheduler's digests and the admins'

@@ -25,6 +25,7 @@ from store.models import InboundMessage, OutboxItem
 from tests.factories.emails import XLSX, build_email
 from tests.factories.workbooks import good_workbook
 from tests.support.paths import ROOT
+from tests.support.service import gone
 from tests.support.settings import MAILBOX, make_services
 
 RELAY = {"host": "127.0.0.1", "port": 2525, "from": MAILBOX}  # never contacted: replies stay queued
@@ -52,15 +53,6 @@ def stored_return(services: Services, n: int, region: str = "bretagne", *, bad: 
                       attachments=[(f"bilan-{n}.xlsx", good_workbook(values={"I09": "quatre"} if bad else {}), XLSX)])
     inbound_id = flow.receive(services, Delivery(raw=raw, received_at=datetime.now(UTC), channel="smtp"))
     return inbound_id, lane_key(services.settings, raw)
-
-
-def gone(pid: int) -> bool:
-    """The process has ended (a zombie nobody reaped yet counts as ended)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return "\nState:\tZ" in status
 
 
 def wait_for(predicate: object, timeout: float) -> bool:

@@ -19,7 +19,7 @@ from tests.factories.emails import XLSX, build_email, out_of_office_reply
 from tests.factories.workbooks import good_workbook
 from tests.support.dovecot import Dovecot
 from tests.support.relay import Relay
-from tests.support.service import ServiceProcess, replies_by_original, wait_until, write_service_config
+from tests.support.service import ServiceProcess, gone, replies_by_original, wait_until, write_service_config
 
 
 @pytest.fixture
@@ -70,13 +70,7 @@ def test_killed_mid_burst_and_restarted_every_message_answered_exactly_once(
     wait_until(lambda: len(relay.received()) >= 6, 60, "first replies", service)
     service.kill()  # SIGKILL: no clean-up at all
     service.start()
-    wait_until(lambda: set(replies_by_original(relay)) >= answered, 120, "every reply", service)
-    wait_until(lambda: dovecot.uids("INBOX") == [], 30, "empty inbox", service)
-    time.sleep(1.5)  # anything still to come would be a second reply
-    counts = replies_by_original(relay)
-    assert {k: v for k, v in counts.items() if v != 1} == {}, "a message was answered twice"
-    assert set(counts) == answered  # and robots got nothing
-    assert len(dovecot.uids("Traités")) == len(messages)
+    assert_each_answered_once_and_moved(service, dovecot, relay, answered, len(messages))
     assert service.terminate() == 0  # SIGTERM: a clean stop
     assert "stopped" in service.logs()
 
@@ -101,13 +95,7 @@ def test_with_two_pipeline_processes_a_runner_then_the_service_killed_every_mess
         service.kill()
         wait_until(lambda: all(gone(pid) for pid in runners), 10, "the runners leaving with their service")
         service.start()
-        wait_until(lambda: set(replies_by_original(relay)) >= answered, 120, "every reply", service)
-        wait_until(lambda: dovecot.uids("INBOX") == [], 30, "empty inbox", service)
-        time.sleep(1.5)  # anything still to come would be a second reply
-        counts = replies_by_original(relay)
-        assert {k: v for k, v in counts.items() if v != 1} == {}, "a message was answered twice"
-        assert set(counts) == answered
-        assert len(dovecot.uids("Traités")) == len(messages)
+        assert_each_answered_once_and_moved(service, dovecot, relay, answered, len(messages))
         first_run = (tmp_path / "serve-1.log").read_text(encoding="utf-8")
         assert "s'est arrêté ; un autre le remplace" in first_run
         assert service.terminate() == 0
@@ -116,12 +104,17 @@ def test_with_two_pipeline_processes_a_runner_then_the_service_killed_every_mess
         service.close()
 
 
-def gone(pid: int) -> bool:
-    """The process has ended (a zombie nobody reaped yet counts as ended)."""
-    try:
-        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
+def assert_each_answered_once_and_moved(service: ServiceProcess, dovecot: Dovecot, relay: Relay,
+                                        answered: set[str], appended: int) -> None:
+    """Every message that deserves a reply got exactly one (robots none), and the inbox was emptied
+    into « Traités »."""
+    wait_until(lambda: set(replies_by_original(relay)) >= answered, 120, "every reply", service)
+    wait_until(lambda: dovecot.uids("INBOX") == [], 30, "empty inbox", service)
+    time.sleep(1.5)  # anything still to come would be a second reply
+    counts = replies_by_original(relay)
+    assert {k: v for k, v in counts.items() if v != 1} == {}, "a message was answered twice"
+    assert set(counts) == answered  # and robots got nothing
+    assert len(dovecot.uids("Traités")) == appended
 
 
 def test_relay_down_for_a_while_replies_delivered_later_none_lost_none_doubled(
