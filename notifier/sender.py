@@ -65,7 +65,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,6 +99,7 @@ from store.queries.outbox import (
     mark_handed_over,
     next_outbox_event,
     outbox_needs_care,
+    release_claims,
     release_dead_claims,
 )
 
@@ -105,6 +107,7 @@ AlertFn = Callable[[Session, str, str], None]
 
 MAX_IDLE_SECONDS = 30.0  # the run loop looks at the outbox at least this often
 ERROR_BACKOFF_SECONDS = 1.0  # after an unexpected error in the run loop
+CLAIM_BATCH = 8  # items claimed in one transaction; each is still handed over and recorded on its own
 STOP_POLL_SECONDS = 0.2  # how quickly a set ``stop`` is noticed while idle
 MIN_WAIT_SECONDS = 0.02  # never spin, even when the clock says something is due
 FINISH_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0)  # then FINISH_RETRY_MAX_SECONDS until recorded or stopped
@@ -229,17 +232,21 @@ class OutboxSender:
         handled = 0
         connection = RelayConnection(self._open)
         try:
-            for item_id in candidates:
+            for start in range(0, len(candidates), CLAIM_BATCH):
                 if stop is not None and stop.is_set():
                     break
-                claimed = self._claim(item_id)
-                if claimed is None:
-                    continue  # another sender was faster
-                handled += 1
-                outcome = self._attempt(claimed, connection)
-                self._finish(claimed, outcome)
-                if outcome.relay_down:
-                    break
+                batch = deque(self._claim(candidates[start:start + CLAIM_BATCH]))  # another sender may be faster
+                try:
+                    while batch and not (stop is not None and stop.is_set()):
+                        claimed = batch.popleft()
+                        handled += 1
+                        outcome = self._attempt(claimed, connection)
+                        self._finish(claimed, outcome)
+                        if outcome.relay_down:
+                            return handled
+                finally:
+                    if batch:
+                        self._release(list(batch))
         finally:
             connection.close()
         return handled
@@ -300,7 +307,7 @@ class OutboxSender:
 
     def next_wakeup(self) -> float | None:
         """Seconds until the earliest scheduled retry or lease expiry; None when nothing waits."""
-        with self.sessions() as session:
+        with reading(self.sessions) as session:
             moment = next_outbox_event(session)
         if moment is None:
             return None
@@ -334,19 +341,30 @@ class OutboxSender:
             if remaining <= 0 or wake.wait(min(remaining, STOP_POLL_SECONDS)):
                 return
 
-    def _claim(self, item_id: int) -> Claimed | None:
+    def _claim(self, item_ids: Sequence[int]) -> list[Claimed]:
+        """The items of ``item_ids`` this sender won, claimed in one transaction (each claim counts
+        as an attempt; those not tried in the end are released by :meth:`_release`)."""
         now = self.clock()
+        won: list[Claimed] = []
         with self.sessions.begin() as session:
-            won = claim_outbox(
-                session, item_id, now=now, lease_until=now + timedelta(seconds=self.lease_seconds),
-                instance=self.instance,
-            )
-            if not won:
-                return None
-            item = session.get(OutboxItem, item_id)
-            if item is None:  # pragma: no cover - the row was just updated in this transaction
-                return None
-            return Claimed.of(item)
+            for item_id in item_ids:
+                if not claim_outbox(session, item_id, now=now, lease_until=now + timedelta(seconds=self.lease_seconds),
+                                    instance=self.instance):
+                    continue
+                item = session.get(OutboxItem, item_id)
+                if item is not None:  # the row was just updated in this transaction
+                    won.append(Claimed.of(item))
+        return won
+
+    def _release(self, claimed: Sequence[Claimed]) -> None:
+        """Claimed items left untried (stop, relay down) back to the queue at once, their attempt
+        not counted; if the store refuses, their lease expires and they are taken again."""
+        try:
+            with self.sessions.begin() as session:
+                release_claims(session, [c.id for c in claimed], instance=self.instance)
+        except SQLAlchemyError:
+            self.log.exception("outbox items %s: claims not released; taken again when their lease expires",
+                               [c.id for c in claimed])
 
     def _attempt(self, claimed: Claimed, connection: RelayConnection) -> Outcome:
         if claimed.attempts > self.smtp.max_attempts:

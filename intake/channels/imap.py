@@ -19,8 +19,11 @@ verified (``ca_file`` for a private authority); a refusal is a setting to fix, l
 ``health`` as one French line naming ``[imap] ca_file`` (:func:`describe`), and retried.
 
 With several pipeline processes (``[service] processes``), the watcher keeps up to ``depth``
-messages in flight: it fetches, stores and hands over the next ones while the first are processed,
-and moves each once its verdict came back, in the order they were handed over.
+messages in flight: once half of them are done it fetches the next ones in one FETCH, stores them in
+one transaction (a SAVEPOINT each) and hands them over while the others are processed, and moves
+each once its verdict came back, in the order they were handed over (those ready together in one
+MOVE). When a batch's FETCH fails, its UIDs are read one at a time from then on, so that an
+unreadable message is charged its own failures and never its neighbours'.
 
 Several instances may watch one folder (``serve`` scaled out on PostgreSQL): each UID is handled
 under an advisory lock on (folder, UIDVALIDITY, UID), so one instance fetches, stores, processes
@@ -46,7 +49,6 @@ from typing import Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
-from sqlalchemy.exc import IntegrityError
 
 from intake.channels.doorbell import Doorbell
 from intake.config.clock import utcnow
@@ -58,13 +60,14 @@ from intake.pipeline.journey import Delivery, Result
 from intake.pipeline.services import Services
 from intake.pipeline.worker import lane_key
 from parsers.text import one_line
-from store.db import advisory_lock, engine_of
+from store.db import advisory_lock, engine_of, reading
 from store.models import InboundMessage
 from store.queries.messages import imap_message, last_imap_uidvalidity, record_imap_failure
 
 MAX_FETCH_ATTEMPTS = 3
 # A pass that left UIDs to another instance looks at the folder again after this long.
 ELSEWHERE_RETRY_SECONDS = 0.5
+FETCHED = ["BODY.PEEK[]", "INTERNALDATE"]
 # outcome_reason of a message that could never be read from the server (it stays in the folder).
 FETCH_FAILED = "Lecture IMAP impossible"
 
@@ -183,7 +186,7 @@ class ImapWatcher:
         info = client.select_folder(self.config.folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
         if self._uidvalidity is None:  # first sync of this process: compare with the store
-            with self.services.sessions() as session:
+            with reading(self.services.sessions) as session:
                 self._uidvalidity = last_imap_uidvalidity(session, self.config.folder)
         if self._uidvalidity is not None and uidvalidity != self._uidvalidity:
             self.log.warning("imap: UIDVALIDITY of %s changed from %d to %d; already processed "
@@ -196,22 +199,24 @@ class ImapWatcher:
                       key=lambda uid: ((uidvalidity, uid) in self._failures, uid))
         self._health.backlog = len(uids)
         results: list[Result] = []
+        pending = deque(uids)
         in_flight: deque[_InFlight] = deque()
         try:
-            for uid in uids:
-                if self._stop.is_set():
+            while True:
+                stopping = self._stop.is_set()
+                # Refilled once half the window is free, in one batch: one FETCH, one transaction.
+                if pending and not stopping and len(in_flight) <= self.depth // 2:
+                    batch = self._batch(pending, uidvalidity, self.depth - len(in_flight))
+                    in_flight.extend(self._hand_over(client, uidvalidity, batch))
+                ready: list[_InFlight] = []
+                while in_flight and in_flight[0].future.done():
+                    ready.append(in_flight.popleft())
+                if not ready and in_flight and (len(in_flight) > self.depth // 2 or not pending or stopping):
+                    ready.append(in_flight.popleft())  # the oldest: its result is waited for
+                if ready:
+                    results.extend(self._finish(client, ready))
+                elif not in_flight and (not pending or stopping):
                     break
-                flight = self._hand_over(client, uidvalidity, uid)
-                if flight is not None:
-                    in_flight.append(flight)
-                while in_flight and (len(in_flight) >= self.depth or in_flight[0].future.done()):
-                    result = self._finish(client, in_flight.popleft())
-                    if result is not None:
-                        results.append(result)
-            while in_flight:
-                result = self._finish(client, in_flight.popleft())
-                if result is not None:
-                    results.append(result)
         finally:  # the connection failed: the messages in flight are moved at the next pass
             for flight in in_flight:
                 flight.locks.close()
@@ -333,63 +338,88 @@ class ImapWatcher:
             if not self._elsewhere or stop.wait(ELSEWHERE_RETRY_SECONDS):
                 return
 
-    # ------------------------------------------------------------------ one message
+    # ------------------------------------------------------------------ messages
 
-    def _hand_over(self, client: IMAPClient, uidvalidity: int, uid: int) -> _InFlight | None:
-        """One UID stored and handed to the pipeline, under a database lock on (folder, UIDVALIDITY,
-        UID) held until it is moved: when another instance watching the same mailbox holds it, that
-        instance stores, processes and moves it (None here)."""
-        locks = ExitStack()
+    def _hand_over(self, client: IMAPClient, uidvalidity: int, uids: list[int]) -> list[_InFlight]:
+        """UIDs stored and handed to the pipeline, in order, each under a database lock on (folder,
+        UIDVALIDITY, UID) held until it is moved: a UID another instance watching the same mailbox
+        holds is left to it. The new ones are fetched in one FETCH and stored in one transaction."""
+        claimed: dict[int, ExitStack] = {}
         try:
-            won = locks.enter_context(advisory_lock(self._engine, f"imap:{self.config.folder}:{uidvalidity}:{uid}"))
-            flight = self._hand_over_claimed(client, uidvalidity, uid, locks) if won else None
+            for uid in uids:
+                locks = ExitStack()
+                try:
+                    won = locks.enter_context(advisory_lock(self._engine, self._lock_name(uidvalidity, uid)))
+                except BaseException:
+                    locks.close()
+                    raise
+                if won:
+                    claimed[uid] = locks
+                else:
+                    locks.close()
+                    self._elsewhere = True
+            flights = self._hand_over_claimed(client, uidvalidity, list(claimed))
         except BaseException:
-            locks.close()
+            for locks in claimed.values():
+                locks.close()
             raise
-        if not won:
-            self._elsewhere = True
-        if flight is None:
-            locks.close()
-        return flight
+        for uid, locks in claimed.items():
+            if uid in flights:
+                flights[uid].locks = locks
+            else:
+                locks.close()
+        return [flights[uid] for uid in claimed if uid in flights]
 
-    def _hand_over_claimed(self, client: IMAPClient, uidvalidity: int, uid: int, locks: ExitStack) -> _InFlight | None:
+    def _batch(self, pending: deque[int], uidvalidity: int, size: int) -> list[int]:
+        """The next UIDs to hand over, up to ``size``; a UID that failed to be read goes alone."""
+        batch = [pending.popleft()]
+        if (uidvalidity, batch[0]) in self._failures:
+            return batch
+        while pending and len(batch) < size and (uidvalidity, pending[0]) not in self._failures:
+            batch.append(pending.popleft())
+        return batch
+
+    def _lock_name(self, uidvalidity: int, uid: int) -> str:
+        return f"imap:{self.config.folder}:{uidvalidity}:{uid}"
+
+    def _hand_over_claimed(self, client: IMAPClient, uidvalidity: int, uids: list[int]) -> dict[int, _InFlight]:
         folder = self.config.folder
-        with self.services.sessions() as session:
-            known = imap_message(session, folder, uidvalidity, uid)
-            known_id = known.id if known else None
-            known_outcome = known.outcome if known else None
-            fetch_failed = bool(known and (known.outcome_reason or "").startswith(FETCH_FAILED))
-        if known_id is not None:
+        flights: dict[int, _InFlight] = {}
+        new: list[int] = []
+        with reading(self.services.sessions) as session:
+            known = {uid: imap_message(session, folder, uidvalidity, uid) for uid in uids}
+            seen = {uid: (row.id, row.outcome, (row.outcome_reason or "").startswith(FETCH_FAILED))
+                    for uid, row in known.items() if row is not None}
+        for uid in uids:
+            if uid not in seen:
+                new.append(uid)
+                continue
+            known_id, outcome, fetch_failed = seen[uid]
             if fetch_failed:
-                return None  # kept in the folder for an administrator; not retried every cycle
-            if known_outcome == "received":
-                return _InFlight(uid, known_id, self._submit(known_id, None), True, locks)
-            return _InFlight(uid, known_id, _done(self._stored(known_id)), False, locks)
+                continue  # kept in the folder for an administrator; not retried every cycle
+            if outcome == "received":
+                flights[uid] = _InFlight(uid, known_id, self._submit(known_id, None), True, ExitStack())
+            else:
+                flights[uid] = _InFlight(uid, known_id, _done(self._stored(known_id)), False, ExitStack())
+        fetched = self._fetch(client, uidvalidity, new)
+        deliveries = [Delivery(raw=raw, received_at=received_at, channel="imap", imap_folder=folder,
+                               imap_uidvalidity=uidvalidity, imap_uid=uid)
+                      for uid, (raw, received_at) in fetched.items()]
         try:
-            raw, received_at = self._fetch(client, uid)
-        except Exception as exc:
-            # Dovecot answers an unreadable message with BYE: a connection error can be the
-            # message's fault too, so it counts against this UID before the reconnection.
-            self._fetch_failed(uidvalidity, uid, exc)
-            if isinstance(exc, _CONNECTION_ERRORS):
-                raise
-            return None
-        self._failures.pop((uidvalidity, uid), None)
-        try:
-            inbound_id = flow.receive(self.services, Delivery(
-                raw=raw, received_at=received_at, channel="imap",
-                imap_folder=folder, imap_uidvalidity=uidvalidity, imap_uid=uid,
-            ))
-        except IntegrityError:  # another instance stored this UID first: it processes and moves it
-            self.log.info("imap: UID %d of %s already stored by another instance", uid, folder)
-            self._elsewhere = True
-            return None
+            stored = flow.receive_all(self.services, deliveries) if deliveries else []
         except Exception as exc:  # the database is down: left in the folder, retried next cycle
             self._health.last_error = one_line(f"{type(exc).__name__}: {exc}")
-            self.log.error("imap: UID %d not stored, left in %s: %s", uid, folder, self._health.last_error)
-            return None
-        return _InFlight(uid, inbound_id, self._submit(inbound_id, lane_key(self.services.settings, raw)), True,
-                         locks)
+            self.log.error("imap: UID %s not stored, left in %s: %s", ", ".join(map(str, fetched)), folder,
+                           self._health.last_error)
+            return flights
+        for (uid, delivery), inbound_id in zip(zip(fetched, deliveries, strict=True), stored, strict=True):
+            if inbound_id is None:  # another instance stored this UID first: it processes and moves it
+                self.log.info("imap: UID %d of %s already stored by another instance", uid, folder)
+                self._elsewhere = True
+                continue
+            key = lane_key(self.services.settings, delivery.raw)
+            flights[uid] = _InFlight(uid, inbound_id, self._submit(inbound_id, key), True, ExitStack())
+        return flights
 
     def _submit(self, inbound_id: int, key: str | None) -> Future[Result | None]:
         """The message handed to the pipeline: to serve's worker, or processed here and now."""
@@ -402,16 +432,24 @@ class ImapWatcher:
             future.set_exception(exc)
         return future
 
-    def _finish(self, client: IMAPClient, flight: _InFlight) -> Result | None:
-        """Once its verdict came back, the message moved, and the lock on its UID released."""
+    def _finish(self, client: IMAPClient, flights: list[_InFlight]) -> list[Result]:
+        """Once their verdicts came back, the messages moved (in one command), and the locks on
+        their UIDs released."""
         try:
-            result = self._result(flight)
-            if result is None or self._held_elsewhere(result):
-                return None
-            self._move(client, flight.uid)
-            return result
+            results: list[Result] = []
+            moved: list[int] = []
+            for flight in flights:
+                result = self._result(flight)
+                if result is None or self._held_elsewhere(result):
+                    continue
+                results.append(result)
+                moved.append(flight.uid)
+            if moved:
+                self._move(client, moved)
+            return results
         finally:
-            flight.locks.close()
+            for flight in flights:
+                flight.locks.close()
 
     def _held_elsewhere(self, result: Result) -> bool:
         """The message is being processed by another worker (still ``received``): not moved now;
@@ -421,9 +459,43 @@ class ImapWatcher:
         self._elsewhere = True
         return True
 
-    def _fetch(self, client: IMAPClient, uid: int) -> tuple[bytes, datetime]:
-        data = client.fetch([uid], ["BODY.PEEK[]", "INTERNALDATE"])
-        item = data.get(uid)
+    def _fetch(self, client: IMAPClient, uidvalidity: int, uids: list[int]) -> dict[int, tuple[bytes, datetime]]:
+        """The bytes and arrival time of each UID that could be read, in one FETCH. When a batch's
+        FETCH fails, its UIDs are marked to be read alone (:meth:`_batch`; at the next pass when the
+        connection died), so that a failure always counts against its own UID."""
+        if len(uids) == 1:
+            [uid] = uids
+            try:
+                fetched = {uid: self._fetched(uid, client.fetch([uid], FETCHED).get(uid))}
+            except Exception as exc:
+                # Dovecot answers an unreadable message with BYE: a connection error can be the
+                # message's fault too, so it counts against this UID before the reconnection.
+                self._fetch_failed(uidvalidity, uid, exc)
+                if isinstance(exc, _CONNECTION_ERRORS):
+                    raise
+                return {}
+            self._failures.pop((uidvalidity, uid), None)
+            return fetched
+        try:
+            data = client.fetch(uids, FETCHED) if uids else {}
+        except Exception as exc:
+            for uid in uids:  # not charged to any of them: each is read alone from now on
+                self._failures.setdefault((uidvalidity, uid), 0)
+            if isinstance(exc, _CONNECTION_ERRORS):
+                raise
+            fetched = {}
+            for uid in uids:  # a NO for the batch: each read alone now
+                fetched.update(self._fetch(client, uidvalidity, [uid]))
+            return fetched
+        fetched = {}
+        for uid in uids:
+            try:
+                fetched[uid] = self._fetched(uid, data.get(uid))
+            except LookupError as exc:
+                self._fetch_failed(uidvalidity, uid, exc)
+        return fetched
+
+    def _fetched(self, uid: int, item: dict[bytes, Any] | None) -> tuple[bytes, datetime]:
         if not item or b"BODY[]" not in item:
             raise LookupError(f"FETCH returned nothing for UID {uid}")
         raw = item[b"BODY[]"]
@@ -454,25 +526,31 @@ class ImapWatcher:
         return result
 
     def _stored(self, inbound_id: int) -> Result | None:
-        with self.services.sessions() as session:
+        with reading(self.services.sessions) as session:
             inbound = session.get(InboundMessage, inbound_id)
             return flow.stored_result(inbound) if inbound is not None else None
 
-    def _move(self, client: IMAPClient, uid: int) -> None:
+    def _move(self, client: IMAPClient, uids: list[int]) -> None:
+        """``uids`` moved to the processed folder in one command; when it is refused, one at a time."""
         target = self.config.processed_folder
         try:
             if client.has_capability("MOVE"):
-                client.move([uid], target)
+                client.move(uids, target)
             else:
-                client.copy([uid], target)
-                client.delete_messages([uid])
+                client.copy(uids, target)
+                client.delete_messages(uids)
                 if client.has_capability("UIDPLUS"):
-                    client.uid_expunge([uid])
+                    client.uid_expunge(uids)
                 else:
                     client.expunge()
         except _CONNECTION_ERRORS:
             raise
         except IMAPClientError as exc:  # stored and processed: moved again next cycle
+            if len(uids) > 1:
+                for uid in uids:
+                    self._move(client, [uid])
+                return
+            uid = uids[0]
             if not self._still_there(client, uid):  # another instance moved it first: harmless
                 self.log.info("imap: UID %d already moved by another instance", uid)
                 return

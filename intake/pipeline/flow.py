@@ -17,9 +17,10 @@ Steps (one module each under ``intake/pipeline/steps``), each run when its guard
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from intake.config.clock import utcnow
@@ -78,23 +79,46 @@ STEPS: tuple[Step, ...] = (
 def receive(services: Services, delivery: Delivery) -> int:
     """Store the raw message durably; returns its id. Nothing else happens here."""
     with services.sessions.begin() as session:
-        inbound = store_inbound(
-            session,
-            raw=delivery.raw,
-            received_at=delivery.received_at,
-            channel=delivery.channel,
-            envelope_from=delivery.envelope_from,
-            envelope_to=delivery.envelope_to,
-            message_id=message_id_of(delivery.raw),
-        )
-        inbound.imap_folder = delivery.imap_folder
-        inbound.imap_uidvalidity = delivery.imap_uidvalidity
-        inbound.imap_uid = delivery.imap_uid
-        inbound.region_override = delivery.region
-        session.flush()
-        inbound_id = inbound.id
+        inbound_id = _store(session, delivery)
     services.log.info("stored message #%d (%d bytes, %s)", inbound_id, len(delivery.raw), delivery.channel)
     return inbound_id
+
+
+def receive_all(services: Services, deliveries: Sequence[Delivery]) -> list[int | None]:
+    """Store several raw messages durably in one transaction (the IMAP watcher's batch: one wait
+    for SQLite's write lock, one commit); their ids in order. Each is stored under a SAVEPOINT:
+    None for one whose IMAP UID another instance stored first (the unique index), the others
+    are stored all the same. Nothing else happens here."""
+    ids: list[int | None] = []
+    with services.sessions.begin() as session:
+        for delivery in deliveries:
+            try:
+                with session.begin_nested():
+                    ids.append(_store(session, delivery))
+            except IntegrityError:
+                ids.append(None)
+    for delivery, inbound_id in zip(deliveries, ids, strict=True):
+        if inbound_id is not None:
+            services.log.info("stored message #%d (%d bytes, %s)", inbound_id, len(delivery.raw), delivery.channel)
+    return ids
+
+
+def _store(session: Session, delivery: Delivery) -> int:
+    inbound = store_inbound(
+        session,
+        raw=delivery.raw,
+        received_at=delivery.received_at,
+        channel=delivery.channel,
+        envelope_from=delivery.envelope_from,
+        envelope_to=delivery.envelope_to,
+        message_id=message_id_of(delivery.raw),
+    )
+    inbound.imap_folder = delivery.imap_folder
+    inbound.imap_uidvalidity = delivery.imap_uidvalidity
+    inbound.imap_uid = delivery.imap_uid
+    inbound.region_override = delivery.region
+    session.flush()
+    return inbound.id
 
 
 def ingest(services: Services, delivery: Delivery) -> Result:

@@ -43,6 +43,7 @@ from intake.pipeline.worker import Worker
 from intake.service.health import Health, write_report
 from intake.service.metrics import Metrics
 from intake.service.runners import Runner, start_runners
+from store.db import reading
 from store.queries.outbox import backlog_counts, outbox_status_counts
 
 HEALTH_EVERY = 5.0
@@ -146,9 +147,11 @@ class Service:
             return
         from intake.channels.imap import ImapWatcher
 
-        lanes = self.worker.lanes  # with several, two messages in flight per lane keep them busy
+        # With several lanes, up to four messages in flight per lane, refilled by halves: each lane
+        # always has the next ones waiting while the watcher fetches and stores a batch.
+        lanes = self.worker.lanes
         self.watcher = ImapWatcher(services=self.services, config=settings.imap, log=self.services.log,
-                                   submit=self.worker.submit, depth=1 if lanes == 1 else 2 * lanes)
+                                   submit=self.worker.submit, depth=1 if lanes == 1 else 4 * lanes)
         self._start_thread("imap", lambda: self.watcher.run(self.thread_stop))
 
     async def _check_imap_login(self) -> None:
@@ -256,13 +259,13 @@ class Service:
     # ------------------------------------------------------------------ health
 
     def _outbox_counts(self) -> dict[str, int]:
-        with self.services.sessions() as session:
+        with reading(self.services.sessions) as session:
             return outbox_status_counts(session)
 
     def backlog(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         try:
-            with self.services.sessions() as session:
+            with reading(self.services.sessions) as session:
                 counts = backlog_counts(session)
         except Exception as exc:  # the database is down: say so, keep serving what can be served
             self.health.last_error = f"database: {type(exc).__name__}: {exc}"[:500]

@@ -267,6 +267,19 @@ def release_dead_claims(session: Session, host: str, is_alive: Callable[[int], b
     return released
 
 
+def release_claims(session: Session, item_ids: Sequence[int], *, instance: str) -> list[int]:
+    """Items ``instance`` claimed but never handed to the relay back to the queue, their claim no
+    longer counted as an attempt. Returns the ids released."""
+    released = list(session.scalars(
+        update(OutboxItem)
+        .where(OutboxItem.id.in_(list(item_ids)), OutboxItem.status == "sending",
+               OutboxItem.claimed_by == instance[:128], OutboxItem.handed_over_at.is_(None))
+        .values(status="queued", lease_until=None, claimed_by=None, attempts=OutboxItem.attempts - 1)
+        .returning(OutboxItem.id)
+        .execution_options(synchronize_session=False)))
+    return released
+
+
 def mark_handed_over(session: Session, item_id: int, *, instance: str, now: datetime) -> bool:
     """Record that the final dot is about to be sent; False when the claim was lost meanwhile."""
     result = session.execute(

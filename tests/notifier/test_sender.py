@@ -490,6 +490,33 @@ def test_send_due_does_nothing_once_stop_is_set(sqlite_sessions: sessionmaker[Se
     assert [i.status for i in items(sqlite_sessions)] == ["queued", "queued"]
 
 
+
+def test_items_claimed_together_but_not_tried_before_a_stop_go_back_to_the_queue_at_once(
+    sessions: sessionmaker[Session], relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender claims several items in one transaction; those it did not try when told to stop
+    are queued again (not left claimed until their lease expires), their claim not counted."""
+    settings = make_settings(relay)
+    enqueue(sessions, settings, 5)
+    stop = threading.Event()
+    sender = make_sender(sessions, settings)
+    attempt = sender._attempt
+
+    def attempt_then_stop(claimed: Any, connection: Any) -> Any:
+        stop.set()
+        return attempt(claimed, connection)
+
+    monkeypatch.setattr(sender, "_attempt", attempt_then_stop)
+    assert sender.send_due(stop=stop) == 1
+    stored = items(sessions)
+    assert [i.status for i in stored] == ["sent"] + ["queued"] * 4
+    assert [i.attempts for i in stored] == [1, 0, 0, 0, 0]
+    assert all(i.claimed_by is None and i.lease_until is None for i in stored[1:])
+    monkeypatch.undo()
+    assert sender.send_due() == 4
+    relay.wait_for(5)
+    assert all(count == 1 for count in relay.message_id_counts().values())
+
 # ---------------------------------------------------------------------- hostile input, relay settings
 
 

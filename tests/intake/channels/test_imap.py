@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from intake.channels.imap import FETCH_FAILED, MAX_FETCH_ATTEMPTS, ImapWatcher
+from intake.config.settings import ImapConfig
 from intake.pipeline import flow
 from intake.pipeline.journey import Delivery, Journey, Result
 from intake.pipeline.services import Services
@@ -113,6 +118,48 @@ def test_server_without_move_nor_uidplus_gets_copy_and_expunge(dovecot_minimal: 
         assert client.select_folder("INBOX")[b"EXISTS"] == 0
     assert sorted(dovecot_minimal.fetch(PROCESSED).values()) == sorted(raws)
     assert len(outbox(services)) == 2
+
+
+# ---------------------------------------------------------------------------- batches (several lanes)
+
+
+@contextlib.contextmanager
+def lanes_of(services: Services, config: ImapConfig, depth: int = 4) -> Iterator[tuple[ImapWatcher, list[int]]]:
+    """A watcher handing messages to a pool of two threads (as serve's worker with two lanes), and
+    the size of each batch it stored."""
+    batches: list[int] = []
+    receive_all = flow.receive_all
+
+    def recording(services: Services, deliveries: Sequence[Delivery]) -> list[int | None]:
+        batches.append(len(deliveries))
+        return receive_all(services, deliveries)
+
+    with ThreadPoolExecutor(2) as pool, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flow, "receive_all", recording)
+
+        def submit(inbound_id: int, key: str | None) -> Future[Result]:
+            return pool.submit(flow.process, services, inbound_id)
+
+        yield ImapWatcher(services, config, submit=submit, depth=depth, backoff_initial=0.05, backoff_max=0.1), batches
+
+
+def test_with_several_lanes_messages_are_fetched_stored_and_moved_in_batches_in_order(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    services = sqlite_services(tmp_path)
+    raws = [mail(subject=f"Bilan {n}") for n in range(10)]
+    for raw in raws:
+        dovecot.append(raw)
+    with lanes_of(services, imap_config(dovecot)) as (watcher, batches):
+        try:
+            results = watcher.sync_once()
+        finally:
+            watcher.close()
+    assert [r.outcome for r in results] == ["rejected"] * 10
+    assert [row.raw for row in rows(services)] == raws  # stored in the order of the folder
+    assert [row.imap_uid for row in rows(services)] == list(range(1, 11))
+    assert sum(batches) == 10 and batches[0] == 4 and max(batches) > 1  # one transaction per batch
+    assert len(outbox(services)) == 10 and moved(dovecot, 10)()
 
 
 # ---------------------------------------------------------------------------- faults
@@ -325,3 +372,49 @@ def test_silently_dead_connection_is_noticed_by_the_reissued_idle(dovecot: Dovec
             assert len(proxy.pairs) >= 3  # the watcher and its doorbell, then a reconnection
     finally:
         proxy.close()
+
+
+def test_an_unreadable_message_in_a_batch_is_charged_alone_and_the_others_are_answered(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    """Dovecot answers the batch's FETCH with BYE: which message is at fault is unknown, so each
+    of the batch is then read alone, and only the unreadable one is retried, then stored failed."""
+    services = sqlite_services(tmp_path)
+    maildir = dovecot.root / "mail" / dovecot.user
+    for n in range(6):
+        before = {*maildir.glob("new/*"), *maildir.glob("cur/*")}
+        dovecot.append(mail(subject=f"Bilan {n}"))
+        if n == 2:
+            [path] = {*maildir.glob("new/*"), *maildir.glob("cur/*")} - before
+            path.chmod(0)
+    with lanes_of(services, imap_config(dovecot)) as (watcher, _), Running(watcher):
+        wait_for(lambda: len(outbox(services)) == 6 and len(dovecot.uids(PROCESSED)) == 5)
+    failed = [row for row in rows(services) if row.outcome == "failed"]
+    assert [row.imap_uid for row in failed] == [3]
+    assert f"{MAX_FETCH_ATTEMPTS} tentatives" in (failed[0].error or "")
+    assert dovecot.uids("INBOX") == [3]
+    assert sorted(row.imap_uid or 0 for row in rows(services) if row.outcome == "rejected") == [1, 2, 4, 5, 6]
+    assert sorted(o.kind for o in outbox(services)) == ["alert"] + ["reply"] * 5
+
+
+def test_a_batch_the_store_refuses_stays_in_the_folder_and_is_answered_once_it_is_back(
+    dovecot: Dovecot, tmp_path: Path
+) -> None:
+    services = sqlite_services(tmp_path)
+    for n in range(5):
+        dovecot.append(mail(subject=f"Bilan {n}"))
+    with lanes_of(services, imap_config(dovecot)) as (watcher, batches), pytest.MonkeyPatch.context() as patch:
+        def store_down(services: Services, deliveries: Sequence[Delivery]) -> list[int | None]:
+            batches.append(len(deliveries))
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+        patch.setattr(flow, "receive_all", store_down)
+        try:
+            assert watcher.sync_once() == []
+            assert rows(services) == [] and dovecot.uids("INBOX") == [1, 2, 3, 4, 5]
+            assert "disk I/O error" in (watcher.health()["last_error"] or "")
+            patch.undo()
+            assert [r.outcome for r in watcher.sync_once()] == ["rejected"] * 5
+        finally:
+            watcher.close()
+    assert moved(dovecot, 5)() and len(outbox(services)) == 5
