@@ -8,23 +8,13 @@ A session opened by :func:`reading` only reads: its SQLite transaction is deferr
 it takes no write lock and never waits for a writer (WAL).
 
 Writers to one SQLite file, in every thread and process, first queue on a lock file beside it
-(``<database>-writers``, :class:`WriteQueue`): SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms
-between tries, so with three processes writing (the service, its pipeline processes, the outbox
-sender) a writer slept long after the lock was free. The queue polls every millisecond; it only
-orders the writers, SQLite's lock still guards the data, so a writer that waited the whole busy
-timeout (or a thread already holding the queue, as in a nested transaction) goes on to
-``BEGIN IMMEDIATE`` and SQLite decides as before.
+(:mod:`store.writers`): SQLite's own busy handler sleeps between tries, long after the lock was free.
 """
 
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
-import os
-import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,10 +27,10 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from store.writers import QueuedConnection, WriteQueue, queue_path
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-WRITE_QUEUE_POLL_SECONDS = 0.001
-WRITE_QUEUE_SUFFIX = "-writers"
 READ_ONLY = "intake_read_only"  # execution option of the connections of :func:`reading`
 DB_FILENAME = "conventions.sqlite3"
 
@@ -73,7 +63,7 @@ def _make_sqlite_engine(url: URL) -> Engine:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     if not in_memory:
-        queue = WriteQueue(Path(database).expanduser().with_name(Path(database).name + WRITE_QUEUE_SUFFIX))
+        queue = WriteQueue(queue_path(Path(database).expanduser()), SQLITE_BUSY_TIMEOUT_MS / 1000)
         connect_args["factory"] = queue.connection_class()
     engine = create_engine(url, connect_args=connect_args)
 
@@ -102,89 +92,6 @@ def _make_sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-class WriteQueue:
-    """Orders the writers of one SQLite file (see the module docstring): an exclusive ``flock`` on
-    the lock file, one open file per connection, so that threads of one process queue too. The
-    kernel releases it when a process dies."""
-
-    def __init__(self, path: Path, timeout: float = SQLITE_BUSY_TIMEOUT_MS / 1000) -> None:
-        self.path = path
-        self.timeout = timeout
-        self._held = threading.local()  # how many connections of this thread are in the queue's lock
-
-    def connection_class(self) -> type[QueuedConnection]:
-        """The ``sqlite3.Connection`` class for ``sqlite3.connect(factory=...)``, bound to this queue."""
-        queue = self
-
-        class Bound(QueuedConnection):
-            write_queue = queue
-
-        return Bound
-
-    def acquire(self, fd: int) -> bool:
-        """Wait (polling) until ``fd`` holds the lock; False when this thread already holds it on
-        another connection or the wait outlasted the busy timeout: SQLite's own lock decides then."""
-        if getattr(self._held, "count", 0):
-            return False
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(WRITE_QUEUE_POLL_SECONDS)
-                continue
-            self._held.count = 1
-            return True
-
-    def release(self, fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        self._held.count = 0
-
-
-class QueuedConnection(sqlite3.Connection):
-    """A ``sqlite3`` connection whose write transactions first queue on its :class:`WriteQueue`;
-    the queue is left when the transaction ends (commit, rollback, close)."""
-
-    write_queue: WriteQueue
-    _queue_fd: int | None = None
-    _queued = False
-
-    def queue_for_write(self) -> None:
-        if self._queued:
-            return
-        if self._queue_fd is None:
-            self._queue_fd = os.open(self.write_queue.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._queued = self.write_queue.acquire(self._queue_fd)
-
-    def _leave_queue(self) -> None:
-        if self._queued and self._queue_fd is not None:
-            self._queued = False
-            self.write_queue.release(self._queue_fd)
-
-    def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            self._leave_queue()
-
-    def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self._leave_queue()
-
-    def close(self) -> None:
-        try:
-            self._leave_queue()
-            super().close()
-        finally:
-            if self._queue_fd is not None:
-                os.close(self._queue_fd)
-                self._queue_fd = None
 
 
 def store_unavailable(exc: BaseException) -> bool:

@@ -1,4 +1,4 @@
-"""SQLite's writers queue on a lock file (store.db.WriteQueue) rather than in SQLite's busy handler."""
+"""SQLite's writers queue on a lock file (store.writers) rather than in SQLite's busy handler."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from store.db import WRITE_QUEUE_SUFFIX, WriteQueue, make_engine, session_factory
+from store.db import make_engine, session_factory
+from store.writers import WriteQueue, queue_path
 
 
 def held_by_someone(path: Path) -> bool:
@@ -31,7 +32,7 @@ def test_a_writer_waits_in_the_queue_and_writes_as_soon_as_the_first_commits(tmp
     database = tmp_path / "queue.sqlite3"
     engine = make_engine(f"sqlite:///{database}")
     sessions = session_factory(engine)
-    lock_file = tmp_path / ("queue.sqlite3" + WRITE_QUEUE_SUFFIX)
+    lock_file = queue_path(database)
     try:
         with engine.begin() as connection:
             connection.execute(text("CREATE TABLE t (n INTEGER)"))
@@ -70,25 +71,44 @@ def test_a_writer_waits_in_the_queue_and_writes_as_soon_as_the_first_commits(tmp
 def test_a_thread_already_in_the_queue_or_a_wait_past_the_timeout_goes_on_to_sqlite(tmp_path: Path) -> None:
     """Never a deadlock of our own: a nested write transaction of one thread, or a writer that
     waited the whole busy timeout, is left to SQLite's lock (which decides as it always did)."""
-    queue = WriteQueue(tmp_path / "lock", timeout=0.1)
-    first = os.open(queue.path, os.O_RDWR | os.O_CREAT)
-    second = os.open(queue.path, os.O_RDWR)
-    try:
-        assert queue.acquire(first) is True
-        started = time.monotonic()
-        assert queue.acquire(second) is False  # the same thread: not queued behind itself
-        assert time.monotonic() - started < 0.05
-        outcome: list[bool] = []
-        other = threading.Thread(target=lambda: outcome.append(queue.acquire(second)))
-        other.start()
-        other.join(5)
-        assert outcome == [False]  # another thread: waited the timeout, then goes on
-        queue.release(first)
-        assert queue.acquire(second) is True
-        queue.release(second)
-    finally:
-        os.close(first)
-        os.close(second)
+    queue = WriteQueue(tmp_path / "lock", timeout=0.2)
+    first = queue.acquire()
+    assert first is not None
+    started = time.monotonic()
+    assert queue.acquire() is None  # the same thread: not queued behind itself
+    assert time.monotonic() - started < 0.05
+    outcome: list[int | None] = []
+    other = threading.Thread(target=lambda: outcome.append(queue.acquire()))
+    other.start()
+    other.join(5)
+    assert outcome == [None]  # another thread: waited the timeout, then goes on
+    queue.release(first)
+    # The waiter that gave up let go of the lock as soon as it got it: the queue is free again.
+    second = queue.acquire()
+    assert second is not None
+    queue.release(second)
+
+
+def test_a_waiting_writer_gets_the_queue_as_soon_as_it_is_released(tmp_path: Path) -> None:
+    queue = WriteQueue(tmp_path / "lock", timeout=10)
+    first = queue.acquire()
+    assert first is not None
+    got: list[float] = []
+
+    def wait() -> None:
+        fd = queue.acquire()
+        got.append(time.monotonic())
+        assert fd is not None
+        queue.release(fd)
+
+    other = threading.Thread(target=wait)
+    other.start()
+    time.sleep(0.3)
+    assert got == []  # blocked while the lock is held
+    released = time.monotonic()
+    queue.release(first)
+    other.join(5)
+    assert len(got) == 1 and got[0] >= released
 
 
 def test_the_queue_is_freed_when_a_process_holding_it_dies(tmp_path: Path) -> None:
@@ -104,12 +124,9 @@ def test_the_queue_is_freed_when_a_process_holding_it_dies(tmp_path: Path) -> No
         holder.send_signal(signal.SIGKILL)
         holder.wait(10)
         queue = WriteQueue(path, timeout=5)
-        fd = os.open(path, os.O_RDWR)
-        try:
-            assert queue.acquire(fd) is True
-            queue.release(fd)
-        finally:
-            os.close(fd)
+        fd = queue.acquire()
+        assert fd is not None
+        queue.release(fd)
     finally:
         holder.kill()
         holder.wait()
