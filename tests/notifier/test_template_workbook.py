@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 
 import openpyxl
 import pytest
@@ -10,9 +11,15 @@ import pytest
 from notifier.template_workbook import (
     FIRST_ROW,
     HEADER_ROW,
+    MAIN_SHEET,
     META_FIRST_ROW,
+    RESULT_COL,
+    TemplateBook,
+    _built,
     build_template,
     headers,
+    template_book,
+    workbook_bytes,
 )
 from parsers.model import Workbook
 from parsers.reference.catalogue import indicators
@@ -143,3 +150,31 @@ def test_printable_in_arial_on_landscape_pages(bretagne: bytes) -> None:
         assert {c.font.name for row in ws.iter_rows() for c in row if c.value is not None} == {"Arial"}
         assert ws.page_setup.orientation == "landscape" and ws.print_area and ws.print_title_rows
         assert all(ws.row_dimensions[r].height for r in range(1, ws.max_row + 1) if ws.cell(r, 1).value)
+
+
+def xml_parts(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist() if name != "docProps/core.xml"}
+
+
+def test_a_blank_template_is_built_once_and_each_caller_gets_a_copy_of_its_own() -> None:
+    """The blank template comes from a per-process cache (the annotated workbook of every rejected
+    return starts from one): the copy is what a fresh build gives, and what a caller writes in its
+    copy never reaches the next one."""
+    def blank() -> TemplateBook:
+        return template_book(region_code="93", region_name="Provence-Alpes-Côte d'Azur", campaign_id="bilan-2013",
+                             year=2013)
+
+    def fresh() -> dict[str, bytes]:  # saving changes an openpyxl workbook a little: a new one each time
+        return xml_parts(workbook_bytes(_built("93", "Provence-Alpes-Côte d'Azur", "bilan-2013", 2013, "1", {},
+                                               {}).workbook))
+
+    first = blank()
+    assert first.main.title == MAIN_SHEET and first.main is first.workbook.worksheets[0]
+    first.main.cell(row=first.rows["I09"], column=RESULT_COL, value=42)
+    first.workbook.create_sheet("À corriger", 0)
+    second = blank()
+    assert second.workbook is not first.workbook
+    assert second.main.cell(row=second.rows["I09"], column=RESULT_COL).value is None
+    assert xml_parts(workbook_bytes(second.workbook)) == fresh()
+    assert xml_parts(workbook_bytes(first.workbook)) != fresh()
