@@ -7,6 +7,10 @@ sender, beside the IMAP watcher) lost nearly every race. Here every write transa
 an exclusive ``flock`` on the lock file, waiting in the kernel, which wakes the waiters as soon as
 it is released, whatever their process; the kernel also releases it when a process dies.
 
+The threads of one process first queue on a lock of the process (handed over at once, without a
+trip through the kernel's file lock and a helper thread), so that the file lock is only ever
+waited for by one thread per process.
+
 It only orders the writers: SQLite's lock still guards the data. A thread that already holds the
 queue (a nested write transaction) does not queue behind itself, and a wait that outlasts the
 busy timeout gives up: both go on to ``BEGIN IMMEDIATE``, and SQLite decides as it always did.
@@ -19,6 +23,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 SUFFIX = "-writers"
@@ -35,7 +40,8 @@ class WriteQueue:
     def __init__(self, path: Path, timeout: float) -> None:
         self.path = path
         self.timeout = timeout
-        self._held = threading.local()  # whether this thread holds the queue (on any connection)
+        self._holder: int | None = None  # the thread holding the queue (on any of its connections)
+        self._process = threading.Lock()  # this process's turn: its threads queue here first
 
     def connection_class(self) -> type[QueuedConnection]:
         """The ``sqlite3.Connection`` class for ``sqlite3.connect(factory=...)``, bound to this queue."""
@@ -49,8 +55,32 @@ class WriteQueue:
     def acquire(self) -> int | None:
         """A file descriptor holding the queue's lock (give it back to :meth:`release`), or None
         when this thread already holds it or the wait outlasted the timeout."""
-        if getattr(self._held, "yes", False):
+        if self._holder == threading.get_ident():
             return None
+        deadline = time.monotonic() + self.timeout
+        if not self._process.acquire(timeout=self.timeout):
+            return None
+        try:
+            fd = self._lock_file(deadline)
+        except BaseException:
+            self._process.release()
+            raise
+        if fd is None:
+            self._process.release()
+            return None
+        self._holder = threading.get_ident()
+        return fd
+
+    def release(self, fd: int) -> None:
+        """Give the queue back (from any thread: a connection may be rolled back by another)."""
+        self._holder = None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+            self._process.release()
+
+    def _lock_file(self, deadline: float) -> int | None:
         fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -58,22 +88,11 @@ class WriteQueue:
             os.close(fd)
             waiter = _Waiter(self)
             threading.Thread(target=waiter.run, name="write-queue", daemon=True).start()
-            got = waiter.result(self.timeout)
-            if got is None:
-                return None
-            fd = got
+            return waiter.result(max(0.0, deadline - time.monotonic()))
         except BaseException:
             os.close(fd)
             raise
-        self._held.yes = True
         return fd
-
-    def release(self, fd: int) -> None:
-        self._held.yes = False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
 
     def _open(self) -> int:
         return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
