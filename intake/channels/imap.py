@@ -33,7 +33,6 @@ even without the lock (SQLite), and a move of a UID another instance already mov
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import ssl
@@ -42,7 +41,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -249,7 +248,7 @@ class ImapWatcher:
         try:
             client.logout()
         except Exception:
-            with contextlib.suppress(Exception):
+            with suppress(Exception):
                 client.shutdown()
 
     # ------------------------------------------------------------------ connection
@@ -267,7 +266,7 @@ class ImapWatcher:
                 client.starttls(context)
             client.login(cfg.username, cfg.password)
         except BaseException:
-            with contextlib.suppress(Exception):
+            with suppress(Exception):
                 client.shutdown()
             raise
         return client
@@ -287,7 +286,7 @@ class ImapWatcher:
                 self.log.info("imap: folder %s created", cfg.processed_folder)
             self._health.idle_supported = bool(client.has_capability("IDLE"))
         except BaseException:
-            with contextlib.suppress(Exception):
+            with suppress(Exception):
                 client.shutdown()
             raise
         self._client = client

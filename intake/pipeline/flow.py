@@ -80,7 +80,7 @@ def receive(services: Services, delivery: Delivery) -> int:
     """Store the raw message durably; returns its id. Nothing else happens here."""
     with services.sessions.begin() as session:
         inbound_id = _store(session, delivery)
-    services.log.info("stored message #%d (%d bytes, %s)", inbound_id, len(delivery.raw), delivery.channel)
+    _log_stored(services, delivery, inbound_id)
     return inbound_id
 
 
@@ -99,8 +99,12 @@ def receive_all(services: Services, deliveries: Sequence[Delivery]) -> list[int 
                 ids.append(None)
     for delivery, inbound_id in zip(deliveries, ids, strict=True):
         if inbound_id is not None:
-            services.log.info("stored message #%d (%d bytes, %s)", inbound_id, len(delivery.raw), delivery.channel)
+            _log_stored(services, delivery, inbound_id)
     return ids
+
+
+def _log_stored(services: Services, delivery: Delivery, inbound_id: int) -> None:
+    services.log.info("stored message #%d (%d bytes, %s)", inbound_id, len(delivery.raw), delivery.channel)
 
 
 def _store(session: Session, delivery: Delivery) -> int:

@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -54,7 +55,7 @@ def _start(settings: Settings, db_url: str, index: int, parent: int) -> None:
 
     def orphaned() -> None:  # the service was killed: nobody will read our results
         while os.getppid() == parent:
-            threading.Event().wait(PARENT_CHECK_SECONDS)
+            time.sleep(PARENT_CHECK_SECONDS)
         os._exit(0)
 
     threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
