@@ -27,14 +27,17 @@ pytestmark = pytest.mark.postgres
 BURST = 300
 
 
-@pytest.fixture
-def instances(tmp_path: Path, pg_database: str, dovecot: Dovecot, relay: Relay
+@pytest.fixture(params=[1, 2], ids=["pipeline in the service", "two pipeline processes each"])
+def instances(request: pytest.FixtureRequest, tmp_path: Path, pg_database: str, dovecot: Dovecot, relay: Relay
               ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-    """Two services on one PostgreSQL database (they migrate it at start), one mailbox, one relay."""
+    """Two services on one PostgreSQL database (they migrate it at start), one mailbox, one relay;
+    each runs its pipeline in its own process, or in two of their own (``[service] processes``:
+    the watcher then fetches, stores and moves in batches)."""
     procs = []
     for name in ("a", "b"):
         data = tmp_path / name
-        procs.append(ServiceProcess(write_service_config(data, dovecot, relay), pg_database, data))
+        config = write_service_config(data, dovecot, relay, processes=request.param)
+        procs.append(ServiceProcess(config, pg_database, data))
     yield procs[0], procs[1]
     for proc in procs:
         proc.close()
