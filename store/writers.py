@@ -2,8 +2,7 @@
 
 SQLite's busy handler makes a writer that finds the write lock taken sleep 1, 2, 5, 10 … 100 ms
 between tries: with three processes writing (the service, its pipeline processes, the outbox
-sender) writers slept long after the lock was free, and a thread of a busy process (the outbox
-sender, beside the IMAP watcher) lost nearly every race. Here every write transaction first takes
+sender) writers slept long after the lock was free. Here every write transaction first takes
 an exclusive ``flock`` on the lock file, waiting in the kernel, which wakes the waiters as soon as
 it is released, whatever their process; the kernel also releases it when a process dies.
 
