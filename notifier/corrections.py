@@ -18,41 +18,88 @@ so our reader reads it exactly like the template) holding the values and observa
 
 When the workbook named another region than the sender's, the file keeps the region it named, so
 the ``region_mismatch`` error stays visible until the clerk changes it.
+
+How the file is made: not through openpyxl (loading and saving a workbook there costs ~15 ms, and
+this runs for every faulty return). The blank template's bytes, built and saved by openpyxl once per
+region and campaign in a process (:func:`notifier.template_workbook.blank_template`, the very file
+the regions receive), are patched part by part with :mod:`notifier.xlsx` (~1 ms): the main
+sheet's cells, row heights and comments, new formats appended to the styles, the list as a new
+sheet put first in the workbook; the parts left as they are were compressed once. Every text
+comes from a region's workbook, untrusted: it is escaped, a text is never written as a formula,
+and what XML cannot carry (control characters) never makes the file invalid (:mod:`notifier.xlsx`).
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-
-from openpyxl.comments import Comment
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Protection, Side
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.hyperlink import Hyperlink
-from openpyxl.worksheet.worksheet import Worksheet
+from functools import lru_cache
 
 from notifier.rendering import SEVERITY_WORDS
 from notifier.template_workbook import (
     COLUMN_WIDTHS,
-    FIRST_ROW,
     FONT_NAME,
     FONT_SIZE,
+    FOOTER,
     HEADER_ROW,
     LABEL_COL,
     MAIN_SHEET,
     OBSERVATION_COL,
+    PAGE_MARGINS,
     RESULT_COL,
-    Stamps,
-    fit_rows,
+    blank_template,
     prefill_value,
-    print_setup,
-    template_book,
-    workbook_bytes,
+    row_height,
 )
+from notifier.xlsx.package import (
+    COMMENTS_REL,
+    COMMENTS_TYPE,
+    VML_REL,
+    VML_TYPE,
+    WORKSHEET_REL,
+    WORKSHEET_TYPE,
+    Member,
+    Note,
+    add_content_types,
+    add_defined_names,
+    add_relationship,
+    comments_vml,
+    comments_xml,
+    next_number,
+    pack,
+    prepend_sheet,
+    read_parts,
+    relationships_xml,
+    sheet_parts,
+    zip_archive,
+)
+from notifier.xlsx.sheets import (
+    PageSetup,
+    SheetPatch,
+    SheetXml,
+    hyperlink_xml,
+    insert_child,
+    split_sheet,
+    unselect_tab,
+    worksheet_xml,
+)
+from notifier.xlsx.styles import (
+    StyleBuilder,
+    Styles,
+    alignment_xml,
+    border_xml,
+    derive_xf,
+    font_xml,
+    parse_styles,
+    solid_fill_xml,
+    xf_xml,
+)
+from notifier.xlsx.text import R_NS, CellValue, date_format, row_xml, sheet_range, value_cell
 from parsers.issues import row_of
-from parsers.model import IndicatorEntry, Issue, WorkbookReturn, cell_ref
+from parsers.model import IndicatorEntry, Issue, WorkbookReturn, cell_ref, column_letter
 from parsers.reference.catalogue import geography_for_year, indicators_by_id
 from parsers.reference.regions import by_code
 from parsers.text import strip_accents
@@ -60,8 +107,6 @@ from parsers.text import strip_accents
 ISSUES_SHEET = "À corriger"
 ERROR_COLOUR = "FF9999"  # red
 WARNING_COLOUR = "FFC266"  # orange
-_ERROR_FILL = PatternFill("solid", fgColor=ERROR_COLOUR)
-_WARNING_FILL = PatternFill("solid", fgColor=WARNING_COLOUR)
 ISSUE_HEADERS = ("N°", "Ligne", "Cellule", "Élément concerné", "Gravité", "Ce qui ne va pas", "Comment corriger")
 ISSUE_WIDTHS = (5, 7, 8, 38, 13, 62, 55)
 ISSUE_HEADER_ROW = 4
@@ -87,13 +132,18 @@ SUBJECTS = {
 OTHER_SUBJECT = "Fichier"
 COMMENT_AUTHOR = "conventions-intake"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜ«(])")
-_FORMULA_STARTS = ("=", "+", "-", "@")
-_THIN = Side(style="thin", color="808080")
-_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_WRAP = Alignment(wrap_text=True, vertical="top")
-_CENTRED = Alignment(wrap_text=True, vertical="top", horizontal="center")
-_FONT = Font(name=FONT_NAME, size=FONT_SIZE)
-_LINK_FONT = Font(name=FONT_NAME, size=FONT_SIZE, color="0563C1", underline="single")
+_HEADER_COLOUR = "DDEBF7"
+_LINK_COLOUR = "0563C1"
+_BORDER = ("thin", "808080")
+_TITLE_SIZE = 13
+_INTRO_HEIGHT = 3 * FONT_SIZE * 1.3 + 6  # three lines of the merged intro
+_PAGE = PageSetup(margins=PAGE_MARGINS, footer=FOOTER)  # as print_setup sets a sheet up
+_LEVEL = 1  # deflate level of the parts made for each file: 4x faster than 6, a few kB more
+_WORKBOOK = "xl/workbook.xml"  # where openpyxl puts the workbook's parts
+_WORKBOOK_RELS = "xl/_rels/workbook.xml.rels"
+_STYLES = "xl/styles.xml"
+_CONTENT_TYPES = "[Content_Types].xml"
+_COMMENTS_ID, _VML_ID = "rId1", "rId2"  # in the main sheet's relationships
 
 
 @dataclass(frozen=True)
@@ -131,39 +181,67 @@ def build_corrections(
         named = by_code(workbook.region_code, geography_for_year(year))
         if named is not None:
             region_code, region_name = named.code, named.name
-    book = template_book(region_code=region_code, region_name=region_name, campaign_id=campaign_id, year=year)
-    main, rows = book.main, book.rows
-    for ident, entry in workbook.entries.items():
-        if ident in rows:
-            _write_entry(main, rows[ident], ident, entry)
-    fit_rows(main, range(FIRST_ROW, FIRST_ROW + len(rows)), COLUMN_WIDTHS)
-    placed = [_placed(issue, _place(issue, workbook, rows)) for issue in _ordered(workbook.issues)]
-    _mark(main, placed)
-    issues = book.workbook.create_sheet(ISSUES_SHEET, 0)
-    _fill_issues(issues, placed, workbook.file, region_name, year)
-    main.sheet_view.tabSelected = False
-    book.workbook.active = 0
-    return workbook_bytes(book.workbook)
+    template = _template(region_code, region_name, campaign_id, year)
+    placed = [_placed(issue, _place(issue, workbook, template.rows)) for issue in _ordered(workbook.issues)]
+    styles = StyleBuilder(template.styles)
+    main, notes = _main_sheet(template, _values(workbook, template.rows), _marks(placed), styles)
+    issues, last_row = _issues_sheet(placed, workbook.file, region_name, year, styles)
+    return _package(template, main, notes, issues, last_row, styles)
+
+
+# --------------------------------------------------------------------------- the blank template
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A blank template ready to patch: the parts each file changes as text, the others compressed."""
+
+    rows: Mapping[str, int]  # indicator id -> its row on the main sheet
+    cells: Mapping[int, tuple[tuple[object, float], ...]]  # row -> (value, font size) of each cell, A to I
+    main_part: str  # xl/worksheets/sheet1.xml
+    main: SheetXml
+    styles: Styles
+    workbook: str
+    workbook_rels: str
+    content_types: str
+    kept: tuple[Member, ...]  # the parts that go as they are
+    names: frozenset[str]  # every part's path
+
+
+@lru_cache(maxsize=64)
+def _template(region_code: str | None, region_name: str | None, campaign_id: str, year: int) -> _Template:
+    blank = blank_template(region_code=region_code, region_name=region_name, campaign_id=campaign_id, year=year)
+    parts = read_parts(blank.data)
+    workbook, rels = parts[_WORKBOOK].decode(), parts[_WORKBOOK_RELS].decode()
+    main_part = sheet_parts(workbook, rels)[MAIN_SHEET]
+    patched = {_WORKBOOK, _WORKBOOK_RELS, _STYLES, _CONTENT_TYPES, main_part}
+    return _Template(
+        rows=blank.rows, cells=blank.cells, main_part=main_part, main=split_sheet(parts[main_part].decode()),
+        styles=parse_styles(parts[_STYLES].decode()), workbook=workbook, workbook_rels=rels,
+        content_types=parts[_CONTENT_TYPES].decode(),
+        kept=tuple(pack(name, data) for name, data in parts.items() if name not in patched),
+        names=frozenset(parts))
 
 
 # --------------------------------------------------------------------------- the main sheet
 
 
-def _write_entry(ws: Worksheet, row: int, ident: str, entry: IndicatorEntry) -> None:
-    result = ws.cell(row=row, column=RESULT_COL)
-    value = _as_typed(ident, entry)
-    if value is not None:
-        result.value = value
-        if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
-            result.data_type = "s"  # a formula without a result is shown as text, never run
-    if entry.observation:
-        ws.cell(row=row, column=OBSERVATION_COL, value=entry.observation)
-        if entry.observation.startswith(_FORMULA_STARTS):
-            ws.cell(row=row, column=OBSERVATION_COL).data_type = "s"
+def _values(workbook: WorkbookReturn, rows: Mapping[str, int]) -> dict[tuple[int, int], CellValue]:
+    """(row, column) -> what goes in that cell of the main sheet: values and observations."""
+    values: dict[tuple[int, int], CellValue] = {}
+    for ident, entry in workbook.entries.items():
+        if ident in rows:
+            value = _as_typed(ident, entry)
+            if value is not None:
+                values[rows[ident], RESULT_COL] = value
+            if entry.observation:
+                values[rows[ident], OBSERVATION_COL] = entry.observation
+    return values
 
 
-def _as_typed(ident: str, entry: IndicatorEntry) -> object:
-    """The value as we read it, or the cell as it was typed when it could not be read."""
+def _as_typed(ident: str, entry: IndicatorEntry) -> CellValue:
+    """The value as we read it, or the cell as it was typed when it could not be read (a text is
+    written as text, never as a formula, whatever it starts with)."""
     if entry.value is not None:
         return prefill_value(entry.value)
     raw = entry.raw
@@ -177,13 +255,71 @@ def _as_typed(ident: str, entry: IndicatorEntry) -> object:
     return None
 
 
+def _marks(placed: list[Placed]) -> dict[tuple[int, int], list[Issue]]:
+    """(row, column) -> the issues pointing at that cell."""
+    by_cell: dict[tuple[int, int], list[Issue]] = {}
+    for item in placed:
+        if item.cell is not None:
+            by_cell.setdefault(item.cell, []).append(item.issue)
+    return by_cell
+
+
+def _main_sheet(template: _Template, values: Mapping[tuple[int, int], CellValue],
+                marks: Mapping[tuple[int, int], list[Issue]], styles: StyleBuilder) -> tuple[str, list[Note]]:
+    """The main sheet with the values written, rows refitted, marked cells filled, unlocked and
+    commented; and the comments."""
+    sheet = SheetPatch(template.main)
+    for row, col in sorted(values.keys() | marks.keys()):
+        style = _cell_style(styles, sheet.style(row, col), values.get((row, col)), marks.get((row, col), []))
+        if (row, col) in values:
+            sheet.put(row, col, value_cell(cell_ref(row, col), style, values[row, col]))
+        else:
+            sheet.restyle(row, col, style)
+    for row in sorted({row for row, _ in values}):
+        sheet.row_height(row, _fitted(template.cells[row], {col: v for (r, col), v in values.items() if r == row}))
+    notes = sorted((_note(cell, issues) for cell, issues in marks.items()), key=lambda n: (n.row, n.col))
+    if notes:
+        sheet.tail = insert_child(sheet.tail, f'<legacyDrawing xmlns:r="{R_NS}" r:id="{_VML_ID}"/>',
+                                  "legacyDrawing")
+    sheet.head = unselect_tab(sheet.head)
+    return sheet.xml(), notes
+
+
+def _fitted(cells: tuple[tuple[object, float], ...], written: Mapping[int, CellValue]) -> float:
+    """A row's height as fit_rows gives it: the template's ``cells`` (value, font size), the
+    values ``written`` (column -> value) in their place."""
+    return row_height((written.get(col, value), width, size)
+                      for col, ((value, size), width) in enumerate(zip(cells, COLUMN_WIDTHS, strict=True), start=1))
+
+
+def _cell_style(styles: StyleBuilder, style: int, value: CellValue, issues: list[Issue]) -> int:
+    """The format of a cell of the main sheet (its template's ``style``): a date's number format for
+    a date; red or orange, unlocked, when issues point at it; the rest of the format kept."""
+    value_format = date_format(value)
+    if not issues and not value_format:
+        return style
+    fill = None
+    if issues:
+        error = any(i.severity == "error" for i in issues)
+        fill = styles.add("fills", solid_fill_xml(ERROR_COLOUR if error else WARNING_COLOUR))
+    num_fmt = styles.num_fmt(value_format) if value_format else None
+    return styles.add("cellXfs", derive_xf(styles.xf(style), fill=fill, num_fmt=num_fmt,
+                                           locked=False if issues else None))
+
+
+def _note(cell: tuple[int, int], issues: list[Issue]) -> Note:
+    text = "\n\n".join(f"{SEVERITY_WORDS.get(i.severity, i.severity).capitalize()} : {i.message}" for i in issues)
+    lines = sum(len(part) // 50 + 1 for part in text.split("\n"))
+    return Note(cell[0], cell[1], text, width=360, height=max(80, 15 * lines))
+
+
 def _ordered(issues: Iterable[Issue]) -> list[Issue]:
     """Errors first, each group in the order the reader found them (sheet, row, column)."""
     issues = list(issues)
     return [i for i in issues if i.severity == "error"] + [i for i in issues if i.severity != "error"]
 
 
-def _place(issue: Issue, workbook: WorkbookReturn, rows: dict[str, int]) -> tuple[int, int] | None:
+def _place(issue: Issue, workbook: WorkbookReturn, rows: Mapping[str, int]) -> tuple[int, int] | None:
     """The cell of our template an issue of the region's workbook is about."""
     if issue.indicator and issue.indicator in rows:
         row = rows[issue.indicator]
@@ -209,22 +345,42 @@ def _placed(issue: Issue, cell: tuple[int, int] | None) -> Placed:
     return Placed(issue, cell)
 
 
-def _mark(ws: Worksheet, placed: list[Placed]) -> None:
-    by_cell: dict[tuple[int, int], list[Issue]] = {}
-    for item in placed:
-        if item.cell is not None:
-            by_cell.setdefault(item.cell, []).append(item.issue)
-    for (row, col), issues in by_cell.items():
-        cell = ws.cell(row=row, column=col)
-        error = any(i.severity == "error" for i in issues)
-        cell.fill = _ERROR_FILL if error else _WARNING_FILL
-        cell.protection = Protection(locked=False)
-        text = "\n\n".join(f"{SEVERITY_WORDS.get(i.severity, i.severity).capitalize()} : {i.message}" for i in issues)
-        lines = sum(len(text) // 50 + 1 for text in text.split("\n"))
-        cell.comment = Comment(text, COMMENT_AUTHOR, width=360, height=max(80, 15 * lines))
-
-
 # --------------------------------------------------------------------------- the list of issues
+
+
+@dataclass(frozen=True)
+class _ListStyles:
+    """The cell formats of the list (indices into cellXfs)."""
+
+    title: int
+    intro: int
+    header: int
+    plain: int
+    centred: int
+    link: int
+    error: int
+    warning: int
+
+
+def _list_styles(styles: StyleBuilder) -> _ListStyles:
+    font = styles.add("fonts", font_xml(FONT_NAME, FONT_SIZE))
+    link = styles.add("fonts", font_xml(FONT_NAME, FONT_SIZE, colour=_LINK_COLOUR, underline="single"))
+    border = styles.add("borders", border_xml(*_BORDER))
+    wrap = alignment_xml(vertical="top", wrap=True)
+    centred = alignment_xml(horizontal="center", vertical="top", wrap=True)
+
+    def xf(font: int, alignment: str | None = None, fill: int = 0, border: int = border) -> int:
+        return styles.add("cellXfs", xf_xml(font=font, fill=fill, border=border, alignment=alignment))
+
+    return _ListStyles(
+        title=xf(styles.add("fonts", font_xml(FONT_NAME, _TITLE_SIZE, bold=True)), border=0),
+        intro=xf(font, wrap, border=0),
+        header=xf(styles.add("fonts", font_xml(FONT_NAME, FONT_SIZE, bold=True)),
+                  alignment_xml(horizontal="center", vertical="center", wrap=True),
+                  fill=styles.add("fills", solid_fill_xml(_HEADER_COLOUR))),
+        plain=xf(font, wrap), centred=xf(font, centred), link=xf(link, centred),
+        error=xf(font, centred, fill=styles.add("fills", solid_fill_xml(ERROR_COLOUR))),
+        warning=xf(font, centred, fill=styles.add("fills", solid_fill_xml(WARNING_COLOUR))))
 
 
 def _subject(issue: Issue) -> str:
@@ -236,28 +392,23 @@ def _subject(issue: Issue) -> str:
     return SUBJECTS.get(issue.code, OTHER_SUBJECT)
 
 
-def _fill_issues(ws: Worksheet, placed: list[Placed], filename: str, region_name: str | None, year: int) -> None:
+def _issues_sheet(placed: list[Placed], filename: str, region_name: str | None, year: int,
+                  styles: StyleBuilder) -> tuple[str, int]:
+    """The sheet « À corriger », and its last row."""
+    look = _list_styles(styles)
     errors = sum(1 for p in placed if p.issue.severity == "error")
     title = f"Points à corriger – bilan {year}" + (f" – {region_name}" if region_name else "")
-    ws.cell(row=1, column=1, value=title).font = Font(name=FONT_NAME, size=13, bold=True)
     intro = (f"Fichier reçu : « {filename} ». {errors} erreur(s) à corriger, {len(placed) - errors} "
              f"avertissement(s) à vérifier. Dans la feuille « {MAIN_SHEET} », les cellules en rouge sont à "
              "corriger, celles en orange à vérifier ; le message figure en commentaire de la cellule. Cliquez "
              "sur une cellule de la colonne « Cellule » pour y aller. Corrigez, enregistrez ce fichier et "
              "renvoyez-le en réponse.")
-    ws.cell(row=2, column=1, value=intro).font = _FONT
-    ws.cell(row=2, column=1).alignment = _WRAP
-    ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=len(ISSUE_WIDTHS))
-    ws.row_dimensions[2].height = 3 * FONT_SIZE * 1.3 + 6
-    for col, (text, width) in enumerate(zip(ISSUE_HEADERS, ISSUE_WIDTHS, strict=True), start=1):
-        cell = ws.cell(row=ISSUE_HEADER_ROW, column=col, value=text)
-        cell.font = Font(name=FONT_NAME, size=FONT_SIZE, bold=True)
-        cell.fill = PatternFill("solid", fgColor="DDEBF7")
-        cell.border = _BORDER
-        cell.alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
-        ws.column_dimensions[get_column_letter(col)].width = width
+    rows = [row_xml(1, [value_cell("A1", look.title, title)]),
+            row_xml(2, [value_cell("A2", look.intro, intro)], _INTRO_HEIGHT),
+            row_xml(ISSUE_HEADER_ROW, (value_cell(cell_ref(ISSUE_HEADER_ROW, col), look.header, text)
+                                       for col, text in enumerate(ISSUE_HEADERS, start=1)))]
+    links: list[str] = []
     row = ISSUE_HEADER_ROW
-    stamps = Stamps()
     for number, item in enumerate(placed, start=1):
         row = ISSUE_HEADER_ROW + number
         what, fix = split_message(item.issue.message)
@@ -265,19 +416,63 @@ def _fill_issues(ws: Worksheet, placed: list[Placed], filename: str, region_name
         error = item.issue.severity == "error"
         values = (number, item.cell[0] if item.cell else None, ref, _subject(item.issue),
                   SEVERITY_WORDS.get(item.issue.severity, item.issue.severity), what, fix or None)
+        cells = []
         for col, value in enumerate(values, start=1):
-            cell = ws.cell(row=row, column=col, value=value)
-            alignment = _CENTRED if col in (1, 2, 3, 5) else _WRAP
             if col == 5:
-                stamps.apply(cell, ("severity", error), font=_FONT, border=_BORDER, alignment=alignment,
-                             fill=_ERROR_FILL if error else _WARNING_FILL)
+                style = look.error if error else look.warning
             elif col in (2, 3) and ref is not None:
-                stamps.apply(cell, ("link", col), font=_LINK_FONT, border=_BORDER, alignment=alignment)
-                cell.hyperlink = Hyperlink(ref=cell.coordinate, location=f"'{MAIN_SHEET}'!{ref}",
-                                           tooltip=f"Aller à la cellule {ref}")
+                style = look.link
+                links.append(hyperlink_xml(cell_ref(row, col), f"'{MAIN_SHEET}'!{ref}",
+                                           f"Aller à la cellule {ref}", str(value)))
             else:
-                stamps.apply(cell, ("plain", col), font=_FONT, border=_BORDER, alignment=alignment)
-    fit_rows(ws, range(ISSUE_HEADER_ROW + 1, row + 1), ISSUE_WIDTHS)
-    ws.freeze_panes = ws.cell(row=ISSUE_HEADER_ROW + 1, column=1)
-    print_setup(ws, title_rows=f"{ISSUE_HEADER_ROW}:{ISSUE_HEADER_ROW}",
-                area=f"A1:{get_column_letter(len(ISSUE_WIDTHS))}{max(row, ISSUE_HEADER_ROW)}")
+                style = look.centred if col in (1, 2, 3) else look.plain
+            cells.append(value_cell(cell_ref(row, col), style, value))
+        height = row_height((value, width, FONT_SIZE) for value, width in zip(values, ISSUE_WIDTHS, strict=True))
+        rows.append(row_xml(row, cells, height))
+    last = f"{column_letter(len(ISSUE_WIDTHS))}{row}"
+    return worksheet_xml(widths=ISSUE_WIDTHS, rows=rows, dimension=f"A1:{last}", frozen_rows=ISSUE_HEADER_ROW,
+                         selected=True, merged=(f"A2:{column_letter(len(ISSUE_WIDTHS))}2",), hyperlinks=links,
+                         page=_PAGE), row
+
+
+# --------------------------------------------------------------------------- the package
+
+
+def _package(template: _Template, main: str, notes: list[Note], issues: str, last_row: int,
+             styles: StyleBuilder) -> bytes:
+    """The .xlsx: the list as a new first sheet, the comments and their drawing, every part that
+    changed, the others as the template had them."""
+    issues_part = _free_name(template.names, "xl/worksheets/sheet{}.xml")
+    r_id = "rId{}".format(next_number(template.workbook_rels, r'Id="rId(\d+)"'))
+    sheet_id = next_number(template.workbook, r'sheetId="(\d+)"')
+    workbook = prepend_sheet(template.workbook, ISSUES_SHEET, sheet_id, r_id)
+    workbook = add_defined_names(workbook, [
+        ("_xlnm.Print_Titles", 0, sheet_range(ISSUES_SHEET, f"{ISSUE_HEADER_ROW}:{ISSUE_HEADER_ROW}")),
+        ("_xlnm.Print_Area", 0, sheet_range(ISSUES_SHEET, f"A1:{column_letter(len(ISSUE_WIDTHS))}{last_row}"))])
+    changed = {
+        issues_part: issues, template.main_part: main, _STYLES: styles.xml(), _WORKBOOK: workbook,
+        _WORKBOOK_RELS: add_relationship(template.workbook_rels, r_id, WORKSHEET_REL, f"/{issues_part}"),
+    }
+    overrides, defaults = {f"/{issues_part}": WORKSHEET_TYPE}, {}
+    if notes:
+        comments = _free_name(template.names, "xl/comments/comment{}.xml")
+        drawing = _free_name(template.names, "xl/drawings/commentsDrawing{}.vml")
+        folder, name = posixpath.split(template.main_part)
+        changed[comments] = comments_xml(COMMENT_AUTHOR, notes)
+        changed[drawing] = comments_vml(notes)
+        changed[posixpath.join(folder, "_rels", f"{name}.rels")] = relationships_xml(
+            [(_COMMENTS_ID, COMMENTS_REL, f"/{comments}"), (_VML_ID, VML_REL, f"/{drawing}")])
+        overrides[f"/{comments}"] = COMMENTS_TYPE
+        defaults["vml"] = VML_TYPE
+    types = add_content_types(template.content_types, overrides, defaults)
+    made = [pack(_CONTENT_TYPES, types.encode(), _LEVEL)]
+    made += [pack(name, xml.encode(), _LEVEL) for name, xml in changed.items()]
+    return zip_archive([made[0], *template.kept, *made[1:]])
+
+
+def _free_name(names: frozenset[str], pattern: str) -> str:
+    """The first ``pattern.format(n)``, n from 1, that is no part of the template."""
+    number = 1
+    while pattern.format(number) in names:
+        number += 1
+    return pattern.format(number)

@@ -44,12 +44,12 @@ from __future__ import annotations
 
 import io
 import math
-import pickle
 import textwrap
 from collections.abc import Hashable, Iterable, Mapping
 from copy import copy
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from openpyxl import Workbook
@@ -127,11 +127,22 @@ NOTICE_LINES = (
 
 @dataclass(frozen=True)
 class TemplateBook:
-    """The template still open in openpyxl, for a caller that adds to it (``notifier.corrections``)."""
+    """The template still open in openpyxl, as :func:`_built` leaves it."""
 
     workbook: Workbook
     main: Worksheet
     rows: dict[str, int]  # indicator id -> its row on the main sheet
+
+
+@dataclass(frozen=True)
+class BlankTemplate:
+    """A blank template as the regions receive it, and what a caller that patches its bytes
+    (``notifier.corrections``) needs to know of it."""
+
+    data: bytes  # the .xlsx file
+    rows: Mapping[str, int]  # indicator id -> its row on the main sheet
+    # main sheet row -> (value, font size) of its cells, columns A to I: what fit_rows measured
+    cells: Mapping[int, tuple[tuple[object, float], ...]]
 
 
 def build_template(
@@ -148,43 +159,30 @@ def build_template(
 
     ``values`` and ``observations`` (indicator id -> stored value / text, as the store keeps
     them) pre-fill the open cells of the locally filled rows, e.g. with a region's latest
-    return; other indicators are ignored. Without them the template is blank.
+    return; other indicators are ignored. Without them the template is blank, and comes from
+    :func:`blank_template`'s cache.
     """
-    book = template_book(region_code=region_code, region_name=region_name, campaign_id=campaign_id, year=year,
-                         version=version, values=values, observations=observations)
-    return workbook_bytes(book.workbook)
-
-
-def template_book(
-    *,
-    region_code: str | None,
-    region_name: str | None,
-    campaign_id: str,
-    year: int,
-    version: str = "1",
-    values: Mapping[str, object] | None = None,
-    observations: Mapping[str, object] | None = None,
-) -> TemplateBook:
-    """:func:`build_template` before it is saved, a workbook of the caller's own. Row heights are
-    set from the texts the rows hold when it is built; a caller that writes longer texts calls
-    :func:`fit_rows` again.
-
-    A blank template (the annotated workbook of every rejected return starts from one) is built
-    once per region and campaign in a process, then copied: openpyxl takes ~10 ms to build it,
-    a copy ~2 ms (:func:`_blank`)."""
     if values or observations:
-        return _built(region_code, region_name, campaign_id, year, version, values or {}, observations or {})
-    data, rows = _blank(region_code, region_name, campaign_id, year, version)
-    wb = pickle.loads(data)  # bytes this process pickled itself, never read from outside
-    return TemplateBook(wb, wb[MAIN_SHEET], dict(rows))
+        book = _built(region_code, region_name, campaign_id, year, version, values or {}, observations or {})
+        return workbook_bytes(book.workbook)
+    return blank_template(region_code=region_code, region_name=region_name, campaign_id=campaign_id, year=year,
+                          version=version).data
+
+
+def blank_template(
+    *, region_code: str | None, region_name: str | None, campaign_id: str, year: int, version: str = "1"
+) -> BlankTemplate:
+    """The blank template, built and saved by openpyxl once per region and campaign in a process
+    (:func:`_blank`); the annotated workbook of every faulty return patches its bytes."""
+    return _blank(region_code, region_name, campaign_id, year, version)
 
 
 @lru_cache(maxsize=64)
 def _blank(region_code: str | None, region_name: str | None, campaign_id: str, year: int,
-           version: str) -> tuple[bytes, tuple[tuple[str, int], ...]]:
-    """The blank template, pickled (its copies are the caller's own), and its rows."""
+           version: str) -> BlankTemplate:
     book = _built(region_code, region_name, campaign_id, year, version, {}, {})
-    return pickle.dumps(book.workbook, protocol=pickle.HIGHEST_PROTOCOL), tuple(book.rows.items())
+    cells = {row: _measured(book.main, row, len(COLUMN_WIDTHS)) for row in book.rows.values()}
+    return BlankTemplate(workbook_bytes(book.workbook), MappingProxyType(dict(book.rows)), MappingProxyType(cells))
 
 
 def _built(region_code: str | None, region_name: str | None, campaign_id: str, year: int, version: str,
@@ -219,6 +217,11 @@ def workbook_bytes(wb: Workbook) -> bytes:
 
 
 # --------------------------------------------------------------------------- printing
+
+# The page of every sheet we print (print_setup): margins in inches, the footer's left and right parts.
+PAGE_MARGINS: Mapping[str, float] = MappingProxyType(
+    {"left": 0.4, "right": 0.4, "top": 0.5, "bottom": 0.6, "header": 0.25, "footer": 0.3})
+FOOTER = ("&A", "Page &P sur &N")  # the sheet's name; « Page 2 sur 5 »
 
 
 class Stamps:
@@ -268,9 +271,14 @@ def fit_rows(ws: Worksheet, rows: Iterable[int], widths: Iterable[float]) -> Non
     cell in its own font size)."""
     widths = tuple(widths)
     for row in rows:
-        cells = [ws.cell(row=row, column=col) for col in range(1, len(widths) + 1)]
         ws.row_dimensions[row].height = row_height(
-            (cell.value, width, float(cell.font.sz or FONT_SIZE)) for cell, width in zip(cells, widths, strict=True))
+            (value, width, size) for (value, size), width in zip(_measured(ws, row, len(widths)), widths, strict=True))
+
+
+def _measured(ws: Worksheet, row: int, columns: int) -> tuple[tuple[object, float], ...]:
+    """(value, font size) of the first ``columns`` cells of ``row``: what :func:`row_height` measures."""
+    cells = (ws.cell(row=row, column=col) for col in range(1, columns + 1))
+    return tuple((cell.value, float(cell.font.sz or FONT_SIZE)) for cell in cells)
 
 
 def print_setup(ws: Worksheet, *, title_rows: str, area: str, title_cols: str | None = None,
@@ -290,10 +298,9 @@ def print_setup(ws: Worksheet, *, title_rows: str, area: str, title_cols: str | 
     if title_cols:
         ws.print_title_cols = title_cols
     ws.print_area = area
-    ws.page_margins = PageMargins(left=0.4, right=0.4, top=0.5, bottom=0.6, header=0.25, footer=0.3)
+    ws.page_margins = PageMargins(**PAGE_MARGINS)
     ws.print_options.horizontalCentered = True
-    ws.oddFooter.left.text = "&A"
-    ws.oddFooter.right.text = "Page &P sur &N"
+    ws.oddFooter.left.text, ws.oddFooter.right.text = FOOTER
 
 
 def _fill_main(ws: Worksheet, region_name: str | None, year: int) -> dict[str, int]:

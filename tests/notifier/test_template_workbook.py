@@ -9,16 +9,16 @@ import openpyxl
 import pytest
 
 from notifier.template_workbook import (
+    COLUMN_WIDTHS,
     FIRST_ROW,
     HEADER_ROW,
     MAIN_SHEET,
     META_FIRST_ROW,
-    RESULT_COL,
-    TemplateBook,
     _built,
+    blank_template,
     build_template,
     headers,
-    template_book,
+    row_height,
     workbook_bytes,
 )
 from parsers.model import Workbook
@@ -157,24 +157,24 @@ def xml_parts(data: bytes) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist() if name != "docProps/core.xml"}
 
 
-def test_a_blank_template_is_built_once_and_each_caller_gets_a_copy_of_its_own() -> None:
-    """The blank template comes from a per-process cache (the annotated workbook of every rejected
-    return starts from one): the copy is what a fresh build gives, and what a caller writes in its
-    copy never reaches the next one."""
-    def blank() -> TemplateBook:
-        return template_book(region_code="93", region_name="Provence-Alpes-Côte d'Azur", campaign_id="bilan-2013",
-                             year=2013)
+def test_a_blank_template_is_built_once_and_is_what_a_fresh_build_gives() -> None:
+    """The blank template comes from a per-process cache (the annotated workbook of every faulty
+    return patches its bytes): the file the regions receive, the same as a fresh build."""
+    def blank() -> bytes:
+        return build_template(region_code="93", region_name="Provence-Alpes-Côte d'Azur", campaign_id="bilan-2013",
+                              year=2013)
 
-    def fresh() -> dict[str, bytes]:  # saving changes an openpyxl workbook a little: a new one each time
-        return xml_parts(workbook_bytes(_built("93", "Provence-Alpes-Côte d'Azur", "bilan-2013", 2013, "1", {},
-                                               {}).workbook))
-
-    first = blank()
-    assert first.main.title == MAIN_SHEET and first.main is first.workbook.worksheets[0]
-    first.main.cell(row=first.rows["I09"], column=RESULT_COL, value=42)
-    first.workbook.create_sheet("À corriger", 0)
-    second = blank()
-    assert second.workbook is not first.workbook
-    assert second.main.cell(row=second.rows["I09"], column=RESULT_COL).value is None
-    assert xml_parts(workbook_bytes(second.workbook)) == fresh()
-    assert xml_parts(workbook_bytes(first.workbook)) != fresh()
+    cached = blank_template(region_code="93", region_name="Provence-Alpes-Côte d'Azur", campaign_id="bilan-2013",
+                            year=2013)
+    assert blank() is cached.data and blank() is blank()
+    fresh = _built("93", "Provence-Alpes-Côte d'Azur", "bilan-2013", 2013, "1", {}, {})
+    assert xml_parts(cached.data) == xml_parts(workbook_bytes(fresh.workbook))
+    assert dict(cached.rows) == fresh.rows
+    # what a caller needs to refit a row as fit_rows would: each cell's text and font size
+    main = openpyxl.load_workbook(io.BytesIO(cached.data))[MAIN_SHEET]
+    assert set(cached.cells) == set(cached.rows.values())
+    for row, cells in cached.cells.items():
+        assert [value for value, _ in cells] == [main.cell(row=row, column=c).value for c in range(1, 10)]
+        assert [size for _, size in cells] == [main.cell(row=row, column=c).font.sz for c in range(1, 10)]
+        height = row_height((value, width, size) for (value, size), width in zip(cells, COLUMN_WIDTHS, strict=True))
+        assert main.row_dimensions[row].height == height
