@@ -36,4 +36,4 @@ def queue_account_mail(session: Session, settings: Settings, *, email: str, purp
     msg = build_mail(settings, to=[email], subject=subject, text=account_text(purpose, email, link, expires_at),
                      auto_submitted="auto-generated")
     return enqueue_outbox(session, key=f"account:{token_id}", kind="account", message_pk=None, recipients=[email],
-                          cc=[], subject=subject, raw=msg.as_bytes(), mail_message_id=str(msg["Message-ID"]))
+                          cc=[], subject=subject, raw=msg.raw, mail_message_id=msg.message_id)

@@ -41,7 +41,7 @@ def queue_alert(session: Session, settings: Settings, *, key: str, subject: str,
     )
     return enqueue_outbox(
         session, key=f"alert:{key}"[:255], kind="alert", message_pk=None, recipients=recipients, cc=[],
-        subject=full_subject, raw=msg.as_bytes(), mail_message_id=str(msg["Message-ID"]),
+        subject=full_subject, raw=msg.raw, mail_message_id=msg.message_id,
     )
 
 

@@ -132,11 +132,10 @@ def send_reminders(session: Session, settings: Settings, drafts: list[ReminderDr
     for draft in drafts:
         msg = build_mail(settings, to=draft.to, cc=draft.cc, subject=draft.subject, text=draft.text,
                          html=draft.html, attachments=[draft.attachment], auto_submitted="auto-generated",
-                         now=draft.at)
-        msg["Reply-To"] = settings.mailbox_address
+                         now=draft.at, reply_to=settings.mailbox_address)
         item = enqueue_outbox(session, key=draft.key, kind="reminder", message_pk=None,
                                       recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject,
-                                      raw=msg.as_bytes(), mail_message_id=str(msg["Message-ID"]))
+                                      raw=msg.raw, mail_message_id=msg.message_id)
         if item is None:
             continue
         session.flush()

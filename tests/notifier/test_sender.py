@@ -72,7 +72,7 @@ def enqueue(sessions: sessionmaker[Session], settings: Settings, n: int = 1, *, 
                              text=f"Bonjour,\n.ligne commençant par un point\nÉté {index}\n")
             item = enqueue_outbox(session, key=f"{kind}:{index}:{'-'.join(to)}", kind=kind,
                                           message_pk=None, recipients=to, cc=cc, subject=subject,
-                                          raw=msg.as_bytes(), mail_message_id=str(msg["Message-ID"]))
+                                          raw=msg.raw, mail_message_id=msg.message_id)
             assert item is not None
             session.flush()
             ids.append(item.id)
@@ -523,7 +523,7 @@ def test_items_claimed_together_but_not_tried_before_a_stop_go_back_to_the_queue
 def test_newline_in_a_recipient_never_reaches_the_relay(sqlite_sessions: sessionmaker[Session], relay: Relay) -> None:
     settings = make_settings(relay)
     with sqlite_sessions.begin() as session:
-        raw = build_mail(settings, to=["sgar@bretagne.example.org"], subject="x", text="x").as_bytes()
+        raw = build_mail(settings, to=["sgar@bretagne.example.org"], subject="x", text="x").raw
         session.add(OutboxItem(key="evil", kind="reply", recipients=["a@b.fr>\r\nRCPT TO:<victim@example.org"],
                                cc=[], subject="x", raw=raw, mail_message_id="<x@y>", status="queued", attempts=0))
     assert make_sender(sqlite_sessions, settings).send_due() == 1
@@ -631,7 +631,7 @@ def test_long_message_ids_are_threaded_as_they_are(tmp_path: Path) -> None:
     older = [f"<older-{n}-{'x' * 80}@example.org>" for n in range(12)]
     msg = build_mail(tests_settings(tmp_path), to=["sgar@paca.pref.gouv.fr"], subject="Accusé de réception",
                      text="Bonjour", in_reply_to=theirs, references=older)
-    raw = msg.as_bytes()
+    raw = msg.raw
     parsed = message_from_bytes(raw, policy=policy.default)
     assert str(parsed["In-Reply-To"]) == theirs
     references = str(parsed["References"]).split()

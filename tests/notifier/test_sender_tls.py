@@ -90,7 +90,7 @@ def deliver(sessions: sessionmaker[DbSession], smtp: SmtpConfig) -> OutboxItem:
         msg = build_mail(settings, to=["sgar@bretagne.example.org"], subject="Accusé de réception", text="Bonjour")
         enqueue_outbox(session, key="reply:tls", kind="reply", message_pk=None,
                        recipients=["sgar@bretagne.example.org"], cc=[], subject="Accusé de réception",
-                       raw=msg.as_bytes(), mail_message_id=str(msg["Message-ID"]))
+                       raw=msg.raw, mail_message_id=msg.message_id)
     OutboxSender(sessions, smtp, make_logger(), "tls:1").send_due()
     with sessions() as session:
         item = session.scalars(select(OutboxItem)).one()

@@ -325,8 +325,8 @@ def test_relay_refusing_everything_for_an_hour_backs_off_alerts_once_then_sends_
                               text="Bonjour,\nVotre bilan est bien arrivé.\n")
             enqueue_outbox(session, key=f"reply:faults-{n}", kind="reply", message_pk=None,
                            recipients=[f"sgar{n}@bretagne.pref.gouv.fr"], cc=[], subject=f"Accusé {n}",
-                           raw=mail.as_bytes(), mail_message_id=str(mail["Message-ID"]))
-            message_ids.append(str(mail["Message-ID"]))
+                           raw=mail.raw, mail_message_id=mail.message_id)
+            message_ids.append(mail.message_id)
     clock = Clock()
     start = clock.now
     sender = OutboxSender(services.sessions, smtp, logging.getLogger("test.faults"), "faults:1",
