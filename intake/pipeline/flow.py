@@ -2,17 +2,18 @@
 
 1. ``receive``: the raw bytes are stored and committed before anything else, so a channel can
    acknowledge the message (SMTP 250, IMAP move) knowing nothing can be lost after that.
-2. ``process``: first ``prepare`` reads the message and runs the steps marked ``before_lock``
-   (parse, classify, read and check the attachments: the costly part) without taking the write lock
-   (on SQLite a deferred read transaction; the outbox sender and the channels write meanwhile). Then
+2. ``process``: first the steps marked ``before_lock`` (parse, classify, read and check the
+   attachments, build the annotated workbook: the costly part) run without SQLite's write lock
+   (``prepare``: a deferred read transaction; the outbox sender and the channels write meanwhile;
+   on PostgreSQL, which locks rows, in the transaction below, once the row is claimed). Then
    the other steps run in ONE transaction, the message row claimed first. Either the verdict, the
    dossier's new versions and the queued reply are all committed together, or none is: a message
    can never get two replies, and a crash leaves it ``received`` to be processed again.
 3. A step that raises leaves the message ``failed`` with its error; ``reprocess`` runs it again.
 
 Steps (one module each under ``intake/pipeline/steps``), each run when its guard says so:
-  classify → extract | claim → converse → validate → record → reply
-  (before the lock)  | (one transaction)
+  classify → extract → annotate | claim → converse → validate → record → reply
+  (before the lock)             | (one transaction)
 """
 
 from __future__ import annotations
@@ -39,7 +40,13 @@ from parsers.model import Issue
 from parsers.text import one_line
 from store.db import exclusive_writes, reading
 from store.models import InboundMessage
-from store.queries.messages import claim_message, store_inbound, stored_message, unfinished_messages
+from store.queries.messages import (
+    claim_message,
+    given_raw,
+    store_inbound,
+    stored_message,
+    unfinished_messages,
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,9 @@ def _log_stored(services: Services, delivery: Delivery, inbound_id: int) -> None
 
 
 def _store(session: Session, delivery: Delivery) -> int:
+    imap_place = None
+    if delivery.imap_folder is not None and delivery.imap_uidvalidity is not None and delivery.imap_uid is not None:
+        imap_place = (delivery.imap_folder, delivery.imap_uidvalidity, delivery.imap_uid)
     inbound = store_inbound(
         session,
         raw=delivery.raw,
@@ -116,12 +126,9 @@ def _store(session: Session, delivery: Delivery) -> int:
         envelope_from=delivery.envelope_from,
         envelope_to=delivery.envelope_to,
         message_id=message_id_of(delivery.raw),
+        imap_place=imap_place,
+        region_override=delivery.region,
     )
-    inbound.imap_folder = delivery.imap_folder
-    inbound.imap_uidvalidity = delivery.imap_uidvalidity
-    inbound.imap_uid = delivery.imap_uid
-    inbound.region_override = delivery.region
-    session.flush()
     return inbound.id
 
 
@@ -139,13 +146,10 @@ def process(services: Services, inbound_id: int, *, raw: bytes | None = None) ->
     """
     try:
         # SQLite: the steps before the lock read in a transaction of their own (ours take the whole
-        # store's write lock at BEGIN). PostgreSQL locks rows: they read in the same transaction,
-        # before the row is claimed (one connection, fewer round trips).
-        together = not exclusive_writes(services.sessions)
-        prepared = None if together else prepare(services, inbound_id, raw=raw)
+        # store's write lock at BEGIN). PostgreSQL locks rows: they run in the same transaction,
+        # once the row is claimed (one connection, fewer round trips).
+        prepared = prepare(services, inbound_id, raw=raw) if exclusive_writes(services.sessions) else None
         with services.sessions() as session, session.begin():
-            if together:
-                prepared = _prepared(session, services, inbound_id, raw)
             seen_override = prepared.inbound.region_override if prepared is not None else None
             inbound = claim_message(session, inbound_id)
             if inbound is None:
@@ -159,7 +163,9 @@ def process(services: Services, inbound_id: int, *, raw: bytes | None = None) ->
             if prepared is not None and seen_override == inbound.region_override:
                 journey = prepared
                 journey.inbound, journey.session = inbound, session
-            else:  # stored, released or reprocessed meanwhile: the steps before the lock run again, here
+            else:  # PostgreSQL; or stored, released or reprocessed meanwhile: the steps before the lock run here
+                if raw is not None:
+                    given_raw(inbound, raw)
                 journey = Journey(inbound=inbound, session=session)
                 _run(journey, services, before_lock=True)
             _run(journey, services, before_lock=False)
@@ -179,16 +185,12 @@ def prepare(services: Services, inbound_id: int, *, raw: bytes | None = None) ->
     """The steps marked ``before_lock`` run on the stored message in a read-only session (no write
     lock); None when there is nothing to process (unknown id, or already processed)."""
     with reading(services.sessions) as session:
-        return _prepared(session, services, inbound_id, raw)
-
-
-def _prepared(session: Session, services: Services, inbound_id: int, raw: bytes | None) -> Journey | None:
-    inbound = stored_message(session, inbound_id, raw=raw)
-    if inbound is None or inbound.outcome != "received":
-        return None
-    journey = Journey(inbound=inbound, session=session)
-    _run(journey, services, before_lock=True)
-    return journey
+        inbound = stored_message(session, inbound_id, raw=raw)
+        if inbound is None or inbound.outcome != "received":
+            return None
+        journey = Journey(inbound=inbound, session=session)
+        _run(journey, services, before_lock=True)
+        return journey
 
 
 def _run(journey: Journey, services: Services, *, before_lock: bool) -> None:

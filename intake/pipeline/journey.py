@@ -68,6 +68,8 @@ class Journey:
     identical: list[IdenticalFile] = field(default_factory=list)
     dossier: Dossier | None = None
     submissions: list[Submission] = field(default_factory=list)
+    # The dossier's current workbook and narrative once record filed the return (by kind).
+    current: dict[str, Submission] | None = None
     late: bool = False
     reading: Reading | None = None  # what the sender's own text asks (steps/converse.py)
     forwarded: bool = False  # handed to a person

@@ -220,8 +220,13 @@ def _inner_message(part: Message, state: _Walk) -> Message | None:
     return children[0] if children else None
 
 
-def _walk(part: Message, state: _Walk, depth: int, forwarded: bool) -> str:
-    """Collect attachments under ``part`` and return its body text (forwarded text set aside)."""
+class _Html(str):
+    """A text/html body not yet turned into text: an alternative converted only when it is chosen."""
+
+
+def _walk(part: Message, state: _Walk, depth: int, forwarded: bool, *, html_later: bool = False) -> str:
+    """Collect attachments under ``part`` and return its body text (forwarded text set aside);
+    ``html_later``: a text/html body comes back as :class:`_Html`, still to convert."""
     state.parts += 1
     if depth > MAX_DEPTH or state.parts > MAX_PARTS:
         if "too_deep" not in state.defects:
@@ -251,7 +256,7 @@ def _walk(part: Message, state: _Walk, depth: int, forwarded: bool) -> str:
     if filename is None and disposition != "attachment" and ctype in _BODY_TYPES:
         text = _part_text(part, state)
         if ctype == "text/html":
-            return html_to_text(text)
+            return _Html(text) if html_later else html_to_text(text)
         if _param(part, "format").lower() == "flowed":
             text = unflow(text, delsp=_param(part, "delsp").lower() == "yes")
         return tidy_text(text)
@@ -262,13 +267,15 @@ def _walk(part: Message, state: _Walk, depth: int, forwarded: bool) -> str:
 def _alternative(children: list[Message], state: _Walk, depth: int, forwarded: bool) -> str:
     """Prefer a non-empty text/plain alternative, else the richest other one."""
     texts: list[tuple[str, str]] = []
-    for child in children:
-        text = _walk(child, state, depth + 1, forwarded)
+    for child in children:  # each walked, for the attachments it may hold
+        text = _walk(child, state, depth + 1, forwarded, html_later=True)
         texts.append((_ctype(child), text))
     for ctype, text in texts:
         if ctype == "text/plain" and text.strip():
             return text
     for _, text in reversed(texts):
+        if isinstance(text, _Html):
+            text = html_to_text(text)
         if text.strip():
             return text
     return ""

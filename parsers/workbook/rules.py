@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from parsers.issues import make_issue
@@ -36,8 +37,12 @@ class Context:
     def sheet(self) -> str:
         return self.table.sheet.name
 
+    @cached_property
+    def _by_id(self) -> dict[str, Indicator]:
+        return {i.id: i for i in self.catalogue}
+
     def indicator(self, ident: str) -> Indicator:
-        return next(i for i in self.catalogue if i.id == ident)
+        return self._by_id[ident]
 
     def label(self, ident: str) -> str:
         """The indicator's label as written on the clerk's sheet (the Annexe 2 label if absent)."""

@@ -89,7 +89,8 @@ def add_submission(
     The dossier row is locked first (SELECT ... FOR UPDATE on PostgreSQL; SQLite transactions
     are already exclusive), so concurrent submissions for one dossier get distinct versions.
     """
-    session.execute(select(Dossier.id).where(Dossier.id == dossier.id).with_for_update())
+    if session.get_bind().dialect.name != "sqlite":  # a SQLite write transaction is already exclusive
+        session.execute(select(Dossier.id).where(Dossier.id == dossier.id).with_for_update())
     newest = session.scalar(
         select(Submission)
         .where(Submission.dossier_id == dossier.id, Submission.kind == kind)
@@ -142,16 +143,26 @@ def dossier_status(latest_workbook: Submission | None, latest_narrative: Submiss
     return "complete" if workbook_ok and narrative_ok else "incomplete"
 
 
-def refresh_dossier_status(session: Session, dossier: Dossier) -> str:
-    """Recompute ``dossier.status`` from its latest submissions; updated_at changes with it."""
+def current_submissions(session: Session, dossier_id: int) -> dict[str, Submission]:
+    """The dossier's current (not superseded) workbook and narrative, by kind, in one query."""
     current: dict[str, Submission] = {}
-    for submission in session.scalars(  # the current workbook and narrative, in one query
+    for submission in session.scalars(
         select(Submission)
-        .where(Submission.dossier_id == dossier.id, Submission.kind.in_(("workbook", "narrative")),
+        .where(Submission.dossier_id == dossier_id, Submission.kind.in_(("workbook", "narrative")),
                Submission.superseded_by_id.is_(None))
         .order_by(Submission.version)
     ):
         current[submission.kind] = submission  # the highest version wins, as in latest_submission
+    return current
+
+
+def refresh_dossier_status(session: Session, dossier: Dossier,
+                           current: Mapping[str, Submission] | None = None) -> str:
+    """Recompute ``dossier.status`` from its latest submissions (``current``, as
+    :func:`current_submissions` gives them, when the caller has just read them); updated_at
+    changes with it."""
+    if current is None:
+        current = current_submissions(session, dossier.id)
     status = dossier_status(current.get("workbook"), current.get("narrative"))
     if status != dossier.status:
         dossier.status = status

@@ -55,8 +55,12 @@ def store_inbound(
     message_id: str | None = None,
     from_addr: str | None = None,
     subject: str = "",
+    imap_place: tuple[str, int, int] | None = None,
+    region_override: str | None = None,
 ) -> InboundMessage:
-    """Record a message exactly as received (outcome "received"), flushed so it has an id."""
+    """Record a message exactly as received (outcome "received"), flushed so it has an id (one
+    INSERT of the row, one of its bytes). ``imap_place``: (folder, UIDVALIDITY, UID) where the IMAP
+    watcher found it; ``region_override``: the region it speaks for, known from who handed it over."""
     message_id = clean_text(message_id.strip() if message_id else None) or None
     message = InboundMessage(
         dedup_key=dedup_key_for(raw, message_id),
@@ -71,7 +75,10 @@ def store_inbound(
         subject=clean_text(subject, SUBJECT_MAX) or "",
         outcome="received",
         attempts=0,
+        region_override=region_override,
     )
+    if imap_place is not None:
+        message.imap_folder, message.imap_uidvalidity, message.imap_uid = imap_place
     if len(raw) > STREAMED_BYTES and session.get_bind().dialect.name == "sqlite":
         message.raw_row = InboundRaw(raw=func.zeroblob(len(raw)))
         session.add(message)
@@ -119,9 +126,10 @@ def claim_identity(session: Session, message: InboundMessage, *, read_first: boo
     if owner is None:
         dialect = session.get_bind().dialect.name
         insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-        inserted = session.execute(insert(MessageIdentity).values(
-            dedup_key=message.dedup_key, message_pk=message.id, created_at=utcnow()).on_conflict_do_nothing())
-        if inserted.rowcount == 1:  # type: ignore[attr-defined]
+        inserted = session.scalar(insert(MessageIdentity).values(  # RETURNING: psycopg's rowcount reads -1
+            dedup_key=message.dedup_key, message_pk=message.id, created_at=utcnow(),
+        ).on_conflict_do_nothing().returning(MessageIdentity.message_pk))
+        if inserted is not None:
             return None
         owner = session.scalar(query)
     if owner is None:  # pragma: no cover - the row that made the insert fail is committed
@@ -209,8 +217,13 @@ def stored_message(session: Session, inbound_id: int, *, raw: bytes | None = Non
         return session.get(InboundMessage, inbound_id)
     message = session.get(InboundMessage, inbound_id, options=[lazyload(InboundMessage.raw_row)])
     if message is not None:
-        set_committed_value(message, "raw_row", InboundRaw(message_pk=inbound_id, raw=raw))
+        given_raw(message, raw)
     return message
+
+
+def given_raw(message: InboundMessage, raw: bytes) -> None:
+    """``raw``, the bytes just stored for ``message``, taken as its stored bytes (not read back)."""
+    set_committed_value(message, "raw_row", InboundRaw(message_pk=message.id, raw=raw))
 
 
 def claim_message(session: Session, inbound_id: int) -> InboundMessage | None:

@@ -33,10 +33,10 @@ from parsers.mail.intents import read_message
 from parsers.text import one_line
 from store.models import Dossier, DossierEvent
 from store.queries.dossiers import (
+    current_submissions,
     dossier_versions,
     events_about_messages,
     get_or_create_dossier,
-    latest_submission,
     record_event,
     update_event,
 )
@@ -54,6 +54,7 @@ def converse(journey: Journey, services: Services) -> None:
     reading = read_message(text, local_date(inbound.received_at))
     journey.reading = reading
     dossier = get_or_create_dossier(session, journey.campaign.id, journey.region.code)
+    journey.dossier = dossier  # record files a return on it
     threaded = _answered_requests(journey, dossier.id)
     carries_return = bool(journey.workbooks or journey.narratives or journey.message_issues
                           or any(not a.content_type.startswith("image/") for a in mail.attachments)
@@ -65,7 +66,6 @@ def converse(journey: Journey, services: Services) -> None:
         if "extension" in reading.intents:
             _extension_request(journey, dossier, base)
         return
-    journey.dossier = dossier
     forwarded = not reading.confident or bool(threaded)
     journey.forwarded = forwarded
     for event in threaded:
@@ -128,8 +128,8 @@ def conversation_facts(journey: Journey, services: Services) -> ConversationFact
     dossier = journey.dossier or get_or_create_dossier(session, campaign.id, region.code)
     deadline, extended = region_deadline(campaign, dossier)
     versions = dossier_versions(session, dossier.id)
-    workbook = latest_submission(session, dossier.id, "workbook")
-    narrative = latest_submission(session, dossier.id, "narrative")
+    latest = journey.current if journey.current is not None else current_submissions(session, dossier.id)
+    workbook, narrative = latest.get("workbook"), latest.get("narrative")
     template: bytes | None = None
     name = None
     observations_of: int | None = None

@@ -9,6 +9,7 @@ from notifier.calendar import region_deadline
 from parsers.issues import make_issue
 from store.queries.dossiers import (
     add_submission,
+    current_submissions,
     get_or_create_dossier,
     latest_submission,
     record_event,
@@ -19,7 +20,7 @@ from store.queries.dossiers import (
 def record(journey: Journey, services: Services) -> None:
     assert journey.campaign is not None and journey.region is not None
     session, inbound = journey.session, journey.inbound
-    dossier = get_or_create_dossier(session, journey.campaign.id, journey.region.code)
+    dossier = journey.dossier or get_or_create_dossier(session, journey.campaign.id, journey.region.code)
     journey.dossier = dossier
     deadline, _ = region_deadline(journey.campaign, dossier)  # the region's own when extended
     journey.late = inbound.received_at > end_of_day(deadline)
@@ -51,7 +52,8 @@ def record(journey: Journey, services: Services) -> None:
             session, dossier=dossier, message=inbound, kind=kind, filename=filename, sha256=sha,
             verdict=verdict, received_at=inbound.received_at, late=journey.late, values=values,
             observations=observations, issues=issues, details=details))
-    refresh_dossier_status(session, dossier)
+    journey.current = current_submissions(session, dossier.id)
+    refresh_dossier_status(session, dossier, journey.current)
     record_event(session, dossier, "return_received", {
         "message": inbound.id, "outcome": journey.outcome, "late": journey.late,
         "versions": [s.version for s in journey.submissions]})

@@ -21,7 +21,7 @@ from intake.pipeline.steps.annotate import build_annotations
 from intake.pipeline.steps.converse import conversation_facts
 from notifier.outbox import queue_reply
 from notifier.replies import XLSX, DossierFacts, ReplyDraft, ReplyFacts, draft_reply
-from store.queries.dossiers import latest_submission
+from store.queries.dossiers import current_submissions
 from store.queries.outbox import replies_since
 
 
@@ -61,8 +61,8 @@ def reply_facts(journey: Journey, services: Services) -> ReplyFacts:
     mail, dossier = journey.mail, journey.dossier
     facts = None
     if dossier is not None:
-        workbook = latest_submission(journey.session, dossier.id, "workbook")
-        narrative = latest_submission(journey.session, dossier.id, "narrative")
+        current = journey.current if journey.current is not None else current_submissions(journey.session, dossier.id)
+        workbook, narrative = current.get("workbook"), current.get("narrative")
         facts = DossierFacts(status=dossier.status, workbook_verdict=workbook.verdict if workbook else None,
                              narrative_received=narrative is not None)
     return ReplyFacts(

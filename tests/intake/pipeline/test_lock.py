@@ -1,9 +1,10 @@
-"""The write lock covers only the writes: parsing runs before it, and what changed meanwhile is
-decided under it (SQLite and PostgreSQL)."""
+"""The write lock covers only the writes: parsing runs before it (SQLite; PostgreSQL locks rows, and
+parses with the message's row claimed), and what changed meanwhile is decided under it."""
 
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from intake.pipeline.steps.annotate import build_annotations
 from notifier.corrections import build_corrections
 from parsers.model import WorkbookReturn
 from parsers.workbook.check import check_workbook
-from store.db import engine_of
+from store.db import engine_of, exclusive_writes
 from store.models import InboundMessage
 from tests.factories.emails import XLSX, build_email
 from tests.factories.workbooks import good_workbook
@@ -142,22 +143,37 @@ def test_the_same_mail_stored_meanwhile_makes_this_one_a_duplicate(services: Ser
 
 def test_a_message_released_meanwhile_is_parsed_again_under_the_lock(services: Services,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the steps before the lock found is used only if the message's region override did not
-    change meanwhile; otherwise they run again under the lock."""
+    """SQLite: what the steps before the lock found is used only if the message's region override
+    did not change meanwhile; otherwise they run again under the lock. PostgreSQL: they run with
+    the message row claimed, so an admin's change waits for the verdict and applies after it."""
     raw = build_email(sender="inconnu@example.com", message_id="<released@example.com>",
                       attachments=[("bilan.xlsx", good_workbook(), XLSX)])
     stored = flow.receive(services, Delivery(raw=raw, received_at=IN_TIME, channel="cli"))
     runs: list[str | None] = []
+    assigned: list[threading.Thread] = []
+
+    def assign() -> None:
+        with services.sessions.begin() as session:
+            session.execute(text("UPDATE inbound_messages SET region_override = '53' WHERE id = :id"), {"id": stored})
 
     def assign_meanwhile(journey: Journey, services: Services) -> None:
         runs.append(journey.region.code if journey.region else None)
         if len(runs) == 1:  # an admin assigns it to Bretagne after the parse, before the lock
-            with services.sessions.begin() as session:
-                session.execute(text("UPDATE inbound_messages SET region_override = '53' WHERE id = :id"),
-                                {"id": stored})
+            assigned.append(threading.Thread(target=assign))
+            assigned[0].start()
+            # SQLite: done at once (no lock held yet); PostgreSQL: it waits for the row, whatever the wait here
+            assigned[0].join(None if exclusive_writes(services.sessions) else 0.5)
 
     steps = (*STEPS[:1], replace(STEPS[0], name="watch", run=assign_meanwhile, when=lambda j: True), *STEPS[1:])
     monkeypatch.setattr(flow, "STEPS", steps)
     result = flow.process(services, stored)
-    assert runs == [None, "53"]  # quarantined before the lock, Bretagne's once parsed again
-    assert result.outcome == "accepted" and result.region == "53"
+    assigned[0].join(timeout=30)
+    assert not assigned[0].is_alive()
+    if exclusive_writes(services.sessions):
+        assert runs == [None, "53"]  # quarantined before the lock, Bretagne's once parsed again
+        assert result.outcome == "accepted" and result.region == "53"
+    else:
+        assert runs == [None] and result.outcome == "quarantined"  # the admin's change came after
+        with services.sessions() as session:
+            message = session.get(InboundMessage, stored)
+            assert message is not None and message.region_override == "53" and message.outcome == "quarantined"
