@@ -18,8 +18,8 @@ Over TLS (``security = "ssl"`` or ``"starttls"``) the server's certificate and n
 verified (``ca_file`` for a private authority); a refusal is a setting to fix, logged and shown in
 ``health`` as one French line naming ``[imap] ca_file`` (:func:`describe`), and retried.
 
-With several pipeline processes (``[service] processes``), the watcher keeps up to ``depth``
-messages in flight: once half of them are done it fetches the next ones in one FETCH, stores them in
+With several pipeline processes (``[service] processes``), or on PostgreSQL, the watcher keeps up
+to ``depth`` messages in flight: once half of them are done it fetches the next ones in one FETCH, stores them in
 one transaction (a SAVEPOINT each) and hands them over while the others are processed, and moves
 each once its verdict came back, in the order they were handed over (those ready together in one
 MOVE). When a batch's FETCH fails, its UIDs are read one at a time from then on, so that an
