@@ -4,7 +4,7 @@ Pure: headers and parts in, RFC 5322 bytes out (``\\n`` line ends; :mod:`smtplib
 CRLF). Our mail has one shape — a text body, an HTML alternative, attachments — so it is written
 here rather than through the ``email`` package's objects and generator, which parse, fold and
 re-encode every header and write the body a line at a time: 1.3 ms for a reply with its annotated
-workbook, against 0.1 ms here (docs/performance.md). The output is what that generator wrote
+workbook, against 0.2 ms here (docs/performance.md). The output is what that generator wrote
 (``compat32``): the same headers, parts and transfer encodings; the replies are read back by the
 ``email`` parser in the tests.
 
@@ -86,14 +86,16 @@ def addresses(name: str, values: Sequence[str]) -> str:
     a new line (folded) before an address that would make the line longer than 78 characters."""
     formatted = [formataddr((display, address), charset="utf-8") if display else address
                  for display, address in getaddresses([_one_line(v) for v in values])]
-    text, width = "", len(name) + 2
-    for index, item in enumerate(formatted):
-        separator = "" if index == 0 else ","
-        if index and width + len(item) + 2 > SHORT_LINE:
-            text, width = text + separator + "\n " + item, 1 + len(item)
+    pieces: list[str] = []
+    width = len(name) + 2
+    for item in formatted:
+        if pieces and width + len(item) + 2 > SHORT_LINE:
+            pieces.append(",\n " + item)
+            width = 1 + len(item)
         else:
-            text, width = text + separator + ("" if index == 0 else " ") + item, width + len(item) + 2
-    return text
+            pieces.append((", " if pieces else "") + item)
+            width += len(item) + 2
+    return "".join(pieces)
 
 
 def write(headers: Sequence[tuple[str, str]], body: Part, alternative: Part | None = None,

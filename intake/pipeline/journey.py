@@ -13,6 +13,7 @@ from notifier.replies import ReplyDraft
 from parsers.mail.intents import Reading
 from parsers.model import Issue, MailMessage, NarrativeReport, WorkbookReturn
 from store.models import Dossier, DossierEvent, InboundMessage, Submission
+from store.queries.dossiers import current_submissions
 
 # answered: a question answered from the dossier or the campaign, no new version; forwarded: handed to a person.
 Outcome = Literal["accepted", "rejected", "answered", "forwarded", "quarantined", "ignored", "duplicate", "failed"]
@@ -78,6 +79,10 @@ class Journey:
     # Annotated workbooks built before the write lock (steps/annotate.py), used by the reply when
     # the workbook and its issues are still the same.
     annotations: list[Annotation] = field(default_factory=list)
+
+    def dossier_files(self, dossier: Dossier) -> dict[str, Submission]:
+        """The dossier's current workbook and narrative, by kind: as record left them, else read now."""
+        return self.current if self.current is not None else current_submissions(self.session, dossier.id)
 
     @property
     def finished(self) -> bool:

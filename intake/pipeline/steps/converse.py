@@ -33,7 +33,6 @@ from parsers.mail.intents import read_message
 from parsers.text import one_line
 from store.models import Dossier, DossierEvent
 from store.queries.dossiers import (
-    current_submissions,
     dossier_versions,
     events_about_messages,
     get_or_create_dossier,
@@ -128,8 +127,8 @@ def conversation_facts(journey: Journey, services: Services) -> ConversationFact
     dossier = journey.dossier or get_or_create_dossier(session, campaign.id, region.code)
     deadline, extended = region_deadline(campaign, dossier)
     versions = dossier_versions(session, dossier.id)
-    latest = journey.current if journey.current is not None else current_submissions(session, dossier.id)
-    workbook, narrative = latest.get("workbook"), latest.get("narrative")
+    files = journey.dossier_files(dossier)
+    workbook, narrative = files.get("workbook"), files.get("narrative")
     template: bytes | None = None
     name = None
     observations_of: int | None = None

@@ -21,7 +21,6 @@ from intake.pipeline.steps.annotate import build_annotations
 from intake.pipeline.steps.converse import conversation_facts
 from notifier.outbox import queue_reply
 from notifier.replies import XLSX, DossierFacts, ReplyDraft, ReplyFacts, draft_reply
-from store.queries.dossiers import current_submissions
 from store.queries.outbox import replies_since
 
 
@@ -61,8 +60,8 @@ def reply_facts(journey: Journey, services: Services) -> ReplyFacts:
     mail, dossier = journey.mail, journey.dossier
     facts = None
     if dossier is not None:
-        current = journey.current if journey.current is not None else current_submissions(journey.session, dossier.id)
-        workbook, narrative = current.get("workbook"), current.get("narrative")
+        files = journey.dossier_files(dossier)
+        workbook, narrative = files.get("workbook"), files.get("narrative")
         facts = DossierFacts(status=dossier.status, workbook_verdict=workbook.verdict if workbook else None,
                              narrative_received=narrative is not None)
     return ReplyFacts(
