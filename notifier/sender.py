@@ -91,7 +91,7 @@ from notifier.smtp_client import (
 from store.db import reading
 from store.models import OutboxItem
 from store.queries.outbox import (
-    claim_outbox,
+    claim_outbox_items,
     claimable_outbox,
     finish_outbox,
     hold_stale_outbox,
@@ -108,11 +108,16 @@ AlertFn = Callable[[Session, str, str], None]
 MAX_IDLE_SECONDS = 30.0  # the run loop looks at the outbox at least this often
 ERROR_BACKOFF_SECONDS = 1.0  # after an unexpected error in the run loop
 CLAIM_BATCH = 8  # items claimed in one transaction; each is still handed over and recorded on its own
+DUE_LIMIT = 50  # items one call of send_due looks at
+CARE_SECONDS = 1.0  # ``run`` looks for dead senders' claims and for mail to hold at most this often
 STOP_POLL_SECONDS = 0.2  # how quickly a set ``stop`` is noticed while idle
 MIN_WAIT_SECONDS = 0.02  # never spin, even when the clock says something is due
 FINISH_RETRY_DELAYS = (0.0, 0.2, 0.5, 1.0, 2.0)  # then FINISH_RETRY_MAX_SECONDS until recorded or stopped
 FINISH_RETRY_MAX_SECONDS = 5.0
 OUTAGE_ALERT_SECONDS = 600.0  # a relay refusing everything this long: the admins are told, once
+# ``run`` keeps its SMTP session between batches, closed (QUIT) once the outbox was quiet this long:
+# a burst of replies goes out over one session instead of one per reply (as Postfix's connection cache).
+RELAY_KEEP_SECONDS = 2.0
 
 _DOT = re.compile(rb"(?m)^\.")  # dot-stuffing (RFC 5321, 4.5.2)
 # A bare envelope address: one "@", no space, control character, bracket, quote or separator
@@ -206,6 +211,7 @@ class OutboxSender:
         self._relay_failures = 0
         self._relay_retry_at: datetime | None = None
         self._stop: threading.Event | None = None  # the run's, so that a wait for the store can end
+        self._relay = RelayConnection(self._open)  # kept between the batches of ``run``
         self.outage_since: datetime | None = None  # first failure of the current relay outage
         self._outage_failures = 0
         self._outage_alerted = False
@@ -215,22 +221,29 @@ class OutboxSender:
 
     # ------------------------------------------------------------------ public
 
-    def send_due(self, limit: int = 50, *, stop: threading.Event | None = None) -> int:
-        """Deliver up to ``limit`` due items; returns how many this sender claimed and finished."""
+    def send_due(self, limit: int = DUE_LIMIT, *, stop: threading.Event | None = None, keep_relay: bool = False,
+                 care: bool = True) -> int:
+        """Deliver up to ``limit`` due items; returns how many this sender claimed and finished.
+
+        First, with ``care``, the claims of dead senders are settled and mail queued too long ago
+        is held. The SMTP session ends with the batch, unless ``keep_relay`` (then :meth:`run` ends it).
+        """
         self._stop = stop
         now = self.clock()
         if self._relay_retry_at is not None and now < self._relay_retry_at:
             return 0
         with reading(self.sessions) as session:
-            sending, stale = outbox_needs_care(session, self._held_if_queued_before(now))
+            sending, stale = outbox_needs_care(session, self._held_if_queued_before(now)) if care else (False, False)
+            candidates = [] if sending or stale else claimable_outbox(session, now, limit)
         if sending:
             self.settle_in_doubt(now)
         if stale:
             self.hold_stale(now)
-        with reading(self.sessions) as session:
-            candidates = claimable_outbox(session, now, limit)
+        if sending or stale:
+            with reading(self.sessions) as session:
+                candidates = claimable_outbox(session, now, limit)
         handled = 0
-        connection = RelayConnection(self._open)
+        connection = self._relay
         try:
             for start in range(0, len(candidates), CLAIM_BATCH):
                 if stop is not None and stop.is_set():
@@ -248,7 +261,8 @@ class OutboxSender:
                     if batch:
                         self._release(list(batch))
         finally:
-            connection.close()
+            if not keep_relay:
+                connection.close()
         return handled
 
     def settle_in_doubt(self, now: datetime) -> list[int]:
@@ -318,17 +332,32 @@ class OutboxSender:
     def run(self, stop: threading.Event, wake: threading.Event) -> None:
         """Deliver until ``stop`` is set; sleep until the next retry or until ``wake`` is set."""
         self.log.info("outbox sender %s started (relay %s:%d)", self.instance, self.smtp.host, self.smtp.port)
-        while not stop.is_set():
-            try:
-                while not stop.is_set() and self.send_due(stop=stop) > 0:
-                    pass
-                delay = self.next_wakeup()
-                timeout = MAX_IDLE_SECONDS if delay is None else min(max(delay, MIN_WAIT_SECONDS), MAX_IDLE_SECONDS)
-            except Exception:
-                self.log.exception("outbox sender: unexpected error; retrying in %.0f s", ERROR_BACKOFF_SECONDS)
-                timeout = ERROR_BACKOFF_SECONDS
-            self._wait(stop, wake, timeout)
-            wake.clear()
+        cared_at = -CARE_SECONDS
+        try:
+            while not stop.is_set():
+                try:
+                    while not stop.is_set():  # until a call finds fewer items than it can take
+                        care = time.monotonic() - cared_at >= CARE_SECONDS
+                        if care:
+                            cared_at = time.monotonic()
+                        if self.send_due(stop=stop, keep_relay=True, care=care) < DUE_LIMIT:
+                            break
+                    delay = self.next_wakeup()
+                    timeout = MAX_IDLE_SECONDS if delay is None else min(max(delay, MIN_WAIT_SECONDS), MAX_IDLE_SECONDS)
+                except Exception:
+                    self.log.exception("outbox sender: unexpected error; retrying in %.0f s", ERROR_BACKOFF_SECONDS)
+                    self._relay.discard()
+                    timeout = ERROR_BACKOFF_SECONDS
+                quiet = self._relay.idle_seconds()
+                if quiet is not None:  # a session is open: ended once quiet long enough, woken up for that
+                    if quiet >= RELAY_KEEP_SECONDS:
+                        self._relay.close()
+                    else:
+                        timeout = min(timeout, max(RELAY_KEEP_SECONDS - quiet, MIN_WAIT_SECONDS))
+                self._wait(stop, wake, timeout)
+                wake.clear()
+        finally:
+            self._relay.close()
         self.log.info("outbox sender %s stopped", self.instance)
 
     # ------------------------------------------------------------------ steps
@@ -345,16 +374,10 @@ class OutboxSender:
         """The items of ``item_ids`` this sender won, claimed in one transaction (each claim counts
         as an attempt; those not tried in the end are released by :meth:`_release`)."""
         now = self.clock()
-        won: list[Claimed] = []
+        lease_until = now + timedelta(seconds=self.lease_seconds)
         with self.sessions.begin() as session:
-            for item_id in item_ids:
-                if not claim_outbox(session, item_id, now=now, lease_until=now + timedelta(seconds=self.lease_seconds),
-                                    instance=self.instance):
-                    continue
-                item = session.get(OutboxItem, item_id)
-                if item is not None:  # the row was just updated in this transaction
-                    won.append(Claimed.of(item))
-        return won
+            won = claim_outbox_items(session, item_ids, now=now, lease_until=lease_until, instance=self.instance)
+            return [Claimed.of(item) for item in won]
 
     def _release(self, claimed: Sequence[Claimed]) -> None:
         """Claimed items left untried (stop, relay down) back to the queue at once, their attempt

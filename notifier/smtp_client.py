@@ -12,6 +12,7 @@ import re
 import smtplib
 import socket
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -87,13 +88,16 @@ def classify(exc: BaseException) -> Outcome:
 
 
 class RelayConnection:
-    """One SMTP session, opened lazily and reused for the items of a batch."""
+    """One SMTP session, opened lazily and reused for the items of a batch (and, kept by the
+    sender's run loop, for the batches of a burst); a reused session is first checked with NOOP."""
 
     def __init__(self, opener: Callable[[], smtplib.SMTP]) -> None:
         self._opener = opener
         self._client: smtplib.SMTP | None = None
+        self._used_at = 0.0  # time.monotonic() of the last get()
 
     def get(self) -> smtplib.SMTP:
+        self._used_at = time.monotonic()
         if self._client is not None:
             try:
                 code, _ = self._client.noop()
@@ -104,6 +108,10 @@ class RelayConnection:
             self.discard()
         self._client = self._opener()
         return self._client
+
+    def idle_seconds(self) -> float | None:
+        """Seconds since the open session was last used; None when none is open."""
+        return None if self._client is None else time.monotonic() - self._used_at
 
     def discard(self) -> None:
         if self._client is not None:

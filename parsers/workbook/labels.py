@@ -6,6 +6,7 @@ labels of the same template in every return), so a workbook is matched in millis
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
 
@@ -14,6 +15,7 @@ from parsers.text import STOPWORDS, fold
 
 ACCEPT = 0.65  # a label scoring below this against every indicator is unknown
 MARGIN = 0.05  # the best indicator must beat the runner-up by this much (or by its own words)
+JUDGED_LABELS = 4096  # labels whose judgement is kept, per catalogue (then forgotten, and judged again)
 _SYNONYMS = {"nb": "nombre", "nbre": "nombre", "nbr": "nombre", "oeuvre": "oeuvre", "qpvs": "qpv"}
 
 
@@ -102,3 +104,37 @@ def decide_ranked(
     if len(survivors) == 1:
         return survivors[0], scores[survivors[0].id], ()
     return None, ranked[0][0], tuple(survivors)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What :func:`decide` says of a label, with the indicators it could be (score >= ACCEPT, best first)."""
+
+    indicator: Indicator | None
+    score: float
+    close: tuple[Indicator, ...]
+    candidates: tuple[tuple[float, Indicator], ...]
+
+
+# catalogue identity -> (that catalogue, label -> judgement); the catalogue is kept so its id stays its own
+_judged: dict[int, tuple[tuple[Indicator, ...], dict[str, Judgement]]] = {}
+
+
+def judge(label: str, catalogue: tuple[Indicator, ...]) -> Judgement:
+    """:func:`decide` and the candidates of :func:`rank`, remembered per catalogue: a template's 32
+    labels come back in every return, and each costs 32 scores."""
+    entry = _judged.get(id(catalogue))
+    if entry is None or entry[0] is not catalogue:
+        if len(_judged) >= 8:
+            _judged.clear()
+        entry = _judged[id(catalogue)] = (catalogue, {})
+    judged = entry[1]
+    judgement = judged.get(label)
+    if judgement is None:
+        ranked = rank(label, catalogue)
+        found, score, close = decide_ranked(label, ranked)
+        judgement = Judgement(found, score, close, tuple((s, i) for s, i in ranked if s >= ACCEPT))
+        if len(judged) >= JUDGED_LABELS:
+            judged.clear()
+        judged[label] = judgement
+    return judgement

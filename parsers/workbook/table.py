@@ -17,7 +17,7 @@ from parsers.model import Cell, Indicator, Region, Sheet, Workbook, cell_ref
 from parsers.reference.catalogue import indicators
 from parsers.reference.regions import by_code, find_region_in_text
 from parsers.text import fold
-from parsers.workbook.labels import ACCEPT, decide_ranked, label_score, rank
+from parsers.workbook.labels import ACCEPT, judge, label_score
 from parsers.workbook.values import show
 
 TEMPLATE_MARKER = "conventions-intake-template"
@@ -180,7 +180,7 @@ def _section_names() -> frozenset[str]:
 def match_rows(sheet: Sheet, columns: Columns, catalogue: tuple[Indicator, ...]) -> Table:
     """Identify every data row by its label and assign rows to indicators one-to-one."""
     table = Table(sheet=sheet, columns=columns)
-    decided: list[tuple[RowMatch, list[tuple[float, Indicator]]]] = []
+    decided: list[tuple[RowMatch, tuple[tuple[float, Indicator], ...]]] = []
     pending: list[RowMatch] = []
     by_id = {ind.id: ind for ind in catalogue}
     for row in range(columns.data_start, sheet.max_row + 1):
@@ -188,12 +188,12 @@ def match_rows(sheet: Sheet, columns: Columns, catalogue: tuple[Indicator, ...])
         if not label or _skippable(sheet, row, columns, label):
             continue
         ref = cell_ref(row, columns.label)
-        ranked = rank(label, catalogue)
-        found, score, close = decide_ranked(label, ranked)
+        judged = judge(label, catalogue)
+        found, score = judged.indicator, judged.score
         if found is not None:
-            decided.append((RowMatch(row, label, ref, found.id, score), [(s, i) for s, i in ranked if s >= ACCEPT]))
-        elif close:
-            pending.append(RowMatch(row, label, ref, None, score, tuple(i.id for i in close)))
+            decided.append((RowMatch(row, label, ref, found.id, score), judged.candidates))
+        elif judged.close:
+            pending.append(RowMatch(row, label, ref, None, score, tuple(i.id for i in judged.close)))
         else:
             table.unknown.append(RowMatch(row, label, ref, None, score))
     claims = _resolve_claims(decided)
@@ -210,7 +210,9 @@ def match_rows(sheet: Sheet, columns: Columns, catalogue: tuple[Indicator, ...])
     return table
 
 
-def _resolve_claims(decided: list[tuple[RowMatch, list[tuple[float, Indicator]]]]) -> dict[str, list[RowMatch]]:
+def _resolve_claims(
+    decided: list[tuple[RowMatch, tuple[tuple[float, Indicator], ...]]],
+) -> dict[str, list[RowMatch]]:
     """Give each indicator to its strongest row; a weaker row moves to a free close alternative
     unless it is itself a sure match (then it is a true duplicate)."""
     claims: dict[str, list[RowMatch]] = {}

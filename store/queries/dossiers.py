@@ -68,6 +68,20 @@ def find_identical_submission(session: Session, dossier_id: int, kind: str, sha2
     )
 
 
+class _Unread:
+    """The default of ``add_submission(current=...)``: the caller has not read the current version."""
+
+
+UNREAD = _Unread()
+
+
+def lock_dossier(session: Session, dossier_id: int) -> None:
+    """Make the dossier's writers wait for each other until this transaction ends: SELECT ... FOR
+    UPDATE on PostgreSQL; a SQLite write transaction is already exclusive."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(select(Dossier.id).where(Dossier.id == dossier_id).with_for_update())
+
+
 def add_submission(
     session: Session,
     *,
@@ -83,31 +97,32 @@ def add_submission(
     observations: Any,
     issues: Sequence[Mapping[str, Any]],
     details: Mapping[str, Any],
+    current: Submission | _Unread | None = UNREAD,
 ) -> Submission:
-    """Add the next version of ``kind`` for the dossier; the previous latest is superseded by it.
+    """Add the next version of ``kind`` for the dossier; the current one is superseded by it.
 
-    The dossier row is locked first (SELECT ... FOR UPDATE on PostgreSQL; SQLite transactions
-    are already exclusive), so concurrent submissions for one dossier get distinct versions.
+    ``current`` is that kind's current submission as :func:`current_submissions` read it with
+    ``lock=True`` in this transaction (None: there is none yet). When it is not given, the
+    dossier row is locked here and the current version read, so that concurrent submissions for
+    one dossier get distinct versions.
     """
-    if session.get_bind().dialect.name != "sqlite":  # a SQLite write transaction is already exclusive
-        session.execute(select(Dossier.id).where(Dossier.id == dossier.id).with_for_update())
-    newest = session.scalar(
-        select(Submission)
-        .where(Submission.dossier_id == dossier.id, Submission.kind == kind)
-        .order_by(Submission.version.desc())
-        .limit(1)
-    )
-    max_version = newest.version if newest is not None else None
-    # The newest version is the current one (each supersedes the one before); otherwise look it up.
-    previous = newest if newest is None or newest.superseded_by_id is None else latest_submission(
-        session, dossier.id, kind)
+    if isinstance(current, _Unread):
+        lock_dossier(session, dossier.id)
+        current = latest_submission(session, dossier.id, kind)
+    if current is not None:  # each version supersedes the one before: the current one is the newest
+        version = current.version + 1
+    else:  # none current: the first version, unless an older one was left superseded by nothing
+        newest = session.scalar(select(func.max(Submission.version))
+                                .where(Submission.dossier_id == dossier.id, Submission.kind == kind))
+        version = (newest or 0) + 1
+    previous = current
     submission = Submission(
         dossier_id=dossier.id,
         message_pk=message.id,
         kind=kind,
         filename=filename[:255],
         sha256=sha256,
-        version=(max_version or 0) + 1,
+        version=version,
         verdict=verdict,
         received_at=received_at,
         late=late,
@@ -143,8 +158,12 @@ def dossier_status(latest_workbook: Submission | None, latest_narrative: Submiss
     return "complete" if workbook_ok and narrative_ok else "incomplete"
 
 
-def current_submissions(session: Session, dossier_id: int) -> dict[str, Submission]:
-    """The dossier's current (not superseded) workbook and narrative, by kind, in one query."""
+def current_submissions(session: Session, dossier_id: int, *, lock: bool = False) -> dict[str, Submission]:
+    """The dossier's current (not superseded) workbook and narrative, by kind, in one query; with
+    ``lock``, the dossier's other writers wait until this transaction ends (:func:`lock_dossier`),
+    so these stay current while it files new versions (:func:`add_submission`)."""
+    if lock:
+        lock_dossier(session, dossier_id)
     current: dict[str, Submission] = {}
     for submission in session.scalars(
         select(Submission)

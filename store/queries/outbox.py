@@ -185,24 +185,35 @@ def claimable_outbox(session: Session, now: datetime, limit: int = 50) -> list[i
 
 
 def claim_outbox(session: Session, item_id: int, *, now: datetime, lease_until: datetime, instance: str) -> bool:
-    """Claim one item for delivery with a single conditional UPDATE; True when this caller won.
+    """Claim one item for delivery (:func:`claim_outbox_items`); True when this caller won."""
+    return bool(claim_outbox_items(session, [item_id], now=now, lease_until=lease_until, instance=instance))
 
-    The WHERE clause is re-checked by the database against the row as committed by any
+
+def claim_outbox_items(session: Session, item_ids: Sequence[int], *, now: datetime, lease_until: datetime,
+                       instance: str) -> list[OutboxItem]:
+    """Claim items for delivery with a single conditional UPDATE; the items this caller won, in the
+    order of ``item_ids``, as the claim left them.
+
+    The WHERE clause is re-checked by the database against each row as committed by any
     concurrent claimer (PostgreSQL re-evaluates it after waiting for the other transaction;
-    SQLite transactions are exclusive), so exactly one of two racing senders gets rowcount 1.
+    SQLite transactions are exclusive), so of two racing senders exactly one gets each item.
     The claim counts as an attempt: an item whose senders keep dying is not retried for ever.
     """
-    result = session.execute(
+    if not item_ids:
+        return []
+    won = session.scalars(
         update(OutboxItem)
         .where(
-            OutboxItem.id == item_id,
+            OutboxItem.id.in_(item_ids),
             (OutboxItem.status == "queued") | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < now)),
         )
         .values(status="sending", lease_until=lease_until, claimed_by=instance[:128],
                 attempts=OutboxItem.attempts + 1)
-        .execution_options(synchronize_session=False)
+        .returning(OutboxItem)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return _rowcount(result) == 1
+    by_id = {item.id: item for item in won}
+    return [by_id[item_id] for item_id in item_ids if item_id in by_id]
 
 
 def finish_outbox(session: Session, item_id: int, *, instance: str, values: Mapping[str, Any]) -> bool:

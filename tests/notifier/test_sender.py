@@ -7,6 +7,7 @@ import os
 import smtplib
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -462,11 +463,12 @@ def test_run_survives_an_unexpected_error(
     original = sender.send_due
     calls: list[int] = []
 
-    def flaky(limit: int = 50, *, stop: threading.Event | None = None) -> int:
+    def flaky(limit: int = 50, *, stop: threading.Event | None = None, keep_relay: bool = False,
+              care: bool = True) -> int:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("base de données indisponible")
-        return original(limit, stop=stop)
+        return original(limit, stop=stop, keep_relay=keep_relay, care=care)
 
     monkeypatch.setattr(sender, "send_due", flaky)
     enqueue(sqlite_sessions, settings)
@@ -479,6 +481,55 @@ def test_run_survives_an_unexpected_error(
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive() and len(calls) >= 2
+
+
+def test_run_sends_a_burst_over_one_smtp_session(
+    sqlite_sessions: sessionmaker[Session], relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replies queued one after the other while the sender runs go out over the session it keeps
+    open (as Postfix's connection cache), instead of one SMTP session per reply."""
+    monkeypatch.setattr(sender_module, "RELAY_KEEP_SECONDS", 60.0)
+    settings = make_settings(relay)
+    sender = make_sender(sqlite_sessions, settings)
+    stop, wake = threading.Event(), threading.Event()
+    thread = threading.Thread(target=sender.run, args=(stop, wake), daemon=True)
+    thread.start()
+    try:
+        for n in range(1, 4):
+            enqueue(sqlite_sessions, settings, to=(f"sgar{n}@bretagne.example.org",))
+            wake.set()
+            relay.wait_for(n)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert relay.greetings == 1
+    assert sender._relay.idle_seconds() is None  # ended (QUIT) when the sender stopped
+
+
+def test_run_ends_its_smtp_session_once_the_outbox_is_quiet(
+    sqlite_sessions: sessionmaker[Session], relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sender_module, "RELAY_KEEP_SECONDS", 0.1)
+    settings = make_settings(relay)
+    sender = make_sender(sqlite_sessions, settings)
+    stop, wake = threading.Event(), threading.Event()
+    thread = threading.Thread(target=sender.run, args=(stop, wake), daemon=True)
+    enqueue(sqlite_sessions, settings)
+    thread.start()
+    try:
+        relay.wait_for(1)
+        deadline = time.monotonic() + 10
+        while sender._relay.idle_seconds() is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sender._relay.idle_seconds() is None  # closed while the thread still runs
+        enqueue(sqlite_sessions, settings, to=("autre@bretagne.example.org",))
+        wake.set()
+        relay.wait_for(2)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert relay.greetings == 2  # a new session for the mail queued after the quiet spell
 
 
 def test_send_due_does_nothing_once_stop_is_set(sqlite_sessions: sessionmaker[Session], relay: Relay) -> None:

@@ -48,6 +48,13 @@ class _Handler:
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
 
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        with self.relay.lock:
+            self.relay.greetings += 1
+        return responses
+
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
         with self.relay.lock:
@@ -105,6 +112,7 @@ class Relay:
         self.refusals: list[Received] = []  # every message refused at DATA, in order
         self.sender_answer = ""  # when set, the answer to every MAIL FROM (refuse_sender)
         self.logins: list[str] = []
+        self.greetings = 0  # EHLO commands received: about one per SMTP session (two with STARTTLS)
         self.on_rcpt: Callable[[str], None] | None = None  # called (in the relay's thread) at each RCPT
         self._controller: Controller | None = None
 

@@ -11,7 +11,6 @@ from store.queries.dossiers import (
     add_submission,
     current_submissions,
     get_or_create_dossier,
-    latest_submission,
     record_event,
     refresh_dossier_status,
 )
@@ -41,19 +40,21 @@ def record(journey: Journey, services: Services) -> None:
                       {"points_covered": list(nar.points_covered), "points_missing": list(nar.points_missing),
                        "conventions": list(nar.conventions), "chars": len(nar.text)}))
 
+    current = current_submissions(session, dossier.id, lock=True)  # read once, kept up to date below
     for kind, filename, sha, verdict, values, observations, issues, details in parts:
-        latest = latest_submission(session, dossier.id, kind)
+        latest = current.get(kind)
         if latest is not None and latest.sha256 == sha:
             journey.identical.append(IdenticalFile(kind, filename, latest))
             when = latest.received_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
             journey.message_issues.append(make_issue("identical_file", file=filename, date=when))
             continue
-        journey.submissions.append(add_submission(
+        current[kind] = add_submission(
             session, dossier=dossier, message=inbound, kind=kind, filename=filename, sha256=sha,
             verdict=verdict, received_at=inbound.received_at, late=journey.late, values=values,
-            observations=observations, issues=issues, details=details))
-    journey.current = current_submissions(session, dossier.id)
-    refresh_dossier_status(session, dossier, journey.current)
+            observations=observations, issues=issues, details=details, current=latest)
+        journey.submissions.append(current[kind])
+    journey.current = current
+    refresh_dossier_status(session, dossier, current)
     record_event(session, dossier, "return_received", {
         "message": inbound.id, "outcome": journey.outcome, "late": journey.late,
         "versions": [s.version for s in journey.submissions]})
