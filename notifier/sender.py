@@ -342,7 +342,7 @@ class OutboxSender:
                             cared_at = time.monotonic()
                         if self.send_due(stop=stop, keep_relay=True, care=care) < DUE_LIMIT:
                             break
-                    delay = self.next_wakeup()
+                    delay = 0.0 if wake.is_set() else self.next_wakeup()  # woken meanwhile: more is queued
                     timeout = MAX_IDLE_SECONDS if delay is None else min(max(delay, MIN_WAIT_SECONDS), MAX_IDLE_SECONDS)
                 except Exception:
                     self.log.exception("outbox sender: unexpected error; retrying in %.0f s", ERROR_BACKOFF_SECONDS)
@@ -507,7 +507,8 @@ class OutboxSender:
         values = self._values(claimed, outcome, now)
         tries = 0
         while True:
-            time.sleep(FINISH_RETRY_DELAYS[tries] if tries < len(FINISH_RETRY_DELAYS) else 0.0)
+            if tries:  # no sleep(0) before the first try: it would hand the GIL to a busy pipeline thread
+                time.sleep(FINISH_RETRY_DELAYS[tries] if tries < len(FINISH_RETRY_DELAYS) else 0.0)
             tries += 1
             try:
                 with self.sessions.begin() as session:

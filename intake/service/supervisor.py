@@ -43,7 +43,7 @@ from intake.pipeline.worker import Worker
 from intake.service.health import Health, write_report
 from intake.service.metrics import Metrics
 from intake.service.runners import Runner, freeze_heap, start_runners
-from store.db import exclusive_writes, reading
+from store.db import reading
 from store.queries.outbox import backlog_counts, outbox_status_counts
 
 HEALTH_EVERY = 5.0
@@ -148,12 +148,11 @@ class Service:
         from intake.channels.imap import ImapWatcher
 
         # Up to four messages in flight per lane, refilled by halves: each lane always has the next
-        # ones waiting while the watcher fetches, stores and moves a batch. Not with one lane on
-        # SQLite: there the batches' stores take the store's one write lock between the lane's
-        # verdicts and hold the outbox sender back (a burst's median reply came 4 s later, its last
-        # one no sooner); PostgreSQL locks rows, and one instance answers a burst 1.5 times sooner.
-        lanes = self.worker.lanes
-        depth = 1 if lanes == 1 and exclusive_writes(self.services.sessions) else 4 * lanes
+        # ones waiting while the watcher fetches, stores and moves a batch (one FETCH, one commit,
+        # one MOVE for several). On SQLite with one lane too, since the outbox sender keeps its
+        # SMTP session and claims in one statement: a burst's last reply came 2 s sooner, its median
+        # as soon (docs/performance.md, sixth round).
+        depth = 4 * self.worker.lanes
         self.watcher = ImapWatcher(services=self.services, config=settings.imap, log=self.services.log,
                                    submit=self.worker.submit, depth=depth)
         self._start_thread("imap", lambda: self.watcher.run(self.thread_stop))
