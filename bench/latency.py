@@ -14,7 +14,10 @@ end of the IMAP APPEND and the arrival of its reply (matched by In-Reply-To) at 
   notifications by 500 ms from the first change since its last one (``NOTIFY_DELAY_MSECS``,
   src/lib-storage/mailbox-watch.c), so back to back the floor client, whose delay was started by
   the service's MOVE of the previous message a few milliseconds before the APPEND, is told sooner
-  than 500 ms, by a margin that depends on that coupling; 1 s apart every session waits 500 ms;
+  than 500 ms, by a margin that depends on that coupling; 1 s apart every session waits 500 ms.
+  A message the service answered and moved away before Dovecot's delay for the floor client ran
+  out is never announced to it (it came and went between two of its notifications): that message
+  has no floor, and the column says how many had one;
 - smtp: messages sent one at a time to the service's SMTP receiver, timed from the start of the
   transaction (MAIL FROM; the end of DATA is a few hundred microseconds later on loopback) to the
   reply at the relay. Floor: the same message sent the same way to the relay itself (one SMTP hop);
@@ -130,16 +133,17 @@ class IdleFloor:
                 if len(response) >= 2 and response[1] in (b"EXISTS", b"EXPUNGE"):
                     self.seen.append(time.perf_counter())
 
-    def after(self, moment: float, timeout: float = 30) -> float:
-        """Seconds from ``moment`` to the first EXISTS seen after it."""
+    def after(self, moment: float, timeout: float = 3) -> float | None:
+        """Seconds from ``moment`` to the first EXISTS (or EXPUNGE) seen after it; None when none
+        came within ``timeout`` (asked once the reply arrived; Dovecot's delay is 0.5 s): the
+        message was appended and moved away between two of this client's notifications."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             later = [t for t in list(self.seen) if t >= moment]
             if later:
                 return later[0] - moment
             time.sleep(0.005)
-        raise TimeoutError(f"the IDLE floor client saw no EXISTS ({len(self.seen)} seen before, "
-                           f"the last {moment - self.seen[-1] if self.seen else 0:.3f} s before)")
+        return None
 
     def close(self) -> None:
         self.stop.set()
@@ -172,8 +176,8 @@ def run_mode(idle: bool, single: int, smtp: int, burst: int, processes: int = 1)
     results: dict[str, list[float]] = {"single": [], "single floor": [], "single, 1 s apart": [],
                                        "single, 1 s apart floor": [], "smtp": [], "smtp floor": [],
                                        "burst": [], "burst: last reply": [], "burst floor": []}
-    # The floor is measured with the default configuration only (the same run's first mode): beside a
-    # service with runner processes, the floor client was never told of a new message (not understood).
+    # The floor is measured with the default configuration only (the same run's first mode): with
+    # runner processes the service moved messages away before the floor client was told of them.
     floor = IdleFloor(mailbox) if idle and processes == 1 else None
     try:
         service.start()
@@ -187,8 +191,9 @@ def run_mode(idle: bool, single: int, smtp: int, burst: int, processes: int = 1)
                     appended = time.perf_counter()
                     arrivals.wait({message_id}, 60)
                     results[case].append(arrivals.times[message_id] - appended)
-                    if floor is not None:  # its EXISTS may come before the APPEND's OK reaches us
-                        results[f"{case} floor"].append(floor.after(started) - (appended - started))
+                    seen = floor.after(started) if floor is not None else None
+                    if seen is not None:  # its EXISTS may come before the APPEND's OK reaches us
+                        results[f"{case} floor"].append(seen - (appended - started))
         if smtp:
             with smtplib.SMTP("127.0.0.1", receiver_port(config), timeout=30) as receiver, \
                     smtplib.SMTP(relay.host, relay.port, timeout=30) as direct:
@@ -249,7 +254,10 @@ def table(all_results: dict[str, dict[str, list[float]]]) -> str:
             cells = ["-", "-", "-", "-"]
             if floor:
                 base = statistics.median(floor)
-                cells = [FLOOR_NAMES[case].replace("500", str(len(results["burst"]))), f"{base:.3f} s",
+                name = FLOOR_NAMES[case].replace("500", str(len(results["burst"])))
+                if case.startswith("single") and len(floor) < len(values):
+                    name += f" ({len(floor)} of {len(values)} announced to it)"
+                cells = [name, f"{base:.3f} s",
                          f"{statistics.median(values) - base:+.3f} s", f"{percentile(values, 0.95) - base:+.3f} s"]
             lines.append(f"| {mode} | {case} | {len(values) if case != 'burst: last reply' else len(results['burst'])}"
                          f" | {statistics.median(values):.3f} s | {percentile(values, 0.95):.3f} s | "
