@@ -35,3 +35,30 @@ def write_section(title: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + body.rstrip() + "\n"
     DOC.write_text(text, encoding="utf-8")
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(all jiffies, idle jiffies) of the whole machine since boot; (0, 0) without /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+
+
+class MachineCpu:
+    """How many of the machine's cores were busy (every process) between :meth:`start` and
+    :meth:`stop`: what one case left to another running beside it."""
+
+    def __init__(self) -> None:
+        self._start = (0, 0)
+        self.busy_cores = 0.0
+
+    def start(self) -> None:
+        self._start = _cpu_times()
+
+    def stop(self) -> float:
+        total, idle = _cpu_times()
+        spent = total - self._start[0]
+        self.busy_cores = (os.cpu_count() or 1) * (1 - (idle - self._start[1]) / spent) if spent > 0 else 0.0
+        return self.busy_cores

@@ -7,7 +7,8 @@ runs them, IDLE on the same INBOX) are started and ready before the burst: ``--b
 third one of each with a refused figure, answered with the annotated workbook) appended back to
 back over one IMAP connection. The rate is the burst's size over the time from the first append
 to the last reply at the relay. The floor is the one-instance case, measured in the same run: the
-goal is two instances at 1.7 times its rate or more. Every message must be answered exactly once
+goal is two instances at 1.7 times its rate or more; the cores the machine kept busy during each
+burst (every process, from ``/proc/stat``) give its ceiling. Every message must be answered exactly once
 (counted by In-Reply-To, a reply resent with the same Message-ID counting once) and stored once.
 
     .venv/bin/python -m bench.scale [--burst 200] [--runs 1] [--pg URL] [--write]
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.report import machine, write_section
+from bench.report import MachineCpu, machine, write_section
 from store.db import make_engine, session_factory
 from store.models import InboundMessage
 from tests.factories.emails import XLSX, build_email
@@ -99,7 +100,9 @@ def one_case(instances: int, count: int, admin: str) -> dict[str, float]:
             for proc in procs:
                 proc.start()
             raws, ids = burst(count)
+            cpu = MachineCpu()
             with mailbox.client() as client:
+                cpu.start()
                 first = time.perf_counter()
                 for raw in raws:
                     client.append("INBOX", raw)
@@ -115,6 +118,7 @@ def one_case(instances: int, count: int, admin: str) -> dict[str, float]:
                 return False
 
             wait_until(all_answered, 600, f"{count} replies", *procs, every=0.05)
+            cpu.stop()
             elapsed = last - first
             time.sleep(1)  # anything answered twice would show now
             counts = replies.update()
@@ -135,7 +139,7 @@ def one_case(instances: int, count: int, admin: str) -> dict[str, float]:
             proc.close()
         relay.stop()
         mailbox.close()
-    return {"elapsed": elapsed, "appended": appended, "rate": count / elapsed}
+    return {"elapsed": elapsed, "appended": appended, "rate": count / elapsed, "busy": cpu.busy_cores}
 
 
 def main() -> None:
@@ -152,14 +156,19 @@ def main() -> None:
             cases[instances].append(one_case(instances, args.burst, args.pg))
             loads.append(os.getloadavg()[0])
     floor = statistics.median(r["rate"] for r in cases[1])
+    cores = os.cpu_count() or 1
     lines = ["| instances | messages per second (median) | last reply after the first append | appends took "
-             "| × one instance (the floor) | exactly once | runs (messages per second) |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             f"| × one instance (the floor) | exactly once | cores busy during the burst (of {cores}) "
+             "| runs (messages per second) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for instances, runs in cases.items():
         rate = statistics.median(r["rate"] for r in runs)
         lines.append(f"| {instances} | {rate:.1f} | {statistics.median(r['elapsed'] for r in runs):.1f} s | "
                      f"{statistics.median(r['appended'] for r in runs):.1f} s | {rate / floor:.2f} | yes | "
+                     f"{statistics.median(r['busy'] for r in runs):.2f} | "
                      + ", ".join(f"{r['rate']:.1f}" for r in runs) + " |")
+    one_busy = statistics.median(r["busy"] for r in cases[1])
+    ceiling = cores / one_busy if one_busy else 0.0
     body = (
         f"{SECTION}\n\n"
         f"A burst of {args.burst} returns appended to one Dovecot mailbox, processed by one `serve` instance, then "
@@ -167,7 +176,10 @@ def main() -> None:
         f"`bench/scale.py --burst {args.burst} --runs {args.runs}` on {machine()}; load average "
         f"{' → '.join(f'{x:.1f}' for x in loads)} during the run.\n\n" + "\n".join(lines) + "\n\n"
         "Goal (issue 15): two instances at 1.7 times the rate of one or more, every message stored, processed "
-        "and answered exactly once (checked by the script).\n"
+        "and answered exactly once (checked by the script). The machine's own ceiling, measured in the same "
+        f"run: one instance's burst kept {one_busy:.2f} of its {cores} cores busy (the instance, PostgreSQL, "
+        f"Dovecot, the relay and this script): with the same work per message, any number of instances "
+        f"could at best reach {ceiling:.2f} times its rate here.\n"
     )
     print(body)
     if args.write:
