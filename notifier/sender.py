@@ -1,7 +1,9 @@
 """The outbox sender: delivers queued mail to the ``[smtp]`` relay, retries, reports failures.
 
 ``serve`` runs :meth:`OutboxSender.run` in a thread; the pipeline sets the ``wake`` event after
-each commit, so a reply goes out within milliseconds instead of at the next poll.
+each commit, so a reply goes out within milliseconds instead of at the next poll. The run keeps
+its SMTP session while mail keeps coming (checked with NOOP before each reuse) and ends it once
+the outbox has been quiet for ``RELAY_KEEP_SECONDS``: a burst of replies goes out over one session.
 
 Delivery guarantee
 ------------------

@@ -151,7 +151,7 @@ class Service:
         # ones waiting while the watcher fetches, stores and moves a batch (one FETCH, one commit,
         # one MOVE for several). On SQLite with one lane too, since the outbox sender keeps its
         # SMTP session and claims in one statement: a burst's last reply came 2 s sooner, its median
-        # as soon (docs/performance.md, sixth round).
+        # half a second later (docs/performance.md, sixth round).
         depth = 4 * self.worker.lanes
         self.watcher = ImapWatcher(services=self.services, config=settings.imap, log=self.services.log,
                                    submit=self.worker.submit, depth=depth)

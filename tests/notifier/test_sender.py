@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -61,6 +62,21 @@ def make_sender(sessions: sessionmaker[Session], settings: Settings, *, instance
     assert settings.smtp is not None
     return OutboxSender(sessions, settings.smtp, LOG, instance, alert_sink(settings) if alert else None,
                         clock or (lambda: datetime.now(UTC)), lease_seconds=60.0)
+
+
+@contextmanager
+def running(sender: OutboxSender) -> Iterator[threading.Event]:
+    """The sender's run loop in a thread of its own; yields its ``wake`` event; stopped and joined
+    at the end, and checked gone."""
+    stop, wake = threading.Event(), threading.Event()
+    thread = threading.Thread(target=sender.run, args=(stop, wake), daemon=True)
+    thread.start()
+    try:
+        yield wake
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
 
 
 def enqueue(sessions: sessionmaker[Session], settings: Settings, n: int = 1, *, to: tuple[str, ...] = (
@@ -438,19 +454,12 @@ def test_run_wakes_on_wake_and_stops_on_stop(sessions: sessionmaker[Session], re
         return result
 
     monkeypatch.setattr(sender, "next_wakeup", spy)
-    stop, wake = threading.Event(), threading.Event()
-    thread = threading.Thread(target=sender.run, args=(stop, wake), daemon=True)
-    thread.start()
-    try:
+    with running(sender) as wake:
         assert idle.wait(10)
         assert sender_module.MAX_IDLE_SECONDS >= 30
         enqueue(sessions, settings)
         wake.set()
         relay.wait_for(1, timeout=10)  # far sooner than the idle timeout: the wake did it
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-    assert not thread.is_alive()
     assert [i.status for i in items(sessions)] == ["sent"]
 
 
@@ -472,15 +481,9 @@ def test_run_survives_an_unexpected_error(
 
     monkeypatch.setattr(sender, "send_due", flaky)
     enqueue(sqlite_sessions, settings)
-    stop, wake = threading.Event(), threading.Event()
-    thread = threading.Thread(target=sender.run, args=(stop, wake), daemon=True)
-    thread.start()
-    try:
+    with running(sender):
         relay.wait_for(1, timeout=10)
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-    assert not thread.is_alive() and len(calls) >= 2
+    assert len(calls) >= 2
 
 
 def test_run_sends_a_burst_over_one_smtp_session(
@@ -491,18 +494,11 @@ def test_run_sends_a_burst_over_one_smtp_session(
     monkeypatch.setattr(sender_module, "RELAY_KEEP_SECONDS", 60.0)
     settings = make_settings(relay)
     sender = make_sender(sqlite_sessions, settings)
-    stop, wake = threading.Event(), threading.Event()
-    thread = threading.Thread(target=sender.run, args=(stop, wake), daemon=True)
-    thread.start()
-    try:
+    with running(sender) as wake:
         for n in range(1, 4):
             enqueue(sqlite_sessions, settings, to=(f"sgar{n}@bretagne.example.org",))
             wake.set()
             relay.wait_for(n)
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-    assert not thread.is_alive()
     assert relay.greetings == 1
     assert sender._relay.idle_seconds() is None  # ended (QUIT) when the sender stopped
 
@@ -513,11 +509,8 @@ def test_run_ends_its_smtp_session_once_the_outbox_is_quiet(
     monkeypatch.setattr(sender_module, "RELAY_KEEP_SECONDS", 0.1)
     settings = make_settings(relay)
     sender = make_sender(sqlite_sessions, settings)
-    stop, wake = threading.Event(), threading.Event()
-    thread = threading.Thread(target=sender.run, args=(stop, wake), daemon=True)
     enqueue(sqlite_sessions, settings)
-    thread.start()
-    try:
+    with running(sender) as wake:
         relay.wait_for(1)
         deadline = time.monotonic() + 10
         while sender._relay.idle_seconds() is not None and time.monotonic() < deadline:
@@ -526,9 +519,6 @@ def test_run_ends_its_smtp_session_once_the_outbox_is_quiet(
         enqueue(sqlite_sessions, settings, to=("autre@bretagne.example.org",))
         wake.set()
         relay.wait_for(2)
-    finally:
-        stop.set()
-        thread.join(timeout=10)
     assert relay.greetings == 2  # a new session for the mail queued after the quiet spell
 
 
