@@ -115,7 +115,6 @@ def add_submission(
         newest = session.scalar(select(func.max(Submission.version))
                                 .where(Submission.dossier_id == dossier.id, Submission.kind == kind))
         version = (newest or 0) + 1
-    previous = current
     submission = Submission(
         dossier_id=dossier.id,
         message_pk=message.id,
@@ -134,8 +133,8 @@ def add_submission(
     )
     session.add(submission)
     session.flush()
-    if previous is not None:
-        previous.superseded_by_id = submission.id
+    if current is not None:
+        current.superseded_by_id = submission.id
         session.flush()
     return submission
 

@@ -9,7 +9,7 @@ import pytest
 from parsers.model import Cell, CellScalar, Sheet, Workbook
 from parsers.reference.catalogue import indicators, indicators_by_id
 from parsers.text import strip_accents
-from parsers.workbook.labels import ACCEPT, decide, label_score
+from parsers.workbook.labels import ACCEPT, decide, judge, label_score
 from parsers.workbook.table import find_header, locate_table, match_rows
 
 CATALOGUE = indicators()
@@ -105,6 +105,21 @@ def test_edited_labels(label: str, expected: str) -> None:
 def test_unrelated_labels_are_unknown(label: str) -> None:
     found, _score, close = decide(label, CATALOGUE)
     assert found is None and close == ()
+
+
+def test_a_labels_judgement_is_remembered_per_catalogue() -> None:
+    """The judgement of a label is computed once per catalogue, and is the one decide gives; a
+    catalogue without that indicator judges it again, on its own indicators."""
+    label = "Nombre de CCI et CMA signataires d'un contrat de ville"
+    first = judge(label, CATALOGUE)
+    assert judge(label, CATALOGUE) is first
+    found, score, close = decide(label, CATALOGUE)
+    assert (first.indicator, first.score, first.close) == (found, score, close)
+    assert first.indicator is not None and first.indicator.id == "I30"
+    assert all(s >= ACCEPT for s, _ in first.candidates) and first.candidates[0][1] == first.indicator
+    without = tuple(ind for ind in CATALOGUE if ind.id != "I30")
+    other = judge(label, without)
+    assert other is not first and (other.indicator is None or other.indicator.id != "I30")
 
 
 def test_ambiguous_label() -> None:
