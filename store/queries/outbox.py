@@ -184,11 +184,6 @@ def claimable_outbox(session: Session, now: datetime, limit: int = 50) -> list[i
     )
 
 
-def claim_outbox(session: Session, item_id: int, *, now: datetime, lease_until: datetime, instance: str) -> bool:
-    """Claim one item for delivery (:func:`claim_outbox_items`); True when this caller won."""
-    return bool(claim_outbox_items(session, [item_id], now=now, lease_until=lease_until, instance=instance))
-
-
 def claim_outbox_items(session: Session, item_ids: Sequence[int], *, now: datetime, lease_until: datetime,
                        instance: str) -> list[OutboxItem]:
     """Claim items for delivery with a single conditional UPDATE; the items this caller won, in the

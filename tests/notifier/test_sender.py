@@ -30,7 +30,13 @@ from notifier.sender import OutboxSender, process_alive
 from notifier.smtp_client import classify, wire_bytes
 from store.db import make_engine, migrate, session_factory
 from store.models import OutboxItem
-from store.queries.outbox import claim_outbox, claimable_outbox, enqueue_outbox, finish_outbox, release_dead_claims
+from store.queries.outbox import (
+    claim_outbox_items,
+    claimable_outbox,
+    enqueue_outbox,
+    finish_outbox,
+    release_dead_claims,
+)
 from tests.support.relay import Relay
 
 ADMIN = "admin@ville.example.org"
@@ -349,14 +355,16 @@ def test_a_claim_is_won_once(sessions: sessionmaker[Session], relay: Relay) -> N
     now = datetime.now(UTC)
     lease = now + timedelta(seconds=60)
     with sessions.begin() as session:
-        assert claim_outbox(session, item_id, now=now, lease_until=lease, instance="a")
+        assert [i.id for i in claim_outbox_items(session, [item_id], now=now, lease_until=lease, instance="a")] \
+            == [item_id]
     with sessions.begin() as session:
-        assert not claim_outbox(session, item_id, now=now, lease_until=lease, instance="b")
+        assert claim_outbox_items(session, [item_id], now=now, lease_until=lease, instance="b") == []
         assert claimable_outbox(session, now) == []
     with sessions.begin() as session:  # once the lease has expired, another sender may take it
         later = lease + timedelta(seconds=1)
         assert claimable_outbox(session, later) == [item_id]
-        assert claim_outbox(session, item_id, now=later, lease_until=later, instance="b")
+        [taken] = claim_outbox_items(session, [item_id], now=later, lease_until=later, instance="b")
+        assert (taken.id, taken.claimed_by, taken.attempts) == (item_id, "b", 2)
     with sessions.begin() as session:  # "a" lost its claim: its late outcome is not recorded
         assert not finish_outbox(session, item_id, instance="a", values={"status": "sent"})
     assert (item(sessions, item_id).claimed_by, item(sessions, item_id).attempts) == ("b", 2)
