@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
@@ -62,3 +63,46 @@ class MachineCpu:
         spent = total - self._start[0]
         self.busy_cores = (os.cpu_count() or 1) * (1 - (idle - self._start[1]) / spent) if spent > 0 else 0.0
         return self.busy_cores
+
+
+def _process_ticks() -> dict[int, tuple[str, int]]:
+    """Every process of the machine: pid → (its command line, or its name, and the clock ticks of
+    CPU it used, user and system, since it started)."""
+    found: dict[int, tuple[str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # gone meanwhile
+            continue
+        name_end = stat.rfind(")")
+        fields = stat[name_end + 2:].split()
+        found[int(entry.name)] = (cmdline or stat[stat.find("(") + 1:name_end], int(fields[11]) + int(fields[12]))
+    return found
+
+
+class ProcessCpu:
+    """The CPU each group of processes used between :meth:`start` and :meth:`stop`, in seconds:
+    ``group`` names a process from its pid and command line (None: counted as "other"). A process
+    that ended meanwhile is not counted; one started meanwhile counts whole."""
+
+    def __init__(self, group: Callable[[int, str], str | None]) -> None:
+        self.group = group
+        self._start: dict[int, tuple[str, int]] = {}
+        self.seconds: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._start = _process_ticks()
+
+    def stop(self) -> dict[str, float]:
+        hertz = os.sysconf("SC_CLK_TCK")
+        spent: dict[str, float] = {}
+        for pid, (cmdline, ticks) in _process_ticks().items():
+            before = self._start.get(pid)
+            used = ticks - (before[1] if before is not None and before[0] == cmdline else 0)
+            name = self.group(pid, cmdline) or "other"
+            spent[name] = spent.get(name, 0.0) + used / hertz
+        self.seconds = spent
+        return spent

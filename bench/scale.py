@@ -30,7 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.report import MachineCpu, machine, write_section
+from bench.report import MachineCpu, ProcessCpu, machine, write_section
 from store.db import make_engine, session_factory
 from store.models import InboundMessage
 from tests.factories.emails import XLSX, build_email
@@ -41,6 +41,20 @@ from tests.support.relay import Relay
 from tests.support.service import ServiceProcess, wait_until, write_service_config
 
 SECTION = "## Scale out"
+GROUPS = ("serve instances", "PostgreSQL", "Dovecot", "this script (appends, relay)", "other")
+
+
+def group_of(pid: int, cmdline: str) -> str | None:
+    """Which part of the burst a process is (for the CPU per message of each)."""
+    if pid == os.getpid():
+        return GROUPS[3]
+    if ("intake" in cmdline and " serve" in cmdline) or "multiprocessing" in cmdline:
+        return GROUPS[0]
+    if cmdline.startswith("postgres"):
+        return GROUPS[1]
+    if "dovecot" in cmdline or cmdline.startswith(("imap", "anvil", "log", "config", "auth")):
+        return GROUPS[2]
+    return None
 
 
 def burst(count: int) -> tuple[list[bytes], set[str]]:
@@ -100,9 +114,10 @@ def one_case(instances: int, count: int, admin: str) -> dict[str, float]:
             for proc in procs:
                 proc.start()
             raws, ids = burst(count)
-            cpu = MachineCpu()
+            cpu, parts = MachineCpu(), ProcessCpu(group_of)
             with mailbox.client() as client:
                 cpu.start()
+                parts.start()
                 first = time.perf_counter()
                 for raw in raws:
                     client.append("INBOX", raw)
@@ -119,6 +134,7 @@ def one_case(instances: int, count: int, admin: str) -> dict[str, float]:
 
             wait_until(all_answered, 600, f"{count} replies", *procs, every=0.05)
             cpu.stop()
+            parts.stop()
             elapsed = last - first
             time.sleep(1)  # anything answered twice would show now
             counts = replies.update()
@@ -139,7 +155,8 @@ def one_case(instances: int, count: int, admin: str) -> dict[str, float]:
             proc.close()
         relay.stop()
         mailbox.close()
-    return {"elapsed": elapsed, "appended": appended, "rate": count / elapsed, "busy": cpu.busy_cores}
+    return {"elapsed": elapsed, "appended": appended, "rate": count / elapsed, "busy": cpu.busy_cores,
+            **{name: parts.seconds.get(name, 0.0) * 1000 / count for name in GROUPS}}
 
 
 def main() -> None:
@@ -167,6 +184,11 @@ def main() -> None:
                      f"{statistics.median(r['appended'] for r in runs):.1f} s | {rate / floor:.2f} | yes | "
                      f"{statistics.median(r['busy'] for r in runs):.2f} | "
                      + ", ".join(f"{r['rate']:.1f}" for r in runs) + " |")
+    lines += ["", "CPU per message during the burst, by process (median of the runs, ms; every instance counted):",
+              "", "| instances | " + " | ".join(GROUPS) + " | all |", "| --- |" + " --- |" * (len(GROUPS) + 1)]
+    for instances, runs in cases.items():
+        cells = [statistics.median(r[name] for r in runs) for name in GROUPS]
+        lines.append(f"| {instances} | " + " | ".join(f"{c:.1f}" for c in cells) + f" | {sum(cells):.1f} |")
     one_busy = statistics.median(r["busy"] for r in cases[1])
     ceiling = cores / one_busy if one_busy else 0.0
     body = (

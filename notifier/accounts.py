@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 from intake.config.settings import Settings
 from notifier.outbox import build_mail
 from notifier.rendering import fr_datetime
-from store.models import OutboxItem
 from store.queries.outbox import enqueue_outbox
 
 SUBJECTS = {
@@ -30,8 +29,8 @@ def account_text(purpose: str, email: str, link: str, expires_at: datetime) -> s
 
 
 def queue_account_mail(session: Session, settings: Settings, *, email: str, purpose: str, link: str,
-                       token_id: int, expires_at: datetime) -> OutboxItem | None:
-    """Queue the mail carrying the link (key ``account:<token id>``: one mail per link)."""
+                       token_id: int, expires_at: datetime) -> int | None:
+    """Queue the mail carrying the link (key ``account:<token id>``: one mail per link); its outbox id."""
     subject = SUBJECTS[purpose]
     msg = build_mail(settings, to=[email], subject=subject, text=account_text(purpose, email, link, expires_at),
                      auto_submitted="auto-generated")

@@ -16,7 +16,7 @@ from intake.config.clock import PARIS
 from intake.config.settings import Settings
 from notifier.outbox import build_mail
 from parsers.text import one_line
-from store.models import InboundMessage, OutboxItem
+from store.models import InboundMessage
 from store.queries.outbox import enqueue_outbox
 
 AlertFn = Callable[[Session, str, str], None]
@@ -30,8 +30,9 @@ FOOTER = (
 )
 
 
-def queue_alert(session: Session, settings: Settings, *, key: str, subject: str, text: str) -> OutboxItem | None:
-    """Queue an alert to the admins; None when an alert with this key exists or nobody is listed."""
+def queue_alert(session: Session, settings: Settings, *, key: str, subject: str, text: str) -> int | None:
+    """Queue an alert to the admins: its outbox id; None when an alert with this key exists or
+    nobody is listed."""
     recipients = list(settings.alert_emails)
     if not recipients:
         return None
@@ -63,7 +64,7 @@ def alert_sink(settings: Settings) -> AlertFn:
     return alert
 
 
-def queue_failed_alert(session: Session, settings: Settings, inbound_id: int, reason: str) -> OutboxItem | None:
+def queue_failed_alert(session: Session, settings: Settings, inbound_id: int, reason: str) -> int | None:
     """Queue the admins' mail about a message that could not be processed (``failed``).
 
     One alert per message and attempt count: a message failing again after ``reprocess`` alerts

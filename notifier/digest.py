@@ -341,8 +341,9 @@ def queue_digest(session: Session, settings: Settings, now: datetime, *, key: st
                    for c in digest.campaigns]
     msg = build_mail(settings, to=recipients, subject=subject, text=text, html=html, attachments=attachments,
                      auto_submitted="auto-generated")
-    item = enqueue_outbox(session, key=key, kind="digest", message_pk=None, recipients=recipients, cc=[],
-                                  subject=subject, raw=msg.raw, mail_message_id=msg.message_id)
+    item_id = enqueue_outbox(session, key=key, kind="digest", message_pk=None, recipients=recipients, cc=[],
+                             subject=subject, raw=msg.raw, mail_message_id=msg.message_id)
+    item = session.get(OutboxItem, item_id) if item_id is not None else None
     if item is not None and item.created_at > now:
         item.created_at = now  # a replay with --now: the next digest's "since" is this moment
         session.flush()

@@ -101,8 +101,8 @@ def reply_message_id(settings: Settings, inbound: InboundMessage) -> str:
 
 def queue_reply(
     session: Session, *, settings: Settings, inbound: InboundMessage, mail: MailMessage, draft: ReplyDraft
-) -> OutboxItem | None:
-    """Queue the answer to ``inbound``; None when an answer was already queued for it."""
+) -> int | None:
+    """Queue the answer to ``inbound``: its outbox id; None when an answer was already queued for it."""
     key = f"reply:{inbound.id}" + (":released" if inbound.released_by else "")
     msg = build_mail(
         settings, to=draft.to, cc=draft.cc, subject=draft.subject, text=draft.text, html=draft.html,

@@ -133,18 +133,18 @@ def send_reminders(session: Session, settings: Settings, drafts: list[ReminderDr
         msg = build_mail(settings, to=draft.to, cc=draft.cc, subject=draft.subject, text=draft.text,
                          html=draft.html, attachments=[draft.attachment], auto_submitted="auto-generated",
                          now=draft.at, reply_to=settings.mailbox_address)
-        item = enqueue_outbox(session, key=draft.key, kind="reminder", message_pk=None,
-                                      recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject,
-                                      raw=msg.raw, mail_message_id=msg.message_id)
-        if item is None:
+        item_id = enqueue_outbox(session, key=draft.key, kind="reminder", message_pk=None,
+                                 recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject,
+                                 raw=msg.raw, mail_message_id=msg.message_id)
+        if item_id is None:
             continue
         session.flush()
         dossier = get_or_create_dossier(session, draft.campaign, draft.region)
         record_event(session, dossier, "reminder", {
-            "campaign": draft.campaign, "step": draft.step, "key": draft.key, "outbox": item.id,
+            "campaign": draft.campaign, "step": draft.step, "key": draft.key, "outbox": item_id,
             "to": list(draft.to), "cc": list(draft.cc), "at": draft.at.isoformat() if draft.at else None},
             at=draft.at)
-        items.append(item)
+        items.append(session.get_one(OutboxItem, item_id))
     return items
 
 

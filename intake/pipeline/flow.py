@@ -118,7 +118,7 @@ def _store(session: Session, delivery: Delivery) -> int:
     imap_place = None
     if delivery.imap_folder is not None and delivery.imap_uidvalidity is not None and delivery.imap_uid is not None:
         imap_place = (delivery.imap_folder, delivery.imap_uidvalidity, delivery.imap_uid)
-    inbound = store_inbound(
+    return store_inbound(
         session,
         raw=delivery.raw,
         received_at=delivery.received_at,
@@ -129,7 +129,6 @@ def _store(session: Session, delivery: Delivery) -> int:
         imap_place=imap_place,
         region_override=delivery.region,
     )
-    return inbound.id
 
 
 def ingest(services: Services, delivery: Delivery) -> Result:

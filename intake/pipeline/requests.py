@@ -160,10 +160,9 @@ def _decide_extension(session: Session, settings: Settings, dossier: Dossier, ev
         to=to, cc=cc, mailbox=settings.mailbox_address, note=note))
     msg = build_mail(settings, to=draft.to, cc=draft.cc, subject=draft.subject, text=draft.text, html=draft.html,
                      in_reply_to=mail.message_id, references=mail.references, auto_submitted="no")
-    item = enqueue_outbox(session, key=f"decision:{event.id}", kind="reply", message_pk=inbound.id,
+    return enqueue_outbox(session, key=f"decision:{event.id}", kind="reply", message_pk=inbound.id,
                           recipients=list(draft.to), cc=list(draft.cc), subject=draft.subject, raw=msg.raw,
                           mail_message_id=msg.message_id)
-    return item.id if item is not None else None
 
 
 def _after_commit(services: Services) -> None:

@@ -10,18 +10,27 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from intake.config.clock import utcnow
 from store.models import Dossier, DossierEvent, InboundMessage, Submission
 
+# Every return's statements, built once with bound parameters (see store.queries.messages).
+_DOSSIER = select(Dossier).where(Dossier.campaign_id == bindparam("campaign_id"),
+                                 Dossier.region_code == bindparam("region_code"))
+_LOCK_DOSSIER = select(Dossier.id).where(Dossier.id == bindparam("dossier_id")).with_for_update()
+_CURRENT = (select(Submission)
+            .where(Submission.dossier_id == bindparam("dossier_id"), Submission.kind.in_(("workbook", "narrative")),
+                   Submission.superseded_by_id.is_(None))
+            .order_by(Submission.version))
+
 
 def get_or_create_dossier(session: Session, campaign_id: str, region_code: str) -> Dossier:
     """The dossier of a region for a campaign, created (status "missing") when absent."""
-    query = select(Dossier).where(Dossier.campaign_id == campaign_id, Dossier.region_code == region_code)
-    dossier = session.scalar(query)
+    names = {"campaign_id": campaign_id, "region_code": region_code}
+    dossier = session.scalar(_DOSSIER, names)
     if dossier is not None:
         return dossier
     now = utcnow()
@@ -37,7 +46,7 @@ def get_or_create_dossier(session: Session, campaign_id: str, region_code: str) 
         with session.begin_nested():
             session.add(candidate)
     except IntegrityError:
-        dossier = session.scalar(query)
+        dossier = session.scalar(_DOSSIER, names)
         if dossier is None:  # pragma: no cover - see claim_identity
             raise
         return dossier
@@ -79,7 +88,7 @@ def lock_dossier(session: Session, dossier_id: int) -> None:
     """Make the dossier's writers wait for each other until this transaction ends: SELECT ... FOR
     UPDATE on PostgreSQL; a SQLite write transaction is already exclusive."""
     if session.get_bind().dialect.name != "sqlite":
-        session.execute(select(Dossier.id).where(Dossier.id == dossier_id).with_for_update())
+        session.execute(_LOCK_DOSSIER, {"dossier_id": dossier_id})
 
 
 def add_submission(
@@ -164,12 +173,7 @@ def current_submissions(session: Session, dossier_id: int, *, lock: bool = False
     if lock:
         lock_dossier(session, dossier_id)
     current: dict[str, Submission] = {}
-    for submission in session.scalars(
-        select(Submission)
-        .where(Submission.dossier_id == dossier_id, Submission.kind.in_(("workbook", "narrative")),
-               Submission.superseded_by_id.is_(None))
-        .order_by(Submission.version)
-    ):
+    for submission in session.scalars(_CURRENT, {"dossier_id": dossier_id}):
         current[submission.kind] = submission  # the highest version wins, as in latest_submission
     return current
 

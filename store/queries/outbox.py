@@ -10,13 +10,23 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from store.models import OUTBOX_STATUSES, SUBJECT_MAX, InboundMessage, OutboxItem
+from store.models import OUTBOX_STATUSES, SUBJECT_MAX, Base, InboundMessage, OutboxItem
 from store.queries.messages import clean_text
+
+# Every reply's statements, built once with bound parameters (see store.queries.messages).
+_ENQUEUE = {dialect: insert(Base.metadata.tables[OutboxItem.__tablename__]).on_conflict_do_nothing()
+            .returning(OutboxItem.id)
+            for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))}
+_REPLIES_SINCE = select(func.count()).select_from(OutboxItem).where(
+    OutboxItem.recipients_key == bindparam("address"),
+    OutboxItem.kind == "reply",
+    OutboxItem.created_at >= bindparam("since"),
+)
 
 
 def enqueue_outbox(
@@ -30,38 +40,33 @@ def enqueue_outbox(
     subject: str,
     raw: bytes,
     mail_message_id: str,
-) -> OutboxItem | None:
-    """Queue a complete e-mail under a unique key; None when that key was queued already.
+) -> int | None:
+    """Queue a complete e-mail under a unique key: the new item's id; None when that key was
+    queued already.
 
-    One ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (no lookup, no SAVEPOINT): a concurrent
-    enqueue of the same key waits for the other transaction, then inserts nothing if it committed.
+    One ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (no lookup, no SAVEPOINT), a Core statement:
+    a concurrent enqueue of the same key waits for the other transaction, then inserts nothing if
+    it committed. The caller that needs the item reads it (``session.get``).
     """
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
-    statement = insert(OutboxItem).values(
-        key=key,
-        kind=kind,
-        message_pk=message_pk,
-        recipients=list(recipients),
-        cc=list(cc),
-        subject=clean_text(subject, SUBJECT_MAX) or "",
-        raw=bytes(raw),
-        mail_message_id=mail_message_id,
-        status="queued",
-        attempts=0,
-        recipients_key=recipients[0].strip().lower()[:320] if recipients else None,
-    ).on_conflict_do_nothing().returning(OutboxItem)
-    return session.scalar(statement)
+    connection = session.connection()
+    return connection.execute(_ENQUEUE[connection.dialect.name], {
+        "key": key,
+        "kind": kind,
+        "message_pk": message_pk,
+        "recipients": list(recipients),
+        "cc": list(cc),
+        "subject": clean_text(subject, SUBJECT_MAX) or "",
+        "raw": bytes(raw),
+        "mail_message_id": mail_message_id,
+        "status": "queued",
+        "attempts": 0,
+        "recipients_key": recipients[0].strip().lower()[:320] if recipients else None,
+    }).scalar()
 
 
 def replies_since(session: Session, address: str, since: datetime) -> int:
     """How many automatic replies were queued to ``address`` since ``since`` (storm cap)."""
-    return int(session.scalar(
-        select(func.count()).select_from(OutboxItem).where(
-            OutboxItem.recipients_key == address.strip().lower(),
-            OutboxItem.kind == "reply",
-            OutboxItem.created_at >= since,
-        )
-    ) or 0)
+    return int(session.scalar(_REPLIES_SINCE, {"address": address.strip().lower(), "since": since}) or 0)
 
 
 def due_outbox(session: Session, now: datetime, limit: int = 50) -> list[OutboxItem]:

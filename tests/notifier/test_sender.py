@@ -93,12 +93,11 @@ def enqueue(sessions: sessionmaker[Session], settings: Settings, n: int = 1, *, 
             subject = f"Votre bilan 2013 – accusé de réception n° {index}"
             msg = build_mail(settings, to=to, cc=cc, subject=subject,
                              text=f"Bonjour,\n.ligne commençant par un point\nÉté {index}\n")
-            item = enqueue_outbox(session, key=f"{kind}:{index}:{'-'.join(to)}", kind=kind,
-                                          message_pk=None, recipients=to, cc=cc, subject=subject,
-                                          raw=msg.raw, mail_message_id=msg.message_id)
-            assert item is not None
-            session.flush()
-            ids.append(item.id)
+            item_id = enqueue_outbox(session, key=f"{kind}:{index}:{'-'.join(to)}", kind=kind,
+                                     message_pk=None, recipients=to, cc=cc, subject=subject,
+                                     raw=msg.raw, mail_message_id=msg.message_id)
+            assert item_id is not None
+            ids.append(item_id)
     return ids
 
 
@@ -662,8 +661,9 @@ def test_queue_alert_is_idempotent_per_key_and_needs_recipients(
         nobody_listed = replace(settings, alerts=AlertsConfig(), coordinators=())
         nobody = queue_alert(session, nobody_listed, key="x", subject="s", text="t")
         assert first is not None and again is None and nobody is None
-        assert (first.key, first.kind, first.recipients) == ("alert:relay", "alert", [ADMIN])
-        assert b"Auto-Submitted: auto-generated" in first.raw
+        item = session.get_one(OutboxItem, first)
+        assert (item.key, item.kind, item.recipients) == ("alert:relay", "alert", [ADMIN])
+        assert b"Auto-Submitted: auto-generated" in item.raw
     sink = alert_sink(settings)
     for _ in range(2):
         with sqlite_sessions.begin() as session:

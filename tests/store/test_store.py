@@ -52,11 +52,11 @@ RAW = (
 
 def _inbound(session: Session, raw: bytes = RAW, message_id: str | None = "<abc@region.fr>",
              at: datetime = T0) -> InboundMessage:
-    return store_inbound(
+    return session.get_one(InboundMessage, store_inbound(
         session, raw=raw, received_at=at, channel="smtp", envelope_from="dgcl@region.fr",
         envelope_to=["retours@anct.gouv.fr"], message_id=message_id, from_addr="dgcl@region.fr",
         subject="Bilan région",
-    )
+    ))
 
 
 def _submission(session: Session, dossier: Dossier, message: InboundMessage, *, kind: str = "workbook",
@@ -111,10 +111,10 @@ def test_dedup_key_is_message_id_or_hash_of_raw_bytes(session: Session) -> None:
 
 
 def test_header_text_is_cleaned_and_bounded(session: Session) -> None:
-    message = store_inbound(
+    message = session.get_one(InboundMessage, store_inbound(
         session, raw=b"x", received_at=T0, channel="cli", subject="a\x00b" + "é" * 2000,
         from_addr="x\x00@y.fr",
-    )
+    ))
     session.commit()
     session.expire_all()
     assert message.subject.startswith("ab") and len(message.subject) == 998
@@ -338,11 +338,12 @@ def test_dossier_events_are_recorded_in_order(session: Session) -> None:
 # --- outbox ---------------------------------------------------------------------------------------
 
 def _enqueue(session: Session, key: str, message_pk: int | None = None) -> OutboxItem | None:
-    return enqueue_outbox(
+    item_id = enqueue_outbox(
         session, key=key, kind="reply", message_pk=message_pk, recipients=["dgcl@region.fr"],
         cc=["pref@region.fr"], subject="Votre retour", raw=b"From: x\r\n\r\n\xe9\x00",
         mail_message_id="<r1@anct.gouv.fr>",
     )
+    return session.get(OutboxItem, item_id) if item_id is not None else None
 
 
 def test_enqueue_outbox_is_idempotent_by_key(session: Session) -> None:
