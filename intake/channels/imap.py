@@ -60,8 +60,7 @@ from intake.pipeline.services import Services
 from intake.pipeline.worker import lane_key
 from parsers.text import one_line
 from store.db import advisory_lock, engine_of, reading
-from store.models import InboundMessage
-from store.queries.messages import imap_message, last_imap_uidvalidity, record_imap_failure
+from store.queries.messages import imap_messages, last_imap_uidvalidity, message_without_bytes, record_imap_failure
 
 MAX_FETCH_ATTEMPTS = 3
 # A pass that left UIDs to another instance looks at the folder again after this long.
@@ -386,9 +385,8 @@ class ImapWatcher:
         flights: dict[int, _InFlight] = {}
         new: list[int] = []
         with reading(self.services.sessions) as session:
-            known = {uid: imap_message(session, folder, uidvalidity, uid) for uid in uids}
             seen = {uid: (row.id, row.outcome, (row.outcome_reason or "").startswith(FETCH_FAILED))
-                    for uid, row in known.items() if row is not None}
+                    for uid, row in imap_messages(session, folder, uidvalidity, uids).items()}
         for uid in uids:
             if uid not in seen:
                 new.append(uid)
@@ -526,7 +524,7 @@ class ImapWatcher:
 
     def _stored(self, inbound_id: int) -> Result | None:
         with reading(self.services.sessions) as session:
-            inbound = session.get(InboundMessage, inbound_id)
+            inbound = message_without_bytes(session, inbound_id)
             return flow.stored_result(inbound) if inbound is not None else None
 
     def _move(self, client: IMAPClient, uids: list[int]) -> None:

@@ -22,6 +22,35 @@ from store.queries.messages import clean_text
 _ENQUEUE = {dialect: insert(Base.metadata.tables[OutboxItem.__tablename__]).on_conflict_do_nothing()
             .returning(OutboxItem.id)
             for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))}
+_OUTBOX = Base.metadata.tables[OutboxItem.__tablename__]
+_CLAIMABLE = (
+    select(OutboxItem.id)
+    .where(
+        (
+            (OutboxItem.status == "queued")
+            & (OutboxItem.next_attempt_at.is_(None) | (OutboxItem.next_attempt_at <= bindparam("now")))
+        )
+        | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < bindparam("now"))
+           & OutboxItem.handed_over_at.is_(None))
+    )
+    .order_by(OutboxItem.id)
+    .limit(bindparam("limit"))
+)
+_CLAIM = (
+    update(OutboxItem)
+    .where(
+        OutboxItem.id.in_(bindparam("item_ids", expanding=True)),
+        (OutboxItem.status == "queued")
+        | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < bindparam("now"))),
+    )
+    .values(status="sending", lease_until=bindparam("lease"), claimed_by=bindparam("instance"),
+            attempts=OutboxItem.attempts + 1)
+    .returning(OutboxItem)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+# The columns to set are the parameters' other keys (Core: SET from the parameters given).
+_UPDATE_CLAIMED = _OUTBOX.update().where(_OUTBOX.c.id == bindparam("claimed_item"), _OUTBOX.c.status == "sending",
+                                         _OUTBOX.c.claimed_by == bindparam("holder"))
 _REPLIES_SINCE = select(func.count()).select_from(OutboxItem).where(
     OutboxItem.recipients_key == bindparam("address"),
     OutboxItem.kind == "reply",
@@ -172,21 +201,7 @@ def mark_written(session: Session, item_id: int, now: datetime) -> bool:
 def claimable_outbox(session: Session, now: datetime, limit: int = 50) -> list[int]:
     """Ids of the items a sender may claim now, oldest first: queued and due (or never tried),
     or left in "sending" by a sender whose lease has expired (it died mid-delivery)."""
-    return list(
-        session.scalars(
-            select(OutboxItem.id)
-            .where(
-                (
-                    (OutboxItem.status == "queued")
-                    & (OutboxItem.next_attempt_at.is_(None) | (OutboxItem.next_attempt_at <= now))
-                )
-                | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < now)
-                   & OutboxItem.handed_over_at.is_(None))
-            )
-            .order_by(OutboxItem.id)
-            .limit(limit)
-        )
-    )
+    return list(session.scalars(_CLAIMABLE, {"now": now, "limit": limit}))
 
 
 def claim_outbox_items(session: Session, item_ids: Sequence[int], *, now: datetime, lease_until: datetime,
@@ -201,29 +216,22 @@ def claim_outbox_items(session: Session, item_ids: Sequence[int], *, now: dateti
     """
     if not item_ids:
         return []
-    won = session.scalars(
-        update(OutboxItem)
-        .where(
-            OutboxItem.id.in_(item_ids),
-            (OutboxItem.status == "queued") | ((OutboxItem.status == "sending") & (OutboxItem.lease_until < now)),
-        )
-        .values(status="sending", lease_until=lease_until, claimed_by=instance[:128],
-                attempts=OutboxItem.attempts + 1)
-        .returning(OutboxItem)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
+    won = session.scalars(_CLAIM, {"item_ids": list(item_ids), "now": now, "lease": lease_until,
+                                   "instance": instance[:128]})
     by_id = {item.id: item for item in won}
     return [by_id[item_id] for item_id in item_ids if item_id in by_id]
 
 
 def finish_outbox(session: Session, item_id: int, *, instance: str, values: Mapping[str, Any]) -> bool:
     """Record the outcome of a delivery attempt, only if ``instance`` still holds the claim."""
-    result = session.execute(
-        update(OutboxItem)
-        .where(OutboxItem.id == item_id, OutboxItem.status == "sending", OutboxItem.claimed_by == instance[:128])
-        .values(**dict(values))
-        .execution_options(synchronize_session=False)
-    )
+    return _update_claimed(session, item_id, instance, values)
+
+
+def _update_claimed(session: Session, item_id: int, instance: str, values: Mapping[str, Any]) -> bool:
+    """Set ``values`` on an item that ``instance`` still holds (claimed, "sending"): one Core UPDATE
+    (the session's copies of the item, if any, are not refreshed)."""
+    result = session.connection().execute(_UPDATE_CLAIMED,
+                                          {**values, "claimed_item": item_id, "holder": instance[:128]})
     return _rowcount(result) == 1
 
 
@@ -293,10 +301,7 @@ def release_claims(session: Session, item_ids: Sequence[int], *, instance: str) 
 
 def mark_handed_over(session: Session, item_id: int, *, instance: str, now: datetime) -> bool:
     """Record that the final dot is about to be sent; False when the claim was lost meanwhile."""
-    result = session.execute(
-        update(OutboxItem).where(OutboxItem.id == item_id, OutboxItem.status == "sending",
-                                 OutboxItem.claimed_by == instance).values(handed_over_at=now))
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return _update_claimed(session, item_id, instance, {"handed_over_at": now})
 
 
 def in_doubt_outbox(session: Session, now: datetime, host: str | None = None,
