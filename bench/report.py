@@ -85,10 +85,10 @@ def _process_ticks() -> dict[int, tuple[str, int]]:
 
 class ProcessCpu:
     """The CPU each group of processes used between :meth:`start` and :meth:`stop`, in seconds:
-    ``group`` names a process from its pid and command line (None: counted as "other"). A process
+    ``group`` names a process from its pid and command line. A process
     that ended meanwhile is not counted; one started meanwhile counts whole."""
 
-    def __init__(self, group: Callable[[int, str], str | None]) -> None:
+    def __init__(self, group: Callable[[int, str], str]) -> None:
         self.group = group
         self._start: dict[int, tuple[str, int]] = {}
         self.seconds: dict[str, float] = {}
@@ -102,7 +102,7 @@ class ProcessCpu:
         for pid, (cmdline, ticks) in _process_ticks().items():
             before = self._start.get(pid)
             used = ticks - (before[1] if before is not None and before[0] == cmdline else 0)
-            name = self.group(pid, cmdline) or "other"
+            name = self.group(pid, cmdline)
             spent[name] = spent.get(name, 0.0) + used / hertz
         self.seconds = spent
         return spent

@@ -88,7 +88,7 @@ def lock_dossier(session: Session, dossier_id: int) -> None:
     """Make the dossier's writers wait for each other until this transaction ends: SELECT ... FOR
     UPDATE on PostgreSQL; a SQLite write transaction is already exclusive."""
     if session.get_bind().dialect.name != "sqlite":
-        session.execute(_LOCK_DOSSIER, {"dossier_id": dossier_id})
+        session.connection().execute(_LOCK_DOSSIER, {"dossier_id": dossier_id})
 
 
 def add_submission(
@@ -142,9 +142,8 @@ def add_submission(
     )
     session.add(submission)
     session.flush()
-    if current is not None:
+    if current is not None:  # written with the transaction's next flush (an autoflush, or the commit)
         current.superseded_by_id = submission.id
-        session.flush()
     return submission
 
 
@@ -188,8 +187,7 @@ def refresh_dossier_status(session: Session, dossier: Dossier,
     status = dossier_status(current.get("workbook"), current.get("narrative"))
     if status != dossier.status:
         dossier.status = status
-    dossier.updated_at = utcnow()
-    session.flush()
+    dossier.updated_at = utcnow()  # written with the transaction's next flush
     return status
 
 

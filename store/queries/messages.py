@@ -36,7 +36,8 @@ _IMAP_STORED = (select(InboundMessage.imap_uid, InboundMessage.id, InboundMessag
                 .order_by(InboundMessage.id))
 _OWNER = select(MessageIdentity.message_pk).where(MessageIdentity.dedup_key == bindparam("dedup_key"))
 _CLAIM_IDENTITY = {
-    dialect: insert(MessageIdentity).on_conflict_do_nothing().returning(MessageIdentity.message_pk)
+    dialect: insert(Base.metadata.tables[MessageIdentity.__tablename__]).on_conflict_do_nothing()
+    .returning(MessageIdentity.message_pk)
     for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
 }
 _CLAIM_MESSAGE = (select(InboundMessage)
@@ -127,7 +128,7 @@ def _stream_raw(session: Session, message_pk: int, raw: bytes) -> None:
 def identity_owner(session: Session, message: InboundMessage) -> int | None:
     """A read, no claim: the id of another message that already claimed this one's dedup key, else
     None (also when this message owns it). :func:`claim_identity` decides for good."""
-    owner = session.scalar(_OWNER, {"dedup_key": message.dedup_key})
+    owner = session.connection().execute(_OWNER, {"dedup_key": message.dedup_key}).scalar()
     return None if owner == message.id else owner
 
 
@@ -143,14 +144,15 @@ def claim_identity(session: Session, message: InboundMessage, *, read_first: boo
     """
     session.flush()
     key = {"dedup_key": message.dedup_key}
-    owner = session.scalar(_OWNER, key) if read_first else None
+    connection = session.connection()  # Core statements: identities are never ORM objects
+    owner = connection.execute(_OWNER, key).scalar() if read_first else None
     if owner is None:
-        inserted = session.scalar(  # RETURNING: psycopg's rowcount reads -1
-            _CLAIM_IDENTITY[session.get_bind().dialect.name],
-            {**key, "message_pk": message.id, "created_at": utcnow()})
+        inserted = connection.execute(  # RETURNING: psycopg's rowcount reads -1
+            _CLAIM_IDENTITY[connection.dialect.name],
+            {**key, "message_pk": message.id, "created_at": utcnow()}).scalar()
         if inserted is not None:
             return None
-        owner = session.scalar(_OWNER, key)
+        owner = connection.execute(_OWNER, key).scalar()
     if owner is None:  # pragma: no cover - the row that made the insert fail is committed
         raise RuntimeError(f"identity {message.dedup_key!r} vanished after a conflict")
     return None if owner == message.id else owner

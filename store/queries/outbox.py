@@ -95,7 +95,8 @@ def enqueue_outbox(
 
 def replies_since(session: Session, address: str, since: datetime) -> int:
     """How many automatic replies were queued to ``address`` since ``since`` (storm cap)."""
-    return int(session.scalar(_REPLIES_SINCE, {"address": address.strip().lower(), "since": since}) or 0)
+    return int(session.connection().execute(_REPLIES_SINCE, {"address": address.strip().lower(), "since": since})
+               .scalar() or 0)
 
 
 def due_outbox(session: Session, now: datetime, limit: int = 50) -> list[OutboxItem]:
