@@ -32,12 +32,14 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from intake.config.clock import utcnow
 from intake.config.settings import Settings
 from intake.pipeline import flow
 from intake.pipeline.journey import Result
 from intake.pipeline.services import Services, build_services
 from intake.pipeline.worker import TryAgain
 from intake.service.logs import make_logger
+from notifier.corrections import build_templates_ahead
 from parsers.text import one_line
 from store.db import engine_of, store_unavailable
 
@@ -54,6 +56,7 @@ def _start(settings: Settings, db_url: str, index: int, parent: int) -> None:
     threading.current_thread().name = f"runner-{index}"
     _services = build_services(settings, db_url, make_logger())
     freeze_heap()
+    warm_up(_services)
 
     def orphaned() -> None:  # the service was killed: nobody will read our results
         while os.getppid() == parent:
@@ -61,6 +64,23 @@ def _start(settings: Settings, db_url: str, index: int, parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
+
+
+def warm_up(services: Services) -> threading.Thread:
+    """Where the pipeline runs, once started: in a thread of its own, the caches a message would
+    otherwise fill (each region's blank template for the annotated workbooks). Only a head start:
+    a failure is logged and the pipeline builds what it needs itself."""
+    def run() -> None:
+        try:
+            built = build_templates_ahead(services.settings, utcnow())
+        except Exception:
+            services.log.exception("warm-up: the regions' templates were not built ahead")
+        else:
+            services.log.debug("warm-up: %d region templates built ahead", built)
+
+    thread = threading.Thread(target=run, name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def freeze_heap() -> None:

@@ -42,7 +42,7 @@ from intake.pipeline.services import Services
 from intake.pipeline.worker import Worker
 from intake.service.health import Health, write_report
 from intake.service.metrics import Metrics
-from intake.service.runners import Runner, freeze_heap, start_runners
+from intake.service.runners import Runner, freeze_heap, start_runners, warm_up
 from store.db import reading
 from store.queries.outbox import backlog_counts, outbox_status_counts
 
@@ -346,6 +346,8 @@ class Service:
             self.health.channels["outbox"] = {"up": True, "folder": str(settings.outbox_dir)}
         self._start_scheduler()
         freeze_heap()
+        if not self.runners:  # the pipeline runs here; runners warm up their own
+            warm_up(self.services)
         health = asyncio.create_task(self._health_task())
         where = f"relay {settings.smtp.host}:{settings.smtp.port}" if settings.smtp else f"folder {settings.outbox_dir}"
         log.info("ready: campaigns=%s, replies to %s", ",".join(c.id for c in settings.campaigns), where)

@@ -7,7 +7,7 @@ import posixpath
 import re
 import zipfile
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -27,6 +27,7 @@ from notifier.corrections import (
     ISSUES_SHEET,
     WARNING_COLOUR,
     build_corrections,
+    build_templates_ahead,
     corrections_name,
     split_message,
 )
@@ -51,6 +52,7 @@ from parsers.workbook.check import check_workbook
 from parsers.workbook.xlsx import read_xlsx, split_ref
 from tests.factories.workbooks import Formula, document_layout, good_workbook, hand_made_layout
 from tests.support.office import pages_words, to_pdf
+from tests.support.settings import make_settings
 
 # A return in the document's layout (not our template's), with a problem of every kind a cell can have.
 FAULTS: dict[str, Any] = {
@@ -600,3 +602,23 @@ def test_hostile_values_are_escaped_and_read_back_as_text(tmp_path: Path) -> Non
     assert f"Erreur : La valeur « {HOSTILE} » n'est pas un nombre. Corrigez-la." in decoded
     pages = pages_words(to_pdf(data, "corrections-bretagne.xlsx", tmp_path))  # LibreOffice opens it
     assert "<script>alert(1)</script>" in " ".join(w.text for _, _, words in pages for w in words)
+
+
+def test_the_templates_built_ahead_serve_each_configured_regions_first_rejection(
+    original: WorkbookReturn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path)  # Bretagne and Rhône-Alpes, campaign bilan-2013 (year 2013)
+    corrections_module._template.cache_clear()
+    assert build_templates_ahead(settings, datetime(2014, 5, 2, tzinfo=UTC)) == 2
+
+    def not_again(**_: object) -> BlankTemplate:
+        raise AssertionError("a blank template built again")
+
+    monkeypatch.setattr(corrections_module, "blank_template", not_again)
+    for code, name in (("53", "Bretagne"), ("82", "Rhône-Alpes")):
+        read_back = read(build_corrections(original, region_code=code, region_name=name,
+                                           campaign_id="bilan-2013", year=2013))
+        assert read_back.region_code == code
+    with pytest.raises(AssertionError, match="built again"):  # a region not configured: not built ahead
+        build_corrections(original, region_code="11", region_name="Île-de-France", campaign_id="bilan-2013", year=2013)
+    corrections_module._template.cache_clear()  # the other tests build their own
