@@ -54,6 +54,7 @@ from notifier.corrections import build_corrections
 from parsers.mail.mime import parse_message
 from parsers.workbook.check import check_workbook
 from store.db import engine_of
+from store.models import InboundMessage
 from store.queries import messages as message_queries
 from tests.factories.emails import XLSX, build_email
 from tests.factories.workbooks import Layout, good_workbook
@@ -150,8 +151,8 @@ def one_run(database: Callable[[], AbstractContextManager[str]], raws: list[byte
             flow.receive(services, Delivery(raw=raw, received_at=AT, channel="cli"))
         floor = len(floor_raws) / (time.perf_counter() - started)
         with services.sessions.begin() as session:  # the floor's messages are not processed
-            for message in message_queries.unfinished_messages(session, limit=len(raws)):
-                message.outcome = "ignored"
+            for inbound_id in message_queries.unfinished_messages(session, limit=len(raws)):
+                session.get_one(InboundMessage, inbound_id).outcome = "ignored"
         elapsed = 0.0
         cpu = time.process_time()
         with timed_steps(timings if timings is not None else {}) as claimed:

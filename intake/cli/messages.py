@@ -82,7 +82,7 @@ def cmd_reprocess(args: argparse.Namespace, settings: Settings, environ: Mapping
     ids = list(args.ids)
     if args.failed:
         with services.sessions() as session:
-            ids += [m.id for m in failed_messages(session)]
+            ids += failed_messages(session)
     out = Printer()
     if not ids:
         results = flow.recover(services)

@@ -43,6 +43,7 @@ from store.models import InboundMessage
 from store.queries.messages import (
     claim_message,
     given_raw,
+    message_without_bytes,
     store_inbound,
     stored_message,
     unfinished_messages,
@@ -147,12 +148,14 @@ def process(services: Services, inbound_id: int, *, raw: bytes | None = None) ->
         # SQLite: the steps before the lock read in a transaction of their own (ours take the whole
         # store's write lock at BEGIN). PostgreSQL locks rows: they run in the same transaction,
         # once the row is claimed (one connection, fewer round trips).
-        prepared = prepare(services, inbound_id, raw=raw) if exclusive_writes(services.sessions) else None
+        exclusive = exclusive_writes(services.sessions)
+        prepared = prepare(services, inbound_id, raw=raw) if exclusive else None
         with services.sessions() as session, session.begin():
             seen_override = prepared.inbound.region_override if prepared is not None else None
-            inbound = claim_message(session, inbound_id)
+            # PostgreSQL: the steps before the lock run below, on the bytes read with the row.
+            inbound = claim_message(session, inbound_id, with_bytes=not exclusive and raw is None)
             if inbound is None:
-                held = session.get(InboundMessage, inbound_id)
+                held = message_without_bytes(session, inbound_id)
                 if held is None:
                     raise LookupError(f"no stored message #{inbound_id}")
                 services.log.debug("message #%d is being processed by another worker", inbound_id)
@@ -260,7 +263,7 @@ def reprocess(services: Services, inbound_id: int, *, force: bool = False) -> Re
     taken). An unknown id raises LookupError.
     """
     with services.sessions.begin() as session:
-        inbound = session.get(InboundMessage, inbound_id)
+        inbound = message_without_bytes(session, inbound_id)
         if inbound is None:
             raise LookupError(f"no stored message #{inbound_id}")
         if inbound.outcome not in ("failed", "received"):
@@ -274,7 +277,7 @@ def reprocess(services: Services, inbound_id: int, *, force: bool = False) -> Re
 def pending(services: Services, limit: int = 100_000) -> list[int]:
     """The messages stored but never processed (a crash, a kill, a restart), oldest first."""
     with services.sessions() as session:
-        return [m.id for m in unfinished_messages(session, limit=limit)]
+        return unfinished_messages(session, limit=limit)
 
 
 def recover(services: Services, limit: int = 1000) -> list[Result]:

@@ -45,6 +45,10 @@ _CLAIM_MESSAGE = (select(InboundMessage)
                   .where(InboundMessage.id == bindparam("inbound_id"))
                   .with_for_update(skip_locked=True)
                   .execution_options(populate_existing=True))
+_CLAIM_MESSAGE_WITH_BYTES = (select(InboundMessage)  # the bytes joined, as the relationship loads them
+                             .where(InboundMessage.id == bindparam("inbound_id"))
+                             .with_for_update(skip_locked=True, of=InboundMessage)
+                             .execution_options(populate_existing=True))
 
 
 def clean_text(value: str | None, limit: int = TEXT_MAX) -> str | None:
@@ -158,27 +162,24 @@ def claim_identity(session: Session, message: InboundMessage, *, read_first: boo
     return None if owner == message.id else owner
 
 
-def unfinished_messages(session: Session, limit: int = 100) -> list[InboundMessage]:
-    """Messages stored but never processed to an outcome (crash recovery), oldest first."""
-    return list(
-        session.scalars(
-            select(InboundMessage)
-            .where(InboundMessage.outcome == "received")
-            .order_by(InboundMessage.received_at, InboundMessage.id)
-            .limit(limit)
-        )
-    )
+def unfinished_messages(session: Session, limit: int = 100) -> list[int]:
+    """The ids of the messages stored but never processed to an outcome (crash recovery), oldest
+    first; only the ids are read (after a crash, thousands of messages may wait, bytes and all)."""
+    return list(session.scalars(
+        select(InboundMessage.id)
+        .where(InboundMessage.outcome == "received")
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+        .limit(limit)
+    ))
 
 
-def failed_messages(session: Session) -> list[InboundMessage]:
-    """Messages whose processing failed, oldest first."""
-    return list(
-        session.scalars(
-            select(InboundMessage)
-            .where(InboundMessage.outcome == "failed")
-            .order_by(InboundMessage.received_at, InboundMessage.id)
-        )
-    )
+def failed_messages(session: Session) -> list[int]:
+    """The ids of the messages whose processing failed, oldest first."""
+    return list(session.scalars(
+        select(InboundMessage.id)
+        .where(InboundMessage.outcome == "failed")
+        .order_by(InboundMessage.received_at, InboundMessage.id)
+    ))
 
 
 @dataclass(frozen=True)
@@ -257,9 +258,10 @@ def given_raw(message: InboundMessage, raw: bytes) -> None:
     set_committed_value(message, "raw_row", InboundRaw(message_pk=message.id, raw=raw))
 
 
-def claim_message(session: Session, inbound_id: int) -> InboundMessage | None:
+def claim_message(session: Session, inbound_id: int, *, with_bytes: bool = False) -> InboundMessage | None:
     """The stored message, row-locked for this transaction; None when it does not exist or when
     another transaction holds it (PostgreSQL ``FOR UPDATE SKIP LOCKED``: two workers never
     process the same message; SQLite renders no lock clause, its transactions are exclusive).
-    Its raw bytes are loaded only when read (the pipeline parsed them before the lock)."""
-    return session.scalar(_CLAIM_MESSAGE, {"inbound_id": inbound_id})
+    Its raw bytes are read in the same statement ``with_bytes`` (the caller is about to parse
+    them), else only if ever used (the pipeline parsed them before the lock)."""
+    return session.scalar(_CLAIM_MESSAGE_WITH_BYTES if with_bytes else _CLAIM_MESSAGE, {"inbound_id": inbound_id})

@@ -386,9 +386,9 @@ def test_unfinished_and_failed_messages(session: Session) -> None:
     done.outcome = "accepted"
     broken.outcome = "failed"
     session.flush()
-    assert unfinished_messages(session) == [early, late]
-    assert unfinished_messages(session, limit=1) == [early]
-    assert failed_messages(session) == [broken]
+    assert unfinished_messages(session) == [early.id, late.id]
+    assert unfinished_messages(session, limit=1) == [early.id]
+    assert failed_messages(session) == [broken.id]
 
 
 # --- datetimes ------------------------------------------------------------------------------------
