@@ -85,8 +85,8 @@ def _process_ticks() -> dict[int, tuple[str, int]]:
 
 class ProcessCpu:
     """The CPU each group of processes used between :meth:`start` and :meth:`stop`, in seconds:
-    ``group`` names a process from its pid and command line. A process
-    that ended meanwhile is not counted; one started meanwhile counts whole."""
+    ``group`` names a process from its pid and command line. A process that ended meanwhile is not
+    counted; one started meanwhile counts whole."""
 
     def __init__(self, group: Callable[[int, str], str]) -> None:
         self.group = group

@@ -19,10 +19,9 @@ from store.models import OUTBOX_STATUSES, SUBJECT_MAX, Base, InboundMessage, Out
 from store.queries.messages import clean_text
 
 # Every reply's statements, built once with bound parameters (see store.queries.messages).
-_ENQUEUE = {dialect: insert(Base.metadata.tables[OutboxItem.__tablename__]).on_conflict_do_nothing()
-            .returning(OutboxItem.id)
-            for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))}
 _OUTBOX = Base.metadata.tables[OutboxItem.__tablename__]
+_ENQUEUE = {dialect: insert(_OUTBOX).on_conflict_do_nothing().returning(_OUTBOX.c.id)
+            for dialect, insert in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))}
 _CLAIMABLE = (
     select(OutboxItem.id)
     .where(
