@@ -1,7 +1,14 @@
 """Two ``serve`` instances on one PostgreSQL database, watching one Dovecot mailbox and sharing one
 relay: a burst of 300 messages, one instance killed with SIGKILL midway (after the first replies
 to the first half, before the second half is appended). Every message must be
-processed once, answered once and moved once; the survivor carries on alone."""
+processed once and answered once, and leave the inbox for the processed folder; the survivor
+carries on alone.
+
+A copy may be made twice: the MOVE the killed instance had just sent can still be carried out by
+Dovecot after the kill, while the survivor, which takes a UID's lock as soon as the killed
+instance's connection to PostgreSQL is gone, finds it answered and moves it too (found by
+``make stress``: 301 copies for 300 messages, about one run in twenty with a core busy). That is
+at most the killed instance's batch in flight (``4 × processes`` messages); docs/reliability.md."""
 
 from __future__ import annotations
 
@@ -31,16 +38,16 @@ HEADERS = BytesHeaderParser(policy=policy.default)
 
 @pytest.fixture(params=[1, 2], ids=["pipeline in the service", "two pipeline processes each"])
 def instances(request: pytest.FixtureRequest, tmp_path: Path, pg_database: str, dovecot: Dovecot, relay: Relay
-              ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+              ) -> Iterator[tuple[ServiceProcess, ServiceProcess, int]]:
     """Two services on one PostgreSQL database (they migrate it at start), one mailbox, one relay;
     each runs its pipeline in its own process, or in two of their own (``[service] processes``:
-    the watcher then fetches, stores and moves in batches)."""
+    the watcher then fetches, stores and moves in batches); and that number of processes."""
     procs = []
     for name in ("a", "b"):
         data = tmp_path / name
         config = write_service_config(data, dovecot, relay, processes=request.param)
         procs.append(ServiceProcess(config, pg_database, data))
-    yield procs[0], procs[1]
+    yield procs[0], procs[1], request.param
     for proc in procs:
         proc.close()
 
@@ -81,9 +88,9 @@ def replies(relay: Relay) -> Counter[str]:
 
 
 def test_two_instances_one_killed_mid_burst_every_message_processed_and_answered_once(
-    instances: tuple[ServiceProcess, ServiceProcess], pg_database: str, dovecot: Dovecot, relay: Relay
+    instances: tuple[ServiceProcess, ServiceProcess, int], pg_database: str, dovecot: Dovecot, relay: Relay
 ) -> None:
-    first, second = instances
+    first, second, processes = instances
     messages, answered = burst(BURST)
     first.start()
     second.start()
@@ -106,7 +113,9 @@ def test_two_instances_one_killed_mid_burst_every_message_processed_and_answered
     assert {k: v for k, v in counts.items() if v != 1} == {}, "a message was answered twice"
     assert set(counts) == answered
     assert killed_at < len(answered), "the kill came after the burst was answered: nothing was tested"
-    assert len(dovecot.uids("Traités")) == BURST
+    # The inbox is empty: every message was moved; a second copy only of the batch the killed
+    # instance may have had in flight (see the module's docstring).
+    assert BURST <= len(dovecot.uids("Traités")) <= BURST + 4 * processes
 
     engine = make_engine(pg_database)
     try:
