@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import smtplib
 import statistics
 import tempfile
@@ -53,9 +52,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
-from bench.report import machine, write_section
-from parsers.reference.catalogue import regions
-from parsers.text import strip_accents
+from bench.report import campaign_senders, machine, write_section
 from tests.factories.emails import XLSX, build_email
 from tests.factories.workbooks import Layout, good_workbook
 from tests.support.dovecot import NO_IDLE_CAPABILITY, Dovecot, dovecot_binary
@@ -109,8 +106,7 @@ def message(n: int, tag: str, workbook: bytes, domain: str = "bretagne") -> tupl
 def every_region() -> list[tuple[str, str, bytes]]:
     """(code, sender domain, a clean return naming the region) for every region of 2014."""
     named = Layout(region_line="Région : {region}")
-    return [(r.code, re.sub(r"[^a-z0-9]+", "-", strip_accents(r.name).lower()).strip("-"),
-             good_workbook(region=r.name, layout=named)) for r in regions(2014)]
+    return [(code, domain, good_workbook(region=name, layout=named)) for code, domain, name in campaign_senders()]
 
 
 class IdleFloor:

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from parsers.reference.catalogue import regions
+from parsers.text import strip_accents
+
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+
+
+def campaign_senders(geography: int = 2014) -> tuple[tuple[str, str, str], ...]:
+    """(code, sender domain, name) of every region of a geography (2014: the 27 regions of the
+    2014 campaign): the benchmarks' senders write from ``@<domain>.pref.gouv.fr``
+    (« Rhône-Alpes » → ``rhone-alpes``)."""
+    return tuple((r.code, re.sub(r"[^a-z0-9]+", "-", strip_accents(r.name).lower()).strip("-"), r.name)
+                 for r in regions(geography))
 
 
 def machine() -> str:

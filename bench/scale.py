@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import tempfile
 import time
@@ -33,9 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bench.report import MachineCpu, ProcessCpu, machine, write_section
-from parsers.reference.catalogue import regions as catalogue_regions
-from parsers.text import strip_accents
+from bench.report import MachineCpu, ProcessCpu, campaign_senders, machine, write_section
 from store.db import make_engine, session_factory
 from store.models import InboundMessage
 from tests.factories.emails import XLSX, build_email
@@ -71,8 +68,7 @@ def campaign_regions(count: int) -> tuple[tuple[str, str, str], ...]:
     tests' configuration), or every region of the 2014 campaign."""
     if count == 2:
         return TWO_REGIONS
-    return tuple((r.code, re.sub(r"[^a-z0-9]+", "-", strip_accents(r.name).lower()).strip("-"), r.name)
-                 for r in catalogue_regions(2014))
+    return campaign_senders()
 
 
 def burst(count: int, regions: tuple[tuple[str, str, str], ...]) -> tuple[list[bytes], set[str]]:
